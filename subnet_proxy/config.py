@@ -1,0 +1,241 @@
+"""Every setting in one frozen object, built once in an entry point and passed down.
+
+Flags follow bittensor's dotted convention (``--netuid``, ``--wallet.name``, ``--proxy.port``).
+Each section is a pydantic model whose fields are the flags of that section; a field's
+``description`` is its ``--help`` text and its default the flag's default. A section's
+``backend``/``enabled`` field is spelled as the bare section flag (``--store firestore``,
+``--mock``), as the issue tracker and operators write them.
+
+A wrong value fails at start with the field named (``build_settings`` raises ``SettingsError``),
+never mid-run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import types
+import typing
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class WalletSettings(_Section):
+    name: str = Field("default", description="Wallet (coldkey) name.")
+    hotkey: str = Field("default", description="Hotkey name inside the wallet.")
+    path: str = Field("~/.bittensor/wallets", description="Folder of wallets.")
+
+
+class SubtensorSettings(_Section):
+    network: str = Field("finney", description="Network name (finney, test, local) or a ws:// endpoint.")
+    chain_endpoint: str | None = Field(None, description="Explicit chain endpoint; overrides network.")
+    call_timeout: float = Field(30.0, gt=0, description="Seconds any one chain call may take.")
+
+
+class LoggingSettings(_Section):
+    debug: bool = Field(False, description="Debug logging.")
+    trace: bool = Field(False, description="Trace logging (very verbose).")
+    structured: bool = Field(False, description="One JSON object per log line.")
+
+
+class NeuronSettings(_Section):
+    data_dir: str = Field("~/.subnet-proxy", description="All state: database, blobs, scores, local chain, wallets.")
+    sample_size: int = Field(3, ge=1, le=256, description="Miners queried per task.")
+    timeout: float = Field(12.0, gt=0, le=600, description="Base dendrite timeout in seconds (scaled by task size).")
+    moving_average_alpha: float = Field(0.1, gt=0, le=1, description="EMA weight of a new reward.")
+    epoch_length: int = Field(100, ge=1, description="Blocks between weight settings.")
+    synthetic_rate: float = Field(0.1, ge=0, le=1, description="Synthetic challenges per client task (0 = none).")
+    concurrency: int = Field(8, ge=1, le=1024, description="Tasks in flight at once.")
+    lease_s: float = Field(60.0, gt=0, description="Lease on a claimed task; renewed while working.")
+    resync_s: float = Field(120.0, gt=0, description="Seconds between metagraph resyncs.")
+
+
+class ProxySettings(_Section):
+    enabled: bool = Field(True, description="Run the side-server.")
+    host: str = Field("0.0.0.0", description="Side-server bind address.")
+    port: int = Field(8000, ge=0, le=65535, description="Side-server port (0 = any free port).")
+    api_key: list[str] = Field(default_factory=list, description="Client API key seeded at start (repeatable).")
+    admin_key: str | None = Field(None, description="Key for the admin endpoints (keys management).")
+    max_upload_mb: float = Field(25.0, gt=0, description="Largest request body accepted, in MB.")
+    max_audio_s: float = Field(600.0, gt=0, description="Longest audio accepted for transcription, in seconds.")
+    rate_per_s: float = Field(10.0, gt=0, description="Default per-key request rate (token bucket refill).")
+    burst: int = Field(20, ge=1, description="Default per-key burst (token bucket size).")
+    max_in_flight: int = Field(16, ge=1, description="Default per-key concurrent requests.")
+    task_ttl_s: float = Field(3600.0, gt=0, description="A task not finished by then expires.")
+    signature_max_age_s: float = Field(60.0, gt=0, description="Oldest signed request accepted.")
+    quorum: float = Field(0.5, gt=0, le=1, description="Share of validator stake whose evaluations approve a task.")
+
+
+class StoreSettings(_Section):
+    backend: Literal["sqlite", "firestore"] = Field("sqlite", description="TaskStore backend.")
+    sqlite_path: str | None = Field(None, description="SQLite file (default: DATA_DIR/tasks.db).")
+    firestore_project: str | None = Field(None, description="Google Cloud project (default: from credentials).")
+    firestore_database: str = Field("(default)", description="Firestore database id.")
+    firestore_prefix: str = Field("", description="Prefix of every collection name (several deployments, one project).")
+    poll_s: float = Field(2.0, gt=0, description="New-task poll interval where no listener can serve.")
+
+
+class BlobSettings(_Section):
+    backend: Literal["local", "gcs"] = Field("local", description="BlobStore backend.")
+    local_dir: str | None = Field(None, description="Blob folder (default: DATA_DIR/blobs).")
+    gcs_bucket: str | None = Field(None, description="GCS bucket name.")
+    gcs_prefix: str = Field("blobs/", description="Object name prefix in the bucket.")
+    signed_url_ttl_s: int = Field(900, ge=60, le=7 * 86400, description="Lifetime of signed result URLs.")
+
+
+class RetentionSettings(_Section):
+    done_days: float = Field(7.0, gt=0, description="Keep finished (approved) tasks this many days.")
+    failed_days: float = Field(3.0, gt=0, description="Keep failed and expired tasks this many days.")
+    interval_s: float = Field(3600.0, gt=0, description="Seconds between retention passes.")
+
+
+class WandbSettings(_Section):
+    off: bool = Field(False, description="Disable wandb.")
+    project: str = Field("subnet-proxy", description="wandb project.")
+    entity: str | None = Field(None, description="wandb entity (team).")
+    offline: bool = Field(False, description="Log offline (sync later); automatic under --mock.")
+    max_steps: int = Field(10_000, ge=100, description="Rotate the run after this many logged steps.")
+
+
+class AxonSettings(_Section):
+    ip: str = Field("0.0.0.0", description="Axon bind address.")
+    port: int = Field(8091, ge=0, le=65535, description="Axon port.")
+    external_ip: str | None = Field(None, description="IP announced on chain (never looked up online under --mock).")
+    external_port: int | None = Field(None, ge=0, le=65535, description="Port announced on chain.")
+
+
+class MockSettings(_Section):
+    enabled: bool = Field(False, description="Run on the local chain (no subtensor), embedded stores, local miners.")
+    miners: int = Field(0, ge=0, le=64, description="Reference miners started as child processes under --mock.")
+    block_time_s: float = Field(12.0, gt=0, description="Seconds per block of the local chain.")
+
+
+class EngineSettings(_Section):
+    asr_model: str | None = Field(None, description="Whisper model (CTranslate2 name or path); default: tiny.en.")
+    tts_voice: str | None = Field(None, description="Piper voice (.onnx path or name); default: shipped voice.")
+    embedding_model: str | None = Field(None, description="Sentence embedding model folder; default: shipped MiniLM.")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where the models run.")
+    workers: int = Field(1, ge=1, le=64, description="Model calls run at once (worker threads).")
+
+
+class MinerSettings(_Section):
+    min_stake: float = Field(0.0, ge=0, description="Least stake a caller needs (besides a validator permit).")
+    allow_non_validators: bool = Field(False, description="Answer callers without a validator permit (testing only).")
+
+
+class Settings(_Section):
+    netuid: int = Field(1, ge=0, le=65535, description="Subnet uid.")
+    wallet: WalletSettings = WalletSettings()
+    subtensor: SubtensorSettings = SubtensorSettings()
+    logging: LoggingSettings = LoggingSettings()
+    neuron: NeuronSettings = NeuronSettings()
+    proxy: ProxySettings = ProxySettings()
+    store: StoreSettings = StoreSettings()
+    blobs: BlobSettings = BlobSettings()
+    retention: RetentionSettings = RetentionSettings()
+    wandb: WandbSettings = WandbSettings()
+    axon: AxonSettings = AxonSettings()
+    mock: MockSettings = MockSettings()
+    engine: EngineSettings = EngineSettings()
+    miner: MinerSettings = MinerSettings()
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(os.path.expanduser(self.neuron.data_dir))
+
+
+class SettingsError(ValueError):
+    """A flag value is wrong; the message names it."""
+
+
+#: fields written as the bare section flag (``--store sqlite``, ``--mock``).
+_BARE_FIELDS = ("backend", "enabled")
+
+
+def _flag(section: str | None, name: str) -> str:
+    if section is None:
+        return f"--{name}"
+    return f"--{section}" if name in _BARE_FIELDS else f"--{section}.{name}"
+
+
+def _scalar(annotation: Any) -> tuple[Any, bool, Sequence[str] | None]:
+    """(python type, is_list, choices) of a field annotation."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return _scalar(args[0])
+    if origin is list:
+        inner, _, choices = _scalar(typing.get_args(annotation)[0])
+        return inner, True, choices
+    if origin is Literal:
+        choices = typing.get_args(annotation)
+        return type(choices[0]), False, choices
+    return annotation, False, None
+
+
+def _add_field(parser: argparse._ArgumentGroup, section: str | None, name: str, info: Any) -> None:
+    flag = _flag(section, name)
+    dest = name if section is None else f"{section}.{name}"
+    kind, is_list, choices = _scalar(info.annotation)
+    default = info.get_default(call_default_factory=True)
+    help_text = f"{info.description} (default: {default!r})"
+    if kind is bool:
+        parser.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                            help=help_text)
+    elif is_list:
+        parser.add_argument(flag, dest=dest, action="append", default=argparse.SUPPRESS, help=help_text)
+    else:
+        parser.add_argument(flag, dest=dest, default=argparse.SUPPRESS, choices=choices, help=help_text,
+                            metavar=name.upper() if choices is None else None)
+
+
+def build_parser(description: str, *, sections: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """An argparse parser with a flag for every setting (or only the named sections')."""
+    parser = argparse.ArgumentParser(description=description)
+    top = parser.add_argument_group("subnet")
+    for name, info in Settings.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, _Section):
+            if sections is not None and name not in sections:
+                continue
+            group = parser.add_argument_group(name)
+            for field_name, field_info in annotation.model_fields.items():
+                _add_field(group, name, field_name, field_info)
+        else:
+            _add_field(top, None, name, info)
+    return parser
+
+
+def settings_from_namespace(ns: argparse.Namespace) -> Settings:
+    """Turn parsed flags into Settings; pydantic checks and converts every value."""
+    data: dict[str, Any] = {}
+    for dest, value in vars(ns).items():
+        section, _, name = dest.rpartition(".")
+        (data.setdefault(section, {}) if section else data)[name] = value
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = [str(part) for part in err["loc"]]
+            flag = _flag(loc[0], loc[1]) if len(loc) > 1 else _flag(None, loc[0])
+            problems.append(f"{flag}: {err['msg']}")
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(problems)) from exc
+
+
+def build_settings(argv: Sequence[str] | None, description: str, *, sections: Sequence[str] | None = None) -> Settings:
+    """Parse ``argv`` into Settings; bad values exit with the flag named (argparse's usage error)."""
+    parser = build_parser(description, sections=sections)
+    ns = parser.parse_args(argv)
+    try:
+        return settings_from_namespace(ns)
+    except SettingsError as exc:
+        parser.error(str(exc))
+        raise  # unreachable: parser.error exits

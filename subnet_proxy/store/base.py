@@ -1,0 +1,181 @@
+"""The TaskStore interface: every backend (SQLite, Firestore) keeps tasks behind these operations.
+
+The validator loop, the side-server and the retention job talk to this interface only, and one
+conformance suite (``tests/store``) runs against every backend, so a backend cannot drift.
+
+Errors::
+
+    StoreError
+     +-- TaskNotFound        the task id is unknown
+     +-- LeaseLost           the caller no longer holds the task's lease
+     +-- IllegalTransition   (from subnet_proxy.tasks) the lifecycle table refuses the move
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from subnet_proxy.tasks import (
+    Evaluation,
+    FinalResult,
+    MinerResponse,
+    Task,
+    TaskKind,
+    TaskStatus,
+)
+
+
+class StoreError(Exception):
+    """Base of the store's own errors."""
+
+
+class TaskNotFound(StoreError):
+    def __init__(self, task_id: str) -> None:
+        super().__init__(f"task {task_id} not found")
+        self.task_id = task_id
+
+
+class LeaseLost(StoreError):
+    def __init__(self, task_id: str, claimer: str) -> None:
+        super().__init__(f"task {task_id}: {claimer} does not hold its lease")
+        self.task_id = task_id
+        self.claimer = claimer
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a listing; pass ``next_cursor`` back to get the next (None: no more)."""
+
+    tasks: list[Task]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeReport:
+    """What a retention pass deleted, and the blobs those rows referenced (for the BlobStore)."""
+
+    task_ids: list[str] = field(default_factory=list)
+    blob_keys: set[str] = field(default_factory=set)
+
+
+class TaskStore(abc.ABC):
+    """Durable task state shared by the side-server and the validator loop."""
+
+    # -- tasks ---------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def create_task(self, task: Task) -> tuple[Task, bool]:
+        """Store a new PENDING task. With ``task.idempotency_key`` set, a second create by the same
+        owner with the same key returns the first task and ``False`` instead of a duplicate."""
+
+    @abc.abstractmethod
+    async def get_task(self, task_id: str) -> Task:
+        """The task, or TaskNotFound."""
+
+    @abc.abstractmethod
+    async def list_tasks(
+        self,
+        *,
+        status: TaskStatus | None = None,
+        owner: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        """Tasks oldest first, optionally filtered, paged by an opaque cursor."""
+
+    @abc.abstractmethod
+    async def claim_tasks(
+        self,
+        claimer: str,
+        *,
+        limit: int,
+        lease_s: float,
+        kinds: Iterable[TaskKind] | None = None,
+        now: datetime | None = None,
+    ) -> list[Task]:
+        """Atomically move up to ``limit`` of the oldest claimable tasks to DISTRIBUTED under a lease
+        held by ``claimer``. Claimable: PENDING, or DISTRIBUTED whose lease has expired (that task
+        goes back to PENDING in its timeline first). Two claimers never get the same task."""
+
+    @abc.abstractmethod
+    async def renew_lease(self, task_id: str, claimer: str, *, lease_s: float) -> Task:
+        """Extend the lease; LeaseLost when ``claimer`` no longer holds it."""
+
+    @abc.abstractmethod
+    async def release_task(self, task_id: str, claimer: str, *, reason: str = "released") -> Task:
+        """Give a DISTRIBUTED task back (DISTRIBUTED -> PENDING), e.g. on shutdown."""
+
+    @abc.abstractmethod
+    async def assign_miners(self, task_id: str, claimer: str, miners: list[tuple[int, str]]) -> Task:
+        """Add (uid, hotkey) pairs to the task's assigned miners and count a dispatch attempt."""
+
+    @abc.abstractmethod
+    async def transition(
+        self,
+        task_id: str,
+        target: TaskStatus,
+        *,
+        reason: str | None = None,
+        error: tuple[str, str] | None = None,
+        claimer: str | None = None,
+    ) -> Task:
+        """Move a task along the lifecycle (checked by ``subnet_proxy.tasks.check_transition``),
+        atomically. With ``claimer`` the caller must hold the lease (LeaseLost otherwise).
+        ``error`` (code, message) is recorded on FAILED/EXPIRED."""
+
+    # -- responses, evaluations, results ----------------------------------------------------------
+    @abc.abstractmethod
+    async def record_response(self, response: MinerResponse) -> tuple[MinerResponse, bool]:
+        """Store a miner's answer once per (task_id, hotkey); a repeat returns the stored one and
+        ``False``. The first valid response of a task is stored with ``is_first=True``."""
+
+    @abc.abstractmethod
+    async def list_responses(self, task_id: str) -> list[MinerResponse]:
+        """Every response to the task, in the order received."""
+
+    @abc.abstractmethod
+    async def first_response(self, task_id: str) -> MinerResponse | None:
+        """The first valid response, as soon as one exists."""
+
+    @abc.abstractmethod
+    async def record_evaluation(self, evaluation: Evaluation) -> bool:
+        """Store a validator's evaluation once per (task_id, validator_hotkey); False if a repeat."""
+
+    @abc.abstractmethod
+    async def list_evaluations(self, task_id: str) -> list[Evaluation]: ...
+
+    @abc.abstractmethod
+    async def set_final_result(self, result: FinalResult) -> None:
+        """Record (or replace) the task's final result."""
+
+    @abc.abstractmethod
+    async def get_final_result(self, task_id: str) -> FinalResult | None: ...
+
+    # -- health, notification, retention ----------------------------------------------------------
+    @abc.abstractmethod
+    async def count_by_status(self) -> dict[TaskStatus, int]:
+        """Counts of every status (zero included), for health and metrics."""
+
+    @abc.abstractmethod
+    async def wait_for_task(self, timeout: float) -> bool:
+        """Wait until a task may be claimable (a create or a release) or ``timeout`` passes, without
+        polling the database in a loop. True when woken by a new task."""
+
+    @abc.abstractmethod
+    async def purge(self, *, status: TaskStatus, older_than: datetime, limit: int = 500) -> PurgeReport:
+        """Delete up to ``limit`` tasks in ``status`` last updated before ``older_than``, with their
+        responses, evaluations and result. Reports the blob keys they referenced."""
+
+    @abc.abstractmethod
+    async def blobs_in_use(self, keys: Iterable[str]) -> set[str]:
+        """Of ``keys``, those some remaining task, response or result still refers to (blobs are
+        content-addressed and may be shared, so retention must not delete a shared one)."""
+
+    @abc.abstractmethod
+    async def ping(self) -> None:
+        """Raise when the backend cannot be reached (readiness)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...

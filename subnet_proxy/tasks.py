@@ -1,0 +1,212 @@
+"""The task model: what a client asked, what miners answered, how it was judged, and the lifecycle.
+
+Every status change goes through :func:`check_transition`, the one table of legal moves, and is
+stamped into the task's timeline, so the status endpoint can show when each step happened and no
+backend can invent a move the others would refuse.
+
+    PENDING -> DISTRIBUTED -> DONE -> APPROVED
+       |           |  ^        |
+       |           v  |        v
+       +------> FAILED / EXPIRED      (DISTRIBUTED -> PENDING: lease expired or released)
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class TaskKind(StrEnum):
+    TRANSCRIPTION = "transcription"
+    TTS = "tts"
+    SUMMARIZATION = "summarization"
+
+
+class TaskStatus(StrEnum):
+    PENDING = "pending"
+    DISTRIBUTED = "distributed"
+    DONE = "done"
+    APPROVED = "approved"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset({TaskStatus.APPROVED, TaskStatus.FAILED, TaskStatus.EXPIRED})
+
+#: the one table of legal moves; everything else raises IllegalTransition.
+TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
+    TaskStatus.PENDING: frozenset({TaskStatus.DISTRIBUTED, TaskStatus.FAILED, TaskStatus.EXPIRED}),
+    TaskStatus.DISTRIBUTED: frozenset(
+        {TaskStatus.PENDING, TaskStatus.DONE, TaskStatus.FAILED, TaskStatus.EXPIRED}
+    ),
+    TaskStatus.DONE: frozenset({TaskStatus.APPROVED, TaskStatus.FAILED, TaskStatus.EXPIRED}),
+    TaskStatus.APPROVED: frozenset(),
+    TaskStatus.FAILED: frozenset(),
+    TaskStatus.EXPIRED: frozenset(),
+}
+
+
+class IllegalTransition(ValueError):
+    """A status change the lifecycle table does not allow."""
+
+    def __init__(self, task_id: str, current: TaskStatus, target: TaskStatus) -> None:
+        super().__init__(f"task {task_id}: {current.value} -> {target.value} is not a legal transition")
+        self.task_id = task_id
+        self.current = current
+        self.target = target
+
+
+def check_transition(task_id: str, current: TaskStatus, target: TaskStatus) -> None:
+    if target not in TRANSITIONS[current]:
+        raise IllegalTransition(task_id, current, target)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Transition(_Model):
+    """One step of the timeline."""
+
+    status: TaskStatus
+    at: datetime
+    reason: str | None = None
+
+
+class TaskError(_Model):
+    code: str
+    message: str
+
+
+class TaskInput(_Model):
+    """What the miners are asked. Audio lives in the BlobStore; ``audio_blob`` is its key."""
+
+    audio_blob: str | None = None
+    audio_format: str | None = None
+    audio_seconds: float | None = None
+    language: str | None = None
+    text: str | None = None
+    voice: str | None = None
+    max_words: int | None = None
+
+
+class Task(_Model):
+    """A unit of work, from client submission (or a synthetic challenge) to its final result."""
+
+    task_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    kind: TaskKind
+    status: TaskStatus = TaskStatus.PENDING
+    owner: str = Field(description="API key id of the client, or 'synthetic:<validator hotkey>'.")
+    idempotency_key: str | None = None
+    input: TaskInput
+    #: known answer of a synthetic challenge; never shown to clients or miners.
+    ground_truth: str | None = None
+    synthetic: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    deadline: datetime | None = None
+    timeline: list[Transition] = Field(default_factory=list)
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+    attempts: int = 0
+    #: (uid, hotkey) of the miners this task was sent to; only they may answer it.
+    assigned: list[tuple[int, str]] = Field(default_factory=list)
+    error: TaskError | None = None
+
+    def model_post_init(self, __context: Any) -> None:
+        if not self.timeline:
+            self.timeline.append(Transition(status=self.status, at=self.created_at))
+
+    @property
+    def blob_keys(self) -> list[str]:
+        """Blobs this task's input refers to (outputs are referenced by responses and results)."""
+        return [self.input.audio_blob] if self.input.audio_blob else []
+
+    def moved(self, target: TaskStatus, *, at: datetime | None = None, reason: str | None = None) -> "Task":
+        """A copy of this task moved to ``target``; raises IllegalTransition where the table says no."""
+        check_transition(self.task_id, self.status, target)
+        at = at or utcnow()
+        update: dict[str, Any] = {
+            "status": target,
+            "updated_at": at,
+            "timeline": [*self.timeline, Transition(status=target, at=at, reason=reason)],
+        }
+        if target is not TaskStatus.DISTRIBUTED:
+            update.update(lease_owner=None, lease_expires_at=None)
+        return self.model_copy(update=update)
+
+
+ResponseState = Literal["ok", "invalid", "timeout", "error"]
+
+
+class MinerResponse(_Model):
+    """One miner's answer to one task, keyed by (task_id, hotkey): recorded once, never twice.
+
+    ``latency_s`` is what the validator measured; a miner never reports its own timing or score.
+    Audio outputs live in the BlobStore under ``output_blob``.
+    """
+
+    task_id: str
+    hotkey: str
+    uid: int
+    state: ResponseState
+    latency_s: float | None = None
+    text: str | None = None
+    segments: list[dict[str, Any]] | None = None
+    output_blob: str | None = None
+    output_format: str | None = None
+    output_sample_rate: int | None = None
+    status_code: int | None = None
+    message: str | None = None
+    received_at: datetime = Field(default_factory=utcnow)
+    #: set by the store: true for the first valid (state == "ok") response of the task.
+    is_first: bool = False
+
+    @property
+    def valid(self) -> bool:
+        return self.state == "ok"
+
+
+class MinerReward(_Model):
+    uid: int
+    hotkey: str
+    reward: float = Field(ge=0.0, le=1.0)
+    breakdown: dict[str, float] = Field(default_factory=dict)
+
+
+class Evaluation(_Model):
+    """One validator's judgement of every answer to a task (once per validator per task)."""
+
+    task_id: str
+    validator_hotkey: str
+    rewards: list[MinerReward]
+    stake: float = 0.0
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class FinalResult(_Model):
+    """The answer a client gets: the best valid response, chosen by evaluation."""
+
+    task_id: str
+    kind: TaskKind
+    hotkey: str
+    uid: int
+    score: float
+    text: str | None = None
+    segments: list[dict[str, Any]] | None = None
+    output_blob: str | None = None
+    output_format: str | None = None
+    output_sample_rate: int | None = None
+    decided_at: datetime = Field(default_factory=utcnow)

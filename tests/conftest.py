@@ -1,0 +1,46 @@
+"""Shared fixtures: loopback-only bittensor, throwaway wallets, real encoded audio."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+from bittensor_wallet import Wallet
+
+from protocol import encode_audio
+from subnet_proxy.offline import pin_external_ip
+
+# No test may look anything up online: pin bittensor's external IP before any Dendrite/Axon exists.
+pin_external_ip("127.0.0.1")
+
+
+def make_wallet(root: Path, name: str, hotkey: str = "default") -> Wallet:
+    wallet = Wallet(name=name, hotkey=hotkey, path=str(root))
+    wallet.create_if_non_existent(coldkey_use_password=False, hotkey_use_password=False, suppress=True)
+    return wallet
+
+
+@pytest.fixture
+def wallet_factory(tmp_path: Path):
+    def factory(name: str, hotkey: str = "default") -> Wallet:
+        return make_wallet(tmp_path / "wallets", name, hotkey)
+
+    return factory
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def tone(seconds: float = 1.0, rate: int = 16_000, freq: float = 440.0) -> np.ndarray:
+    t = np.arange(int(seconds * rate), dtype=np.float32) / rate
+    return (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+@pytest.fixture
+def wav_bytes() -> bytes:
+    return encode_audio(tone(), 16_000, "wav")
