@@ -210,3 +210,14 @@ class FinalResult(_Model):
     output_format: str | None = None
     output_sample_rate: int | None = None
     decided_at: datetime = Field(default_factory=utcnow)
+
+
+class MinerStat(_Model):
+    """What the validator knows of one miner: the public ``GET /api/v1/miners`` row and metrics."""
+
+    uid: int
+    hotkey: str
+    ema_score: float
+    latency_s: float | None = None
+    success_rate: float | None = None
+    last_weight: float | None = None

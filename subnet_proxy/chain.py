@@ -1,0 +1,88 @@
+"""The chain boundary: what the validator, the miner and the side-server need from the chain.
+
+One small interface, two implementations: the real one over bittensor 10.5 (``Subtensor``,
+``Metagraph``, ``Subtensor.set_weights``) and the local chain used by ``--mock`` (no subtensor node
+can run on the development machines). Code above this module cannot tell them apart.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Neuron:
+    """One registered uid as the metagraph shows it."""
+
+    uid: int
+    hotkey: str
+    coldkey: str
+    stake: float
+    ip: str
+    port: int
+    validator_permit: bool
+    last_update: int
+
+    @property
+    def is_serving(self) -> bool:
+        """An axon is announced (bittensor writes 0.0.0.0:0 for none)."""
+        return self.port > 0 and self.ip not in ("", "0.0.0.0")
+
+
+@dataclass(frozen=True, slots=True)
+class MetagraphSnapshot:
+    """The metagraph at one block; immutable so the loop and the server can share it freely."""
+
+    netuid: int
+    block: int
+    neurons: tuple[Neuron, ...]
+    _by_hotkey: dict[str, Neuron] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_hotkey", {n.hotkey: n for n in self.neurons})
+
+    def by_hotkey(self, hotkey: str) -> Neuron | None:
+        return self._by_hotkey.get(hotkey)
+
+    def by_uid(self, uid: int) -> Neuron | None:
+        return self.neurons[uid] if 0 <= uid < len(self.neurons) and self.neurons[uid].uid == uid else next(
+            (n for n in self.neurons if n.uid == uid), None
+        )
+
+    @property
+    def n(self) -> int:
+        return len(self.neurons)
+
+
+@dataclass(frozen=True, slots=True)
+class WeightsResult:
+    success: bool
+    message: str
+
+
+class Chain(abc.ABC):
+    """What the neurons ask of the chain. Every call may be slow or fail: implementations bound
+    each call with a timeout and raise ``ChainError`` rather than hang."""
+
+    @abc.abstractmethod
+    async def snapshot(self) -> MetagraphSnapshot:
+        """A fresh metagraph (uids, hotkeys, coldkeys, stake, axons, permits, last_update)."""
+
+    @abc.abstractmethod
+    async def current_block(self) -> int: ...
+
+    @abc.abstractmethod
+    async def is_registered(self, hotkey: str) -> bool: ...
+
+    @abc.abstractmethod
+    async def set_weights(self, uids: Sequence[int], weights: Sequence[float], *, version_key: int) -> WeightsResult:
+        """Emit normalized weights for the uids (implementations process them for the netuid)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+
+class ChainError(Exception):
+    """A chain call failed or timed out."""
