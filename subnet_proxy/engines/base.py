@@ -1,0 +1,107 @@
+"""The engine interfaces: speech to text, text to speech, summarization, and their errors.
+
+The reference miner answers with these engines and the validator uses the same ones for its own
+checks (round-trip transcription of TTS answers, reference transcripts and summaries, synthetic
+challenge audio). Engines are synchronous and CPU/GPU bound; ``engines.pool.Engines`` runs them in a
+bounded worker pool so no event loop ever blocks on a model.
+
+Errors::
+
+    EngineError                  any engine failure
+     +-- ModelLoadError          a model file or package is missing or unreadable (names which)
+     +-- EngineInputError        the input cannot be processed (empty text, no samples, bad language)
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from protocol import DecodedAudio
+
+#: the rate Whisper models expect; transcribers resample anything else to it.
+WHISPER_SAMPLE_RATE = 16_000
+
+
+class EngineError(Exception):
+    """An engine could not do its job."""
+
+
+class ModelLoadError(EngineError):
+    """A model could not be loaded; ``source`` names the package or path that is missing or bad."""
+
+    def __init__(self, message: str, *, source: str) -> None:
+        super().__init__(f"{message} ({source})")
+        self.source = source
+
+
+class EngineInputError(EngineError):
+    """The input is unusable for this engine (the caller's fault, not the model's)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptSegment:
+    """One timed piece of a transcript, in seconds from the start of the audio."""
+
+    start: float
+    end: float
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    """A transcript: the whole text, its ordered segments and the language spoken (ISO 639)."""
+
+    text: str
+    segments: tuple[TranscriptSegment, ...]
+    language: str | None
+
+
+class Speech(NamedTuple):
+    """Synthesized mono float32 samples in [-1, 1] and their sample rate; unpacks as ``(samples, rate)``."""
+
+    samples: np.ndarray
+    sample_rate: int
+
+    @property
+    def duration_s(self) -> float:
+        return float(len(self.samples)) / float(self.sample_rate) if self.sample_rate else 0.0
+
+
+class Transcriber(abc.ABC):
+    """Speech to text."""
+
+    @abc.abstractmethod
+    def load(self) -> None:
+        """Load the model now (idempotent); raises ModelLoadError naming what is missing."""
+
+    @abc.abstractmethod
+    def transcribe(self, audio: DecodedAudio, language: str | None = None) -> Transcript:
+        """Transcribe decoded mono audio; ``language`` None means detect (or the model's only one)."""
+
+
+class Synthesizer(abc.ABC):
+    """Text to speech."""
+
+    @abc.abstractmethod
+    def load(self) -> None:
+        """Load the voice now (idempotent); raises ModelLoadError naming what is missing."""
+
+    @abc.abstractmethod
+    def synthesize(self, text: str, voice: str | None = None, sample_rate: int | None = None) -> Speech:
+        """Speak ``text``; ``voice`` None is the configured voice, ``sample_rate`` None the voice's own rate."""
+
+
+class Summarizer(abc.ABC):
+    """Text to a shorter text."""
+
+    @abc.abstractmethod
+    def load(self) -> None:
+        """Prepare the summarizer (idempotent); raises ModelLoadError naming what is missing."""
+
+    @abc.abstractmethod
+    def summarize(self, text: str, max_words: int | None = None) -> str:
+        """A summary of ``text`` of at most ``max_words`` words (None: the engine's default bound)."""

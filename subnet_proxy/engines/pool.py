@@ -1,0 +1,79 @@
+"""Run the engines off the event loop: a bounded worker pool and the async facade over all three.
+
+Model calls are seconds of CPU (or GPU) work; run inline they would stall every other request an
+axon or a validator loop is serving. ``Engines`` sends each call to a thread pool of
+``settings.engine.workers`` threads (CTranslate2 and onnxruntime release the GIL while they compute),
+so at most that many model calls run at once and the rest wait their turn. A caller that gives up
+(a synapse timeout cancels its coroutine) also withdraws its call if it has not started yet, so
+stale work does not pile up behind a slow request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import ParamSpec, TypeVar
+
+from protocol import DecodedAudio
+from subnet_proxy.engines.base import Speech, Summarizer, Synthesizer, Transcriber, Transcript
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class WorkerPool:
+    """A fixed number of worker threads for blocking model calls, awaited from async code."""
+
+    def __init__(self, workers: int) -> None:
+        if workers < 1:
+            raise ValueError("workers must be at least 1")
+        self.workers = workers
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="engine")
+
+    async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run ``fn`` in a worker thread; cancelling the await withdraws it if it has not started."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+
+    def close(self) -> None:
+        """Stop taking work and drop what has not started; running calls finish in their threads."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+class Engines:
+    """The three engines behind one async surface, sharing one bounded worker pool.
+
+    The synchronous engines stay reachable (``.transcriber`` ...) for scripts and tests that are
+    not async. Models load lazily on first use (in a worker, never on the loop) or all at once with
+    ``load()`` at start-up, so a bad model path fails before the first request.
+    """
+
+    def __init__(self, *, transcriber: Transcriber, synthesizer: Synthesizer, summarizer: Summarizer,
+                 workers: int = 1) -> None:
+        self.transcriber = transcriber
+        self.synthesizer = synthesizer
+        self.summarizer = summarizer
+        self.pool = WorkerPool(workers)
+
+    async def load(self, *, asr: bool = True, tts: bool = True, summarizer: bool = True) -> None:
+        """Load the chosen models now; raises ModelLoadError naming the missing package or path."""
+        if asr:
+            await self.pool.run(self.transcriber.load)
+        if tts:
+            await self.pool.run(self.synthesizer.load)
+        if summarizer:
+            await self.pool.run(self.summarizer.load)
+
+    async def transcribe(self, audio: DecodedAudio, language: str | None = None) -> Transcript:
+        return await self.pool.run(self.transcriber.transcribe, audio, language)
+
+    async def synthesize(self, text: str, voice: str | None = None, sample_rate: int | None = None) -> Speech:
+        return await self.pool.run(self.synthesizer.synthesize, text, voice, sample_rate)
+
+    async def summarize(self, text: str, max_words: int | None = None) -> str:
+        return await self.pool.run(self.summarizer.summarize, text, max_words)
+
+    def close(self) -> None:
+        self.pool.close()
