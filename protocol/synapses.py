@@ -53,7 +53,10 @@ class AudioSynapse(bt.Synapse):
         """
         inputs = cls.parse_headers_to_inputs(headers)
         meta = bt.Synapse(**{k: v for k, v in inputs.items() if k in bt.Synapse.model_fields})
-        return cls.model_construct(_fields_set=meta.model_fields_set, **dict(meta))
+        # Required inputs are absent from this view; None keeps body_hash/to_headers working on the
+        # axon's error path (blacklist 403, bad signature 401), which otherwise fails with a 500.
+        absent = {name: None for name, info in cls.model_fields.items() if info.is_required()}
+        return cls.model_construct(_fields_set=meta.model_fields_set, **absent, **dict(meta))
 
 
 @cache
