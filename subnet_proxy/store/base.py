@@ -8,6 +8,7 @@ Errors::
     StoreError
      +-- TaskNotFound        the task id is unknown
      +-- LeaseLost           the caller no longer holds the task's lease
+     +-- InvalidCursor       a paging cursor this store did not hand out (also a ValueError)
      +-- IllegalTransition   (from subnet_proxy.tasks) the lifecycle table refuses the move
 """
 
@@ -43,6 +44,12 @@ class LeaseLost(StoreError):
         super().__init__(f"task {task_id}: {claimer} does not hold its lease")
         self.task_id = task_id
         self.claimer = claimer
+
+
+class InvalidCursor(StoreError, ValueError):
+    def __init__(self, cursor: str) -> None:
+        super().__init__("invalid paging cursor")
+        self.cursor = cursor[:80]
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +174,12 @@ class TaskStore(abc.ABC):
     async def purge(self, *, status: TaskStatus, older_than: datetime, limit: int = 500) -> PurgeReport:
         """Delete up to ``limit`` tasks in ``status`` last updated before ``older_than``, with their
         responses, evaluations and result. Reports the blob keys they referenced."""
+
+    @abc.abstractmethod
+    async def expire_overdue(self, *, now: datetime | None = None, limit: int = 500) -> list[str]:
+        """Move up to ``limit`` PENDING, DISTRIBUTED or DONE tasks whose ``deadline`` has passed to
+        EXPIRED (error code ``"deadline"``, any lease dropped) and return their ids. Run by retention,
+        so a task whose validator vanished still ends, and the client sees why."""
 
     @abc.abstractmethod
     async def blobs_in_use(self, keys: Iterable[str]) -> set[str]:

@@ -1,0 +1,144 @@
+"""The store rules every backend applies the same way: leases, claims, checked moves, cursors, blob refs.
+
+Backends differ in how they make a change atomic (an SQLite ``BEGIN IMMEDIATE``, a Firestore
+transaction), not in what the change is. Keeping the "what" here as pure functions of a ``Task`` means
+the conformance suite tests one set of rules, whichever backend applies them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime, timedelta
+
+from subnet_proxy.store.base import InvalidCursor, LeaseLost
+from subnet_proxy.tasks import FinalResult, MinerResponse, Task, TaskError, TaskStatus
+
+#: statuses a passed ``deadline`` moves to EXPIRED (the others are final already).
+OVERDUE_STATUSES = (TaskStatus.PENDING, TaskStatus.DISTRIBUTED, TaskStatus.DONE)
+DEADLINE_ERROR = "deadline"
+
+
+def check_new(task: Task) -> None:
+    """A task enters the store PENDING; anything else would skip a checked transition."""
+    if task.status is not TaskStatus.PENDING:
+        raise ValueError(f"task {task.task_id}: a new task must be pending, not {task.status.value}")
+
+
+def holds_lease(task: Task, claimer: str) -> bool:
+    """A claimer holds a lease until another claimer takes the task (an expired but untaken lease
+    still lets its holder finish: nobody else has started the work)."""
+    return task.status is TaskStatus.DISTRIBUTED and task.lease_owner == claimer
+
+
+def require_lease(task: Task, claimer: str) -> None:
+    if not holds_lease(task, claimer):
+        raise LeaseLost(task.task_id, claimer)
+
+
+def claimable(task: Task, now: datetime) -> bool:
+    if task.status is TaskStatus.PENDING:
+        return True
+    return (
+        task.status is TaskStatus.DISTRIBUTED
+        and task.lease_expires_at is not None
+        and task.lease_expires_at <= now
+    )
+
+
+def claimed(task: Task, claimer: str, *, lease_s: float, now: datetime) -> Task:
+    """The task taken by ``claimer``; an expired lease first goes back to PENDING in the timeline."""
+    if task.status is TaskStatus.DISTRIBUTED:
+        task = task.moved(TaskStatus.PENDING, at=now, reason=f"lease of {task.lease_owner} expired")
+    task = task.moved(TaskStatus.DISTRIBUTED, at=now, reason=f"claimed by {claimer}")
+    return task.model_copy(update={"lease_owner": claimer, "lease_expires_at": now + timedelta(seconds=lease_s)})
+
+
+def renewed(task: Task, claimer: str, *, lease_s: float, now: datetime) -> Task:
+    require_lease(task, claimer)
+    return task.model_copy(update={"lease_expires_at": now + timedelta(seconds=lease_s), "updated_at": now})
+
+
+def released(task: Task, claimer: str, *, reason: str, now: datetime) -> Task:
+    require_lease(task, claimer)
+    return task.moved(TaskStatus.PENDING, at=now, reason=reason)
+
+
+def with_miners(task: Task, claimer: str, miners: list[tuple[int, str]], *, now: datetime) -> Task:
+    """Miners added once each (a retry may pick some again), and one more dispatch attempt."""
+    require_lease(task, claimer)
+    assigned = list(task.assigned)
+    for uid, hotkey in miners:
+        if (uid, hotkey) not in assigned:
+            assigned.append((uid, hotkey))
+    return task.model_copy(update={"assigned": assigned, "attempts": task.attempts + 1, "updated_at": now})
+
+
+def transitioned(
+    task: Task,
+    target: TaskStatus,
+    *,
+    reason: str | None,
+    error: tuple[str, str] | None,
+    claimer: str | None,
+    now: datetime,
+) -> Task:
+    """The checked move behind ``TaskStore.transition``: lease first, then the lifecycle table."""
+    if target is TaskStatus.DISTRIBUTED:
+        raise ValueError("a task becomes distributed only by claim_tasks (it needs a lease)")
+    if error is not None and target not in (TaskStatus.FAILED, TaskStatus.EXPIRED):
+        raise ValueError(f"an error is recorded only on failed/expired, not {target.value}")
+    if claimer is not None:
+        require_lease(task, claimer)
+    moved = task.moved(target, at=now, reason=reason)
+    if error is not None:
+        moved = moved.model_copy(update={"error": TaskError(code=error[0], message=error[1])})
+    return moved
+
+
+def overdue(task: Task, now: datetime) -> bool:
+    return task.status in OVERDUE_STATUSES and task.deadline is not None and task.deadline <= now
+
+
+def expired_by_deadline(task: Task, now: datetime) -> Task:
+    deadline = task.deadline.isoformat() if task.deadline else "?"
+    return transitioned(
+        task,
+        TaskStatus.EXPIRED,
+        reason=DEADLINE_ERROR,
+        error=(DEADLINE_ERROR, f"not finished by its deadline {deadline}"),
+        claimer=None,
+        now=now,
+    )
+
+
+def first_marked(response: MinerResponse, *, first_exists: bool) -> MinerResponse:
+    """The response as stored: ``is_first`` is the store's decision, never the caller's."""
+    return response.model_copy(update={"is_first": response.valid and not first_exists})
+
+
+def encode_cursor(task: Task) -> str:
+    """The position after ``task`` in (created_at, task_id) order, opaque to callers."""
+    raw = json.dumps([task.created_at.isoformat(), task.task_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, task_id = json.loads(raw)
+        at = datetime.fromisoformat(created)
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise InvalidCursor(cursor) from exc
+    if not isinstance(task_id, str) or at.tzinfo is None:
+        raise InvalidCursor(cursor)
+    return at, task_id
+
+
+def response_blobs(response: MinerResponse) -> list[str]:
+    return [response.output_blob] if response.output_blob else []
+
+
+def result_blobs(result: FinalResult) -> list[str]:
+    return [result.output_blob] if result.output_blob else []

@@ -1,0 +1,541 @@
+"""The embedded TaskStore: one SQLite file in WAL mode, driven from a dedicated worker thread.
+
+Why a thread of its own: sqlite3 calls block, and the event loop must not. Every call runs on one
+connection owned by one worker thread, so the connection is never shared across threads and calls
+from many coroutines queue up in order. Several store objects (or processes) may open the same file:
+each write is one ``BEGIN IMMEDIATE`` transaction, which takes SQLite's single write lock up front, so
+a claim's read-then-update cannot interleave with another claimer's (the busy timeout makes the
+loser wait instead of failing).
+
+Each table keeps the model as JSON in ``doc`` and copies out only the columns it filters or orders
+on. ``blob_refs`` lists every blob a task, its responses or its final result refer to, so retention
+can tell which content-addressed blobs are still shared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+from subnet_proxy.store import ops
+from subnet_proxy.store.base import Page, PurgeReport, TaskNotFound, TaskStore
+from subnet_proxy.tasks import (
+    Evaluation,
+    FinalResult,
+    MinerResponse,
+    Task,
+    TaskKind,
+    TaskStatus,
+    utcnow,
+)
+
+T = TypeVar("T")
+
+DEFAULT_BUSY_TIMEOUT_S = 30.0
+DEFAULT_POLL_S = 2.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tasks (
+    task_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    idempotency_key TEXT,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_ts REAL NOT NULL,
+    updated_ts REAL NOT NULL,
+    lease_ts REAL,
+    deadline_ts REAL,
+    doc TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS tasks_idem ON tasks(owner, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS tasks_status_order ON tasks(status, created_ts, task_id);
+CREATE INDEX IF NOT EXISTS tasks_order ON tasks(created_ts, task_id);
+CREATE INDEX IF NOT EXISTS tasks_status_updated ON tasks(status, updated_ts);
+CREATE INDEX IF NOT EXISTS tasks_deadline ON tasks(deadline_ts) WHERE deadline_ts IS NOT NULL;
+CREATE TABLE IF NOT EXISTS responses (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    task_id TEXT NOT NULL,
+    hotkey TEXT NOT NULL,
+    is_first INTEGER NOT NULL,
+    doc TEXT NOT NULL,
+    UNIQUE(task_id, hotkey)
+);
+CREATE TABLE IF NOT EXISTS evaluations (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    task_id TEXT NOT NULL,
+    validator_hotkey TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    UNIQUE(task_id, validator_hotkey)
+);
+CREATE TABLE IF NOT EXISTS final_results (
+    task_id TEXT PRIMARY KEY,
+    doc TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS blob_refs (
+    task_id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    blob_key TEXT NOT NULL,
+    PRIMARY KEY(task_id, source, blob_key)
+);
+CREATE INDEX IF NOT EXISTS blob_refs_key ON blob_refs(blob_key);
+CREATE TABLE IF NOT EXISTS meta (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO meta(name, value) VALUES ('wake_seq', 0);
+"""
+
+_TASK_COLUMNS = "task_id, owner, idempotency_key, kind, status, created_ts, updated_ts, lease_ts, deadline_ts, doc"
+
+
+def _ts(at: datetime | None) -> float | None:
+    return at.timestamp() if at is not None else None
+
+
+def _task_row(task: Task) -> tuple[Any, ...]:
+    return (
+        task.task_id,
+        task.owner,
+        task.idempotency_key,
+        task.kind.value,
+        task.status.value,
+        _ts(task.created_at),
+        _ts(task.updated_at),
+        _ts(task.lease_expires_at),
+        _ts(task.deadline),
+        task.model_dump_json(),
+    )
+
+
+class SQLiteTaskStore(TaskStore):
+    """TaskStore on one SQLite file; safe for several store objects and processes on that file."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        poll_s: float = DEFAULT_POLL_S,
+        busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S,
+    ) -> None:
+        self.path = Path(path)
+        self._poll_s = poll_s
+        self._busy_timeout_s = busy_timeout_s
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
+        self._conn: sqlite3.Connection | None = None
+        self._closed = False
+        # in-process wake-up (create/release by this object); touched only on the event loop
+        self._wake = asyncio.Event()
+        # cross-process wake-up state; touched only on the worker thread
+        self._data_version = -1
+        self._wake_seen = 0
+
+    # -- plumbing ------------------------------------------------------------------------------------
+    def _connection(self) -> sqlite3.Connection:
+        """The worker thread's connection, opened (and the schema made) on first use."""
+        if self._conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                self.path, timeout=self._busy_timeout_s, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_s * 1000)}")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                conn.close()
+                raise
+            conn.execute("COMMIT")
+            self._wake_seen = conn.execute("SELECT value FROM meta WHERE name = 'wake_seq'").fetchone()[0]
+            self._data_version = conn.execute("PRAGMA data_version").fetchone()[0]
+            self._conn = conn
+        return self._conn
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._closed:
+            raise RuntimeError("the task store is closed")
+        return await asyncio.get_running_loop().run_in_executor(self._pool, partial(fn, *args))
+
+    def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` in one write transaction, taking the write lock first (BEGIN IMMEDIATE)."""
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._run(self._tx, fn)
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._run(lambda: fn(self._connection()))
+
+    @staticmethod
+    def _load(conn: sqlite3.Connection, task_id: str) -> Task:
+        row = conn.execute("SELECT doc FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
+        if row is None:
+            raise TaskNotFound(task_id)
+        return Task.model_validate_json(row[0])
+
+    @staticmethod
+    def _save(conn: sqlite3.Connection, task: Task) -> None:
+        conn.execute(
+            "UPDATE tasks SET status = ?, updated_ts = ?, lease_ts = ?, deadline_ts = ?, doc = ? WHERE task_id = ?",
+            (
+                task.status.value,
+                _ts(task.updated_at),
+                _ts(task.lease_expires_at),
+                _ts(task.deadline),
+                task.model_dump_json(),
+                task.task_id,
+            ),
+        )
+
+    def _bump_wake(self, conn: sqlite3.Connection) -> None:
+        """Count a create/release for waiters in other processes; this process wakes by its event."""
+        conn.execute("UPDATE meta SET value = value + 1 WHERE name = 'wake_seq'")
+        self._wake_seen = conn.execute("SELECT value FROM meta WHERE name = 'wake_seq'").fetchone()[0]
+
+    @staticmethod
+    def _add_refs(conn: sqlite3.Connection, task_id: str, source: str, keys: list[str]) -> None:
+        conn.executemany(
+            "INSERT OR IGNORE INTO blob_refs(task_id, source, blob_key) VALUES (?, ?, ?)",
+            [(task_id, source, key) for key in keys],
+        )
+
+    async def _update(self, task_id: str, change: Callable[[Task], Task], *, wake: bool = False) -> Task:
+        """Load, change (pure; may raise) and save one task in one transaction."""
+
+        def work(conn: sqlite3.Connection) -> Task:
+            task = change(self._load(conn, task_id))
+            self._save(conn, task)
+            if wake:
+                self._bump_wake(conn)
+            return task
+
+        task = await self._write(work)
+        if wake:
+            self._wake.set()
+        return task
+
+    # -- tasks ---------------------------------------------------------------------------------------
+    async def create_task(self, task: Task) -> tuple[Task, bool]:
+        ops.check_new(task)
+
+        def work(conn: sqlite3.Connection) -> tuple[Task, bool]:
+            existing = conn.execute("SELECT doc FROM tasks WHERE task_id = ?", (task.task_id,)).fetchone()
+            if existing is None and task.idempotency_key is not None:
+                existing = conn.execute(
+                    "SELECT doc FROM tasks WHERE owner = ? AND idempotency_key = ?",
+                    (task.owner, task.idempotency_key),
+                ).fetchone()
+            if existing is not None:
+                return Task.model_validate_json(existing[0]), False
+            conn.execute(f"INSERT INTO tasks({_TASK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", _task_row(task))
+            self._add_refs(conn, task.task_id, "input", task.blob_keys)
+            self._bump_wake(conn)
+            return task, True
+
+        stored, created = await self._write(work)
+        if created:
+            self._wake.set()
+        return stored, created
+
+    async def get_task(self, task_id: str) -> Task:
+        return await self._read(lambda conn: self._load(conn, task_id))
+
+    async def list_tasks(
+        self,
+        *,
+        status: TaskStatus | None = None,
+        owner: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        where, params = ["1 = 1"], []  # type: list[str], list[Any]
+        if status is not None:
+            where.append("status = ?")
+            params.append(TaskStatus(status).value)
+        if owner is not None:
+            where.append("owner = ?")
+            params.append(owner)
+        if cursor is not None:
+            after_at, after_id = ops.decode_cursor(cursor)
+            where.append("(created_ts > ? OR (created_ts = ? AND task_id > ?))")
+            params += [after_at.timestamp(), after_at.timestamp(), after_id]
+        sql = f"SELECT doc FROM tasks WHERE {' AND '.join(where)} ORDER BY created_ts, task_id LIMIT ?"
+
+        def work(conn: sqlite3.Connection) -> list[Task]:
+            rows = conn.execute(sql, (*params, limit + 1)).fetchall()
+            return [Task.model_validate_json(doc) for (doc,) in rows]
+
+        tasks = await self._read(work)
+        more = len(tasks) > limit
+        tasks = tasks[:limit]
+        return Page(tasks=tasks, next_cursor=ops.encode_cursor(tasks[-1]) if more else None)
+
+    async def claim_tasks(
+        self,
+        claimer: str,
+        *,
+        limit: int,
+        lease_s: float,
+        kinds: Iterable[TaskKind] | None = None,
+        now: datetime | None = None,
+    ) -> list[Task]:
+        if limit < 1 or lease_s <= 0:
+            raise ValueError("claim_tasks needs limit >= 1 and lease_s > 0")
+        at = now or utcnow()
+        kind_values = [TaskKind(kind).value for kind in kinds] if kinds is not None else None
+        sql = (
+            "SELECT doc FROM tasks WHERE (status = 'pending' OR (status = 'distributed' AND lease_ts <= ?))"
+            + (f" AND kind IN ({', '.join('?' * len(kind_values))})" if kind_values else "")
+            + " ORDER BY created_ts, task_id LIMIT ?"
+        )
+        if kind_values == []:
+            return []
+
+        def work(conn: sqlite3.Connection) -> list[Task]:
+            rows = conn.execute(sql, (at.timestamp(), *(kind_values or []), limit)).fetchall()
+            taken = []
+            for (doc,) in rows:
+                task = ops.claimed(Task.model_validate_json(doc), claimer, lease_s=lease_s, now=at)
+                self._save(conn, task)
+                taken.append(task)
+            return taken
+
+        return await self._write(work)
+
+    async def renew_lease(self, task_id: str, claimer: str, *, lease_s: float) -> Task:
+        return await self._update(task_id, lambda t: ops.renewed(t, claimer, lease_s=lease_s, now=utcnow()))
+
+    async def release_task(self, task_id: str, claimer: str, *, reason: str = "released") -> Task:
+        return await self._update(
+            task_id, lambda t: ops.released(t, claimer, reason=reason, now=utcnow()), wake=True
+        )
+
+    async def assign_miners(self, task_id: str, claimer: str, miners: list[tuple[int, str]]) -> Task:
+        return await self._update(task_id, lambda t: ops.with_miners(t, claimer, miners, now=utcnow()))
+
+    async def transition(
+        self,
+        task_id: str,
+        target: TaskStatus,
+        *,
+        reason: str | None = None,
+        error: tuple[str, str] | None = None,
+        claimer: str | None = None,
+    ) -> Task:
+        return await self._update(
+            task_id,
+            lambda t: ops.transitioned(t, target, reason=reason, error=error, claimer=claimer, now=utcnow()),
+            wake=target is TaskStatus.PENDING,
+        )
+
+    # -- responses, evaluations, results -------------------------------------------------------------
+    async def record_response(self, response: MinerResponse) -> tuple[MinerResponse, bool]:
+        def work(conn: sqlite3.Connection) -> tuple[MinerResponse, bool]:
+            self._load(conn, response.task_id)
+            row = conn.execute(
+                "SELECT doc FROM responses WHERE task_id = ? AND hotkey = ?", (response.task_id, response.hotkey)
+            ).fetchone()
+            if row is not None:
+                return MinerResponse.model_validate_json(row[0]), False
+            first_exists = conn.execute(
+                "SELECT 1 FROM responses WHERE task_id = ? AND is_first = 1", (response.task_id,)
+            ).fetchone()
+            stored = ops.first_marked(response, first_exists=first_exists is not None)
+            conn.execute(
+                "INSERT INTO responses(task_id, hotkey, is_first, doc) VALUES (?, ?, ?, ?)",
+                (stored.task_id, stored.hotkey, int(stored.is_first), stored.model_dump_json()),
+            )
+            self._add_refs(conn, stored.task_id, f"response:{stored.hotkey}", ops.response_blobs(stored))
+            return stored, True
+
+        return await self._write(work)
+
+    async def list_responses(self, task_id: str) -> list[MinerResponse]:
+        def work(conn: sqlite3.Connection) -> list[MinerResponse]:
+            rows = conn.execute("SELECT doc FROM responses WHERE task_id = ? ORDER BY seq", (task_id,)).fetchall()
+            return [MinerResponse.model_validate_json(doc) for (doc,) in rows]
+
+        return await self._read(work)
+
+    async def first_response(self, task_id: str) -> MinerResponse | None:
+        def work(conn: sqlite3.Connection) -> MinerResponse | None:
+            row = conn.execute(
+                "SELECT doc FROM responses WHERE task_id = ? AND is_first = 1", (task_id,)
+            ).fetchone()
+            return MinerResponse.model_validate_json(row[0]) if row else None
+
+        return await self._read(work)
+
+    async def record_evaluation(self, evaluation: Evaluation) -> bool:
+        def work(conn: sqlite3.Connection) -> bool:
+            self._load(conn, evaluation.task_id)
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO evaluations(task_id, validator_hotkey, doc) VALUES (?, ?, ?)",
+                (evaluation.task_id, evaluation.validator_hotkey, evaluation.model_dump_json()),
+            )
+            return cursor.rowcount == 1
+
+        return await self._write(work)
+
+    async def list_evaluations(self, task_id: str) -> list[Evaluation]:
+        def work(conn: sqlite3.Connection) -> list[Evaluation]:
+            rows = conn.execute("SELECT doc FROM evaluations WHERE task_id = ? ORDER BY seq", (task_id,)).fetchall()
+            return [Evaluation.model_validate_json(doc) for (doc,) in rows]
+
+        return await self._read(work)
+
+    async def set_final_result(self, result: FinalResult) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            self._load(conn, result.task_id)
+            conn.execute(
+                "INSERT OR REPLACE INTO final_results(task_id, doc) VALUES (?, ?)",
+                (result.task_id, result.model_dump_json()),
+            )
+            conn.execute("DELETE FROM blob_refs WHERE task_id = ? AND source = 'result'", (result.task_id,))
+            self._add_refs(conn, result.task_id, "result", ops.result_blobs(result))
+
+        await self._write(work)
+
+    async def get_final_result(self, task_id: str) -> FinalResult | None:
+        def work(conn: sqlite3.Connection) -> FinalResult | None:
+            row = conn.execute("SELECT doc FROM final_results WHERE task_id = ?", (task_id,)).fetchone()
+            return FinalResult.model_validate_json(row[0]) if row else None
+
+        return await self._read(work)
+
+    # -- health, notification, retention -------------------------------------------------------------
+    async def count_by_status(self) -> dict[TaskStatus, int]:
+        def work(conn: sqlite3.Connection) -> dict[TaskStatus, int]:
+            counts = {status: 0 for status in TaskStatus}
+            for status, count in conn.execute("SELECT status, COUNT(*) FROM tasks GROUP BY status"):
+                counts[TaskStatus(status)] = count
+            return counts
+
+        return await self._read(work)
+
+    def _changed_elsewhere(self) -> bool:
+        """True when another connection created or released a task since we last looked. ``PRAGMA
+        data_version`` (no table read) changes only when another connection commits."""
+        conn = self._connection()
+        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        if version == self._data_version:
+            return False
+        self._data_version = version
+        seq = conn.execute("SELECT value FROM meta WHERE name = 'wake_seq'").fetchone()[0]
+        if seq == self._wake_seen:
+            return False
+        self._wake_seen = seq
+        return True
+
+    async def wait_for_task(self, timeout: float) -> bool:
+        """Wakes at once on this object's own create/release (an asyncio event, latched so a create
+        between a claim and this wait is not missed); other processes' creates are noticed within
+        ``poll_s`` by a data-version check that reads no table unless something was committed."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            if self._wake.is_set():
+                self._wake.clear()
+                return True
+            if await self._run(self._changed_elsewhere):
+                return True
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            try:
+                await asyncio.wait_for(self._wake.wait(), min(self._poll_s, remaining))
+            except TimeoutError:
+                pass
+
+    async def expire_overdue(self, *, now: datetime | None = None, limit: int = 500) -> list[str]:
+        at = now or utcnow()
+        statuses = [status.value for status in ops.OVERDUE_STATUSES]
+
+        def work(conn: sqlite3.Connection) -> list[str]:
+            rows = conn.execute(
+                "SELECT doc FROM tasks WHERE deadline_ts IS NOT NULL AND deadline_ts <= ? "
+                f"AND status IN ({', '.join('?' * len(statuses))}) ORDER BY deadline_ts LIMIT ?",
+                (at.timestamp(), *statuses, limit),
+            ).fetchall()
+            expired = []
+            for (doc,) in rows:
+                task = ops.expired_by_deadline(Task.model_validate_json(doc), at)
+                self._save(conn, task)
+                expired.append(task.task_id)
+            return expired
+
+        return await self._write(work)
+
+    async def purge(self, *, status: TaskStatus, older_than: datetime, limit: int = 500) -> PurgeReport:
+        def work(conn: sqlite3.Connection) -> PurgeReport:
+            ids = [
+                task_id
+                for (task_id,) in conn.execute(
+                    "SELECT task_id FROM tasks WHERE status = ? AND updated_ts < ? ORDER BY updated_ts LIMIT ?",
+                    (TaskStatus(status).value, older_than.timestamp(), limit),
+                )
+            ]
+            keys: set[str] = set()
+            for task_id in ids:
+                refs = conn.execute("SELECT blob_key FROM blob_refs WHERE task_id = ?", (task_id,))
+                keys.update(key for (key,) in refs)
+                for table in ("blob_refs", "responses", "evaluations", "final_results", "tasks"):
+                    conn.execute(f"DELETE FROM {table} WHERE task_id = ?", (task_id,))
+            return PurgeReport(task_ids=ids, blob_keys=keys)
+
+        return await self._write(work)
+
+    async def blobs_in_use(self, keys: Iterable[str]) -> set[str]:
+        wanted = sorted(set(keys))
+
+        def work(conn: sqlite3.Connection) -> set[str]:
+            used: set[str] = set()
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                used.update(
+                    key
+                    for (key,) in conn.execute(
+                        f"SELECT DISTINCT blob_key FROM blob_refs WHERE blob_key IN ({', '.join('?' * len(chunk))})",
+                        chunk,
+                    )
+                )
+            return used
+
+        return await self._read(work)
+
+    async def ping(self) -> None:
+        await self._read(lambda conn: conn.execute("SELECT 1").fetchone())
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+
+        def shut() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        await self._run(shut)
+        self._closed = True
+        self._pool.shutdown(wait=False)

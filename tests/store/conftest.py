@@ -1,0 +1,103 @@
+"""Backend fixtures of the conformance suite: every test in tests/store runs once per backend.
+
+To add a backend, write an async context manager that takes the test's temporary folder and yields
+what the fixtures need, and register it under a name (with pytest marks, e.g. needing an emulator):
+
+* task stores: ``TASK_STORE_BACKENDS[name] = (opener, marks)``; the opener yields a zero-argument
+  callable that returns a NEW store object on ONE shared database each call (the concurrency tests
+  open several, as separate validator processes would). Start from an empty database.
+* blob stores: ``BLOB_BACKENDS[name] = (opener, marks)``; the opener yields a ``BlobHarness``: the
+  store and a way to corrupt a stored blob behind the store's back (to prove reads are verified).
+
+The fixtures close every store they opened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from subnet_proxy.blobs import BlobStore, LocalBlobStore
+from subnet_proxy.store import SQLiteTaskStore, TaskStore
+
+TaskStoreOpener = Callable[[Path], AbstractAsyncContextManager[Callable[[], TaskStore]]]
+
+
+@dataclass(frozen=True)
+class BlobHarness:
+    store: BlobStore
+    #: overwrite the stored bytes of ``key`` with something else, bypassing the store
+    corrupt: Callable[[str], Awaitable[None]]
+
+
+BlobOpener = Callable[[Path], AbstractAsyncContextManager[BlobHarness]]
+
+#: how fast the embedded store notices another store object's writes in these tests
+SQLITE_TEST_POLL_S = 0.05
+
+
+@asynccontextmanager
+async def sqlite_backend(tmp_path: Path) -> AsyncIterator[Callable[[], TaskStore]]:
+    path = tmp_path / "tasks.db"
+    yield lambda: SQLiteTaskStore(path, poll_s=SQLITE_TEST_POLL_S)
+
+
+@asynccontextmanager
+async def local_blob_backend(tmp_path: Path) -> AsyncIterator[BlobHarness]:
+    store = LocalBlobStore(tmp_path / "blobs")
+
+    async def corrupt(key: str) -> None:
+        store.path_for(key).write_bytes(b"not what was stored")
+
+    yield BlobHarness(store=store, corrupt=corrupt)
+
+
+TASK_STORE_BACKENDS: dict[str, tuple[TaskStoreOpener, tuple[pytest.MarkDecorator, ...]]] = {
+    "sqlite": (sqlite_backend, ()),
+}
+BLOB_BACKENDS: dict[str, tuple[BlobOpener, tuple[pytest.MarkDecorator, ...]]] = {
+    "local": (local_blob_backend, ()),
+}
+
+
+def _params(registry: dict[str, tuple[object, tuple[pytest.MarkDecorator, ...]]]) -> list[object]:
+    return [pytest.param(name, marks=marks, id=name) for name, (_, marks) in registry.items()]
+
+
+@pytest.fixture(params=_params(TASK_STORE_BACKENDS))  # type: ignore[arg-type]
+async def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Callable[[], TaskStore]]:
+    """Opens another store object on this test's database (as another process would)."""
+    opener, _ = TASK_STORE_BACKENDS[request.param]
+    opened: list[TaskStore] = []
+    async with opener(tmp_path) as make:
+
+        def open_one() -> TaskStore:
+            store = make()
+            opened.append(store)
+            return store
+
+        yield open_one
+        for store in opened:
+            await store.close()
+
+
+@pytest.fixture
+async def task_store(open_store: Callable[[], TaskStore]) -> TaskStore:
+    return open_store()
+
+
+@pytest.fixture(params=_params(BLOB_BACKENDS))  # type: ignore[arg-type]
+async def blob_harness(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BlobHarness]:
+    opener, _ = BLOB_BACKENDS[request.param]
+    async with opener(tmp_path) as harness:
+        yield harness
+        await harness.store.close()
+
+
+@pytest.fixture
+def blob_store(blob_harness: BlobHarness) -> BlobStore:
+    return blob_harness.store
