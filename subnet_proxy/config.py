@@ -123,14 +123,14 @@ class EngineSettings(_Section):
     embedding_model: str | None = Field(None, description="Sentence embedding model folder; default: shipped MiniLM.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where the models run.")
     workers: int = Field(1, ge=1, le=64, description="Model calls run at once (worker threads).")
+    asr_beam_size: int = Field(5, ge=1, le=16, description="Whisper beam width (1 = greedy, fastest).")
+    asr_chunk_s: float = Field(300.0, ge=30, le=3600, description="Long audio is transcribed in chunks this long.")
 
 
 class MinerSettings(_Section):
     min_stake: float = Field(0.0, ge=0, description="Least stake a caller needs (besides a validator permit).")
     allow_non_validators: bool = Field(False, description="Answer callers without a validator permit (testing only).")
 
-    asr_beam_size: int = Field(5, ge=1, le=16, description="Whisper beam width (1 = greedy, fastest).")
-    asr_chunk_s: float = Field(300.0, ge=30, le=3600, description="Long audio is transcribed in chunks of this long.")
 
 class Settings(_Section):
     netuid: int = Field(1, ge=0, le=65535, description="Subnet uid.")

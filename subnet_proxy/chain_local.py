@@ -1,0 +1,288 @@
+"""The local chain behind ``--mock``: a metagraph in one JSON file that several processes share.
+
+No subtensor node can run on the development machines, and bittensor 10.5's ``MockSubtensor`` is
+broken for metagraph sync and ``set_weights``. So local runs keep the subnet in a JSON file:
+validators and miners started separately register into it (under a file lock, so concurrent
+writers lose nothing), blocks advance with wall time from the genesis stamp, and ``set_weights``
+calls are processed with bittensor's own ``process_weights`` and recorded with a bounded history.
+
+Writers take the lock and replace the file atomically (tmp + ``os.replace``); readers need no lock
+because they only ever see a whole file. Every call runs in a worker thread: file I/O never blocks
+the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+from bittensor.utils.weight_utils import process_weights
+from filelock import FileLock, Timeout
+
+from subnet_proxy.chain import Chain, ChainError, MetagraphSnapshot, Neuron, WeightsResult
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+#: bittensor's default ``MaxAllowedUids`` for a new subnet.
+DEFAULT_MAX_UIDS = 256
+#: blocks a validator waits between two weight settings (the chain's ``WeightsSetRateLimit``).
+DEFAULT_WEIGHTS_RATE_LIMIT = 1
+#: set_weights calls kept in the file; older ones are dropped.
+DEFAULT_HISTORY_LIMIT = 500
+#: the local subnet's weight hyperparameters (``MinAllowedWeights``, ``MaxWeightsLimit`` as a share).
+MIN_ALLOWED_WEIGHTS = 1
+MAX_WEIGHT_LIMIT = 1.0
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class WeightsRecord:
+    """One set_weights call as the local chain recorded it (weights after processing)."""
+
+    block: int
+    time: float
+    hotkey: str
+    uid: int
+    uids: list[int]
+    weights: list[float]
+    version_key: int
+
+
+def default_chain_file(data_dir: Path, netuid: int) -> Path:
+    return data_dir / "local_chain" / f"netuid-{netuid}.json"
+
+
+class LocalChain(Chain):
+    """The ``Chain`` of local runs; ``hotkey`` is who this process sets weights as (None: read-only)."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        netuid: int,
+        hotkey: str | None = None,
+        block_time_s: float = 12.0,
+        lock_timeout_s: float = 30.0,
+        max_uids: int = DEFAULT_MAX_UIDS,
+        weights_rate_limit: int = DEFAULT_WEIGHTS_RATE_LIMIT,
+        history_limit: int = DEFAULT_HISTORY_LIMIT,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if block_time_s <= 0:
+            raise ValueError("block_time_s must be positive")
+        self.path = Path(path)
+        self.netuid = netuid
+        self.hotkey = hotkey
+        self._block_time_s = block_time_s
+        self._lock = FileLock(str(self.path) + ".lock", timeout=lock_timeout_s)
+        self._max_uids = max_uids
+        self._rate_limit = weights_rate_limit
+        self._history_limit = history_limit
+        self._clock = clock
+        self._warned_block_time = False
+
+    # -- the Chain interface -------------------------------------------------------------------
+
+    async def snapshot(self) -> MetagraphSnapshot:
+        return await self._run(self.snapshot_sync)
+
+    async def current_block(self) -> int:
+        return await self._run(lambda: self._block_of(self._read()))
+
+    async def is_registered(self, hotkey: str) -> bool:
+        return await self._run(lambda: any(n["hotkey"] == hotkey for n in self._read()["neurons"]))
+
+    async def set_weights(self, uids: Sequence[int], weights: Sequence[float], *, version_key: int) -> WeightsResult:
+        return await self._run(lambda: self.set_weights_sync(uids, weights, version_key=version_key))
+
+    async def close(self) -> None:
+        """Nothing stays open between calls."""
+
+    # -- local-only operations (registration, history) -------------------------------------------
+
+    async def register(
+        self,
+        *,
+        hotkey: str,
+        coldkey: str,
+        ip: str = "0.0.0.0",
+        port: int = 0,
+        stake: float = 0.0,
+        validator_permit: bool = False,
+        uid: int | None = None,
+    ) -> int:
+        return await self._run(lambda: self.register_sync(
+            hotkey=hotkey, coldkey=coldkey, ip=ip, port=port, stake=stake, validator_permit=validator_permit, uid=uid))
+
+    async def weights_history(self, limit: int | None = None) -> list[WeightsRecord]:
+        return await self._run(lambda: self.weights_history_sync(limit))
+
+    def register_sync(
+        self,
+        *,
+        hotkey: str,
+        coldkey: str,
+        ip: str = "0.0.0.0",
+        port: int = 0,
+        stake: float = 0.0,
+        validator_permit: bool = False,
+        uid: int | None = None,
+    ) -> int:
+        """Register (or update) a neuron and return its uid.
+
+        A hotkey already registered keeps its uid and gets the new axon, stake and permit. A new
+        hotkey takes the next free uid, or replaces the neuron at ``uid`` when given (the way a
+        deregistered uid is taken over on chain: last_update starts again).
+        """
+        if not hotkey or not coldkey:
+            raise ValueError("hotkey and coldkey are required")
+        if not 0 <= port <= 65535:
+            raise ValueError(f"port {port} is out of range")
+        if not math.isfinite(stake) or stake < 0:
+            raise ValueError(f"stake {stake} must be a finite number >= 0")
+
+        def change(state: dict[str, Any]) -> int:
+            neurons: list[dict[str, Any]] = state["neurons"]
+            block = self._block_of(state)
+            entry = {"hotkey": hotkey, "coldkey": coldkey, "ip": ip, "port": int(port), "stake": float(stake),
+                     "validator_permit": bool(validator_permit)}
+            current = next((n for n in neurons if n["hotkey"] == hotkey), None)
+            if current is not None and (uid is None or uid == current["uid"]):
+                current.update(entry)
+                return int(current["uid"])
+            if current is not None:
+                raise ValueError(f"hotkey {hotkey} is already registered as uid {current['uid']}")
+            if uid is None:
+                if len(neurons) >= self._max_uids:
+                    raise ChainError(f"the local subnet is full ({self._max_uids} uids)")
+                new_uid = len(neurons)
+                neurons.append({"uid": new_uid, **entry, "last_update": block, "registered_at": block})
+                return new_uid
+            if not 0 <= uid < len(neurons):
+                raise ValueError(f"uid {uid} is not registered (0..{len(neurons) - 1})")
+            log.info("uid %d: hotkey %s replaced by %s", uid, neurons[uid]["hotkey"], hotkey)
+            neurons[uid] = {"uid": uid, **entry, "last_update": block, "registered_at": block}
+            return uid
+
+        return self._update(change)
+
+    def snapshot_sync(self) -> MetagraphSnapshot:
+        state = self._read()
+        neurons = tuple(
+            Neuron(uid=int(n["uid"]), hotkey=n["hotkey"], coldkey=n["coldkey"], stake=float(n["stake"]), ip=n["ip"],
+                   port=int(n["port"]), validator_permit=bool(n["validator_permit"]), last_update=int(n["last_update"]))
+            for n in state["neurons"]
+        )
+        return MetagraphSnapshot(netuid=self.netuid, block=self._block_of(state), neurons=neurons)
+
+    def set_weights_sync(self, uids: Sequence[int], weights: Sequence[float], *, version_key: int) -> WeightsResult:
+        if self.hotkey is None:
+            return WeightsResult(False, "this local chain handle has no hotkey to set weights as")
+        if len(uids) != len(weights):
+            return WeightsResult(False, f"{len(uids)} uids but {len(weights)} weights")
+        hotkey = self.hotkey
+
+        def change(state: dict[str, Any]) -> WeightsResult:
+            neurons = state["neurons"]
+            me = next((n for n in neurons if n["hotkey"] == hotkey), None)
+            if me is None:
+                return WeightsResult(False, f"hotkey {hotkey} is not registered on netuid {self.netuid}")
+            if not me["validator_permit"]:
+                return WeightsResult(False, f"hotkey {hotkey} has no validator permit")
+            block = self._block_of(state)
+            last = me.get("weights_block")
+            if last is not None and block - last <= state["weights_rate_limit"]:  # bittensor: allowed when >
+                return WeightsResult(False, f"too soon: {block - last} blocks since the last weights, "
+                                            f"the rate limit is {state['weights_rate_limit']}")
+            bad = [u for u in uids if not 0 <= int(u) < len(neurons)]
+            if bad:
+                return WeightsResult(False, f"uids not registered: {bad[:10]}")
+            raw = np.asarray(weights, dtype=np.float32)
+            if not np.all(np.isfinite(raw)) or np.any(raw < 0):
+                return WeightsResult(False, "weights must be finite and >= 0")
+            out_uids, out_weights = process_weights(
+                uids=np.asarray(uids, dtype=np.int64), weights=raw, num_neurons=len(neurons),
+                min_allowed_weights=MIN_ALLOWED_WEIGHTS, max_weight_limit=MAX_WEIGHT_LIMIT)
+            record = WeightsRecord(block=block, time=self._clock(), hotkey=hotkey, uid=int(me["uid"]),
+                                   uids=[int(u) for u in out_uids], weights=[float(w) for w in out_weights],
+                                   version_key=int(version_key))
+            state["weights"] = (state["weights"] + [asdict(record)])[-self._history_limit:]
+            me["last_update"] = me["weights_block"] = block
+            return WeightsResult(True, f"weights set at block {block}")
+
+        return self._update(change)
+
+    def weights_history_sync(self, limit: int | None = None) -> list[WeightsRecord]:
+        records = [WeightsRecord(**r) for r in self._read()["weights"]]
+        return records[-limit:] if limit else records
+
+    # -- the file --------------------------------------------------------------------------------
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        return await asyncio.to_thread(fn)
+
+    def _block_of(self, state: dict[str, Any]) -> int:
+        return max(0, int((self._clock() - state["genesis"]) / state["block_time_s"]))
+
+    def _genesis(self) -> dict[str, Any]:
+        return {"format": FORMAT_VERSION, "netuid": self.netuid, "genesis": self._clock(),
+                "block_time_s": self._block_time_s, "weights_rate_limit": self._rate_limit,
+                "neurons": [], "weights": []}
+
+    def _read(self) -> dict[str, Any]:
+        """The chain's state; a missing file is a chain with no neurons yet (created on first write)."""
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return self._genesis()
+        except OSError as exc:
+            raise ChainError(f"cannot read the local chain {self.path}: {exc}") from exc
+        try:
+            state = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ChainError(f"the local chain file {self.path} is not valid JSON: {exc}") from exc
+        if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
+            raise ChainError(f"the local chain file {self.path} has an unknown format")
+        if state.get("netuid") != self.netuid:
+            raise ChainError(f"the local chain file {self.path} is for netuid {state.get('netuid')}, not {self.netuid}")
+        if state["block_time_s"] != self._block_time_s and not self._warned_block_time:
+            self._warned_block_time = True
+            log.warning("the local chain %s keeps its block time of %s s (asked for %s s): it is fixed at creation",
+                        self.path, state["block_time_s"], self._block_time_s)
+        return state
+
+    def _update(self, change: Callable[[dict[str, Any]], T]) -> T:
+        """Read-modify-write under the file lock; the file is replaced whole or not at all."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with self._lock:
+                state = self._read()
+                result = change(state)
+                self._write(state)
+                return result
+        except Timeout as exc:
+            raise ChainError(f"the local chain {self.path} stayed locked for {self._lock.timeout} s") from exc
+
+    def _write(self, state: dict[str, Any]) -> None:
+        fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(state, fh, indent=1)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise

@@ -1,0 +1,213 @@
+"""The real chain over a faked ``bt.Subtensor`` (no node can run here): timeouts, retries, rate
+limit, weight processing with bittensor's own ``process_weights_for_netuid``."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pytest
+from bittensor.core.types import ExtrinsicResponse
+
+from subnet_proxy.chain import ChainError, open_chain
+from subnet_proxy.chain_bittensor import BittensorChain, snapshot_of
+from subnet_proxy.config import Settings
+
+
+@dataclass
+class Axon:
+    ip: str
+    port: int
+
+
+class FakeMetagraph:
+    def __init__(self, hotkeys: list[str], block: int, last_update: list[int], permits: list[bool]) -> None:
+        self.n = len(hotkeys)
+        self.uids = np.arange(self.n)
+        self.hotkeys = hotkeys
+        self.coldkeys = [f"ck-{h}" for h in hotkeys]
+        self.S = np.array([10_000.0 if p else 1.0 for p in permits], dtype=np.float32)
+        self.axons = [Axon("0.0.0.0", 0) if p else Axon("10.1.2.3", 8091 + i) for i, p in enumerate(permits)]
+        self.validator_permit = np.array(permits)
+        self.last_update = np.array(last_update)
+        self.block = np.int64(block)
+
+
+@dataclass
+class FakeSubtensor:
+    """Stands in for bt.Subtensor: the calls the chain makes, with faults to inject."""
+
+    metagraph_obj: FakeMetagraph
+    rate_limit: int = 100
+    max_weight_limit_value: float = 0.5
+    min_allowed_weights_value: int = 1
+    fail_next: int = 0
+    stall: threading.Event | None = None
+    set_weights_calls: list[dict[str, Any]] = field(default_factory=list)
+    closed: bool = False
+
+    def _maybe_fail(self) -> None:
+        if self.stall is not None:
+            self.stall.wait(5)
+        if self.fail_next:
+            self.fail_next -= 1
+            raise ConnectionError("websocket closed")
+
+    def metagraph(self, netuid: int, lite: bool = True) -> FakeMetagraph:
+        self._maybe_fail()
+        return self.metagraph_obj
+
+    def get_current_block(self) -> int:
+        self._maybe_fail()
+        return int(self.metagraph_obj.block)
+
+    def is_hotkey_registered(self, hotkey: str, netuid: int) -> bool:
+        return hotkey in self.metagraph_obj.hotkeys
+
+    def weights_rate_limit(self, netuid: int) -> int:
+        return self.rate_limit
+
+    def min_allowed_weights(self, netuid: int) -> int:
+        return self.min_allowed_weights_value
+
+    def max_weight_limit(self, netuid: int) -> float:
+        return self.max_weight_limit_value
+
+    def set_weights(self, **kwargs: Any) -> ExtrinsicResponse:
+        self.set_weights_calls.append(kwargs)
+        return ExtrinsicResponse(True, "Success")
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class Hotkey:
+    ss58_address = "val"
+
+
+class FakeWallet:
+    hotkey = Hotkey()
+
+
+def make(sub: FakeSubtensor, **kw: Any) -> tuple[BittensorChain, list[FakeSubtensor]]:
+    built: list[FakeSubtensor] = []
+
+    def factory() -> FakeSubtensor:
+        built.append(sub)
+        return sub
+
+    kw.setdefault("call_timeout", 2.0)
+    kw.setdefault("backoff_s", 0.01)
+    return BittensorChain(factory, netuid=3, wallet=FakeWallet(), **kw), built
+
+
+def graph(block: int = 1000, last_update_val: int = 800) -> FakeMetagraph:
+    return FakeMetagraph(["val", "m1", "m2", "m3"], block, [last_update_val, 0, 0, 0], [True, False, False, False])
+
+
+async def test_snapshot_converts_the_metagraph() -> None:
+    chain, _ = make(FakeSubtensor(graph()))
+    snap = await chain.snapshot()
+    assert snap.netuid == 3 and snap.block == 1000 and snap.n == 4
+    val, m1 = snap.by_uid(0), snap.by_uid(1)
+    assert val.validator_permit and val.stake == 10_000 and not val.is_serving and val.last_update == 800
+    assert m1.hotkey == "m1" and m1.coldkey == "ck-m1" and (m1.ip, m1.port) == ("10.1.2.3", 8092) and m1.is_serving
+    assert await chain.current_block() == 1000
+    assert await chain.is_registered("m2") and not await chain.is_registered("zz")
+    await chain.close()
+
+
+async def test_transient_failures_are_retried_then_surface_as_chain_error() -> None:
+    sub = FakeSubtensor(graph(), fail_next=2)
+    chain, built = make(sub, attempts=3)
+    assert (await chain.snapshot()).n == 4  # two failures, third attempt succeeds
+    sub.fail_next = 3
+    with pytest.raises(ChainError, match="ConnectionError: websocket closed"):
+        await chain.current_block()
+    assert len(built) >= 2  # the connection was dropped and rebuilt after a failure
+    await chain.close()
+
+
+async def test_a_stalled_call_times_out_without_freezing_the_loop() -> None:
+    stall = threading.Event()
+    chain, _ = make(FakeSubtensor(graph(), stall=stall), call_timeout=0.2, attempts=2)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    task = asyncio.create_task(ticker())
+    start = time.monotonic()
+    with pytest.raises(ChainError, match="timed out after 0.2 s"):
+        await chain.current_block()
+    elapsed = time.monotonic() - start
+    task.cancel()
+    stall.set()
+    assert 0.4 <= elapsed < 2.0  # two attempts of 0.2 s plus the backoff
+    assert ticks >= 20  # the event loop kept running meanwhile
+    await chain.close()
+
+
+async def test_set_weights_processes_and_emits_with_the_version_key() -> None:
+    sub = FakeSubtensor(graph(block=1000, last_update_val=800), rate_limit=100, max_weight_limit_value=0.5)
+    chain, _ = make(sub)
+    result = await chain.set_weights([1, 2, 3], [0.9, 0.05, 0.05], version_key=1000)
+    assert result.success and result.message == "Success"
+    (call,) = sub.set_weights_calls
+    assert call["version_key"] == 1000 and call["netuid"] == 3 and call["max_attempts"] == 1
+    weights = dict(zip(call["uids"].tolist(), call["weights"].tolist(), strict=True))
+    assert sum(weights.values()) == pytest.approx(1.0, abs=1e-5)
+    assert max(weights.values()) <= 0.5 + 1e-5  # the subnet's max weight limit was applied
+    assert weights[1] > weights[2] == pytest.approx(weights[3])
+    # right after a success the validator's own record blocks a "too soon" extrinsic
+    again = await chain.set_weights([1], [1.0], version_key=1000)
+    assert not again.success and "too soon" in again.message
+    assert len(sub.set_weights_calls) == 1
+    await chain.close()
+
+
+async def test_set_weights_honours_the_chain_rate_limit() -> None:
+    sub = FakeSubtensor(graph(block=1000, last_update_val=950), rate_limit=100)
+    chain, _ = make(sub)
+    result = await chain.set_weights([1], [1.0], version_key=1)
+    assert not result.success and "50 blocks" in result.message and "rate limit is 100" in result.message
+    assert sub.set_weights_calls == []
+    sub.metagraph_obj.block = np.int64(1051)
+    assert (await chain.set_weights([1], [1.0], version_key=1)).success
+    await chain.close()
+
+
+async def test_set_weights_refusals_and_failures_never_raise() -> None:
+    sub = FakeSubtensor(FakeMetagraph(["a", "b"], 1000, [0, 0], [False, False]))
+    chain, _ = make(sub, attempts=1)
+    assert "not registered" in (await chain.set_weights([0], [1.0], version_key=1)).message
+    sub.metagraph_obj = graph()
+
+    def broken(**kwargs: Any) -> ExtrinsicResponse:
+        raise ConnectionError("node went away")
+
+    sub.set_weights = broken  # type: ignore[method-assign]
+    result = await chain.set_weights([1], [1.0], version_key=1)
+    assert not result.success and "node went away" in result.message
+    assert "2 uids but 1" in (await chain.set_weights([1, 2], [1.0], version_key=1)).message
+    await chain.close()
+
+
+def test_snapshot_of_handles_an_empty_metagraph() -> None:
+    snap = snapshot_of(FakeMetagraph([], 5, [], []), 9)
+    assert snap.n == 0 and snap.block == 5
+
+
+def test_open_chain_picks_the_real_chain_without_connecting() -> None:
+    settings = Settings.model_validate({"subtensor": {"network": "ws://127.0.0.1:1", "call_timeout": 3}})
+    chain = open_chain(settings, FakeWallet())  # type: ignore[arg-type]
+    assert isinstance(chain, BittensorChain) and chain.netuid == 1
+    with pytest.raises(ValueError, match="needs a wallet"):
+        open_chain(settings, None)
