@@ -93,7 +93,7 @@ async def bench_fanout(farm: Farm, sizes: list[int], delay: float, rounds: int) 
 
             async def run_ours(targets: list[Neuron] = targets) -> int:
                 results = await ours.query(SummarizationSynapse(text=SOURCE, max_words=20), targets,
-                                           timeout=30.0, max_body_bytes=1 << 20)
+                                           timeout=30.0, max_output_bytes=1 << 20)
                 return sum(r.ok and r.synapse is not None and bool(r.synapse.summary) for r in results)  # type: ignore[attr-defined]
 
             async def run_stock(axons: list[bt.AxonInfo] = axons) -> int:

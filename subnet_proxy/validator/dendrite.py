@@ -35,6 +35,8 @@ from pydantic import ValidationError
 
 from subnet_proxy.chain import Neuron
 
+#: room for the terminal headers an axon adds to the echoed request in its answer.
+TERMINAL_SLACK_BYTES = 16 * 1024
 #: connections the shared session keeps at most (all axons together), and per axon.
 DEFAULT_MAX_CONNECTIONS = 512
 DEFAULT_MAX_PER_AXON = 8
@@ -126,14 +128,15 @@ class FanoutDendrite:
         targets: Sequence[Neuron],
         *,
         timeout: float,
-        max_body_bytes: int,
+        max_output_bytes: int,
     ) -> AsyncIterator[AxonResult]:
         """Send ``synapse`` to every target at once; yield each result the moment it is complete.
 
         Stopping early (``break`` inside ``contextlib.aclosing``) cancels the requests still open.
-        ``max_body_bytes`` bounds each answer (axons echo the inputs back, so count them in).
+        An answer may be as large as the request (axons echo the inputs back) plus
+        ``max_output_bytes``; anything larger is refused unread.
         """
-        prepared = self._prepare(synapse, timeout, max_body_bytes)
+        prepared = self._prepare(synapse, timeout, max_output_bytes)
         pending = {asyncio.ensure_future(self._call(prepared, target)) for target in targets}
         try:
             while pending:
@@ -147,13 +150,13 @@ class FanoutDendrite:
                 await asyncio.gather(*pending, return_exceptions=True)
 
     async def query(
-        self, synapse: bt.Synapse, targets: Sequence[Neuron], *, timeout: float, max_body_bytes: int
+        self, synapse: bt.Synapse, targets: Sequence[Neuron], *, timeout: float, max_output_bytes: int
     ) -> list[AxonResult]:
         """Every result, in completion order."""
-        return [r async for r in self.fanout(synapse, targets, timeout=timeout, max_body_bytes=max_body_bytes)]
+        return [r async for r in self.fanout(synapse, targets, timeout=timeout, max_output_bytes=max_output_bytes)]
 
     # -- one fan-out's shared part ------------------------------------------------------------------
-    def _prepare(self, synapse: bt.Synapse, timeout: float, max_body_bytes: int) -> _Prepared:
+    def _prepare(self, synapse: bt.Synapse, timeout: float, max_output_bytes: int) -> _Prepared:
         request = synapse.model_copy(deep=False)
         request.timeout = timeout
         request.dendrite = bt.TerminalInfo()
@@ -175,7 +178,7 @@ class FanoutDendrite:
             body_head=encoded[:-1],  # without the closing brace: each axon appends its terminals
             body_hash=headers["computed_body_hash"],
             timeout=timeout,
-            max_body_bytes=max_body_bytes,
+            max_body_bytes=len(encoded) + TERMINAL_SLACK_BYTES + max_output_bytes,
         )
 
     def _nonce(self) -> int:

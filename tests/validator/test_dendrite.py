@@ -15,6 +15,7 @@ from subnet_proxy.validator.dendrite import FanoutDendrite
 from tests.conftest import free_port
 from tests.validator.axons import neuron, raw_server, running_axon
 
+MB = 1 << 20
 SOURCE = "The river rose overnight. Farmers moved their herds to higher ground before dawn."
 
 
@@ -47,7 +48,7 @@ async def test_results_arrive_as_completed_with_validated_outputs(wallet_factory
             port = stack.enter_context(running_axon(wallet, summarizer(delay, f"summary {uid}")))
             targets.append(neuron(uid, wallet.hotkey.ss58_address, port))
         results = await dendrite.query(SummarizationSynapse(text=SOURCE, max_words=10), targets,
-                                       timeout=5.0, max_body_bytes=1 << 20)
+                                       timeout=5.0, max_output_bytes=MB)
     assert [r.uid for r in results] == [1, 2, 0]
     for r in results:
         assert r.outcome == "ok", r
@@ -65,7 +66,7 @@ async def test_first_answer_is_yielded_before_the_slow_ones_finish(wallet_factor
         loop = asyncio.get_running_loop()
         start = loop.time()
         async with aclosing(dendrite.fanout(SummarizationSynapse(text=SOURCE), targets, timeout=10.0,
-                                            max_body_bytes=1 << 20)) as stream:
+                                            max_output_bytes=MB)) as stream:
             first = await anext(stream)
             took = loop.time() - start
     assert first.uid == 1 and first.ok
@@ -76,7 +77,7 @@ async def test_timeout_is_classified_and_bounded(wallet_factory, dendrite):
     wallet = wallet_factory("sleepy")
     with running_axon(wallet, summarizer(3.0)) as port:
         target = [neuron(4, wallet.hotkey.ss58_address, port)]
-        [result] = await dendrite.query(SummarizationSynapse(text=SOURCE), target, timeout=0.4, max_body_bytes=1 << 20)
+        [result] = await dendrite.query(SummarizationSynapse(text=SOURCE), target, timeout=0.4, max_output_bytes=MB)
     assert result.outcome == "timeout"
     assert 0.4 <= result.latency_s < 1.5
     assert result.synapse is None
@@ -86,7 +87,7 @@ async def test_blacklisted_request_is_a_403(wallet_factory, dendrite):
     wallet = wallet_factory("picky")
     with running_axon(wallet, summarizer(0.0), blacklist=refuse_all) as port:
         target = [neuron(2, wallet.hotkey.ss58_address, port)]
-        [result] = await dendrite.query(SummarizationSynapse(text=SOURCE), target, timeout=5.0, max_body_bytes=1 << 20)
+        [result] = await dendrite.query(SummarizationSynapse(text=SOURCE), target, timeout=5.0, max_output_bytes=MB)
     assert result.outcome == "http_error"
     assert result.status_code == 403
     assert "not a validator" in (result.message or "")
@@ -96,7 +97,7 @@ async def test_wrong_hotkey_fails_the_axon_signature_check(wallet_factory, dendr
     wallet, other = wallet_factory("real"), wallet_factory("impostor")
     with running_axon(wallet, summarizer(0.0)) as port:
         [result] = await dendrite.query(SummarizationSynapse(text=SOURCE), [neuron(2, other.hotkey.ss58_address, port)],
-                                        timeout=5.0, max_body_bytes=1 << 20)
+                                        timeout=5.0, max_output_bytes=MB)
     assert result.outcome == "http_error" and result.status_code == 401
 
 
@@ -105,7 +106,7 @@ async def test_many_concurrent_fanouts_to_one_axon_never_collide_on_nonces(walle
     with running_axon(wallet, summarizer(0.01)) as port:
         target = [neuron(0, wallet.hotkey.ss58_address, port)]
         batches = await asyncio.gather(*(
-            dendrite.query(SummarizationSynapse(text=f"{SOURCE} {i}"), target, timeout=10.0, max_body_bytes=1 << 20)
+            dendrite.query(SummarizationSynapse(text=f"{SOURCE} {i}"), target, timeout=10.0, max_output_bytes=MB)
             for i in range(24)
         ))
     outcomes = [r.outcome for batch in batches for r in batch]
@@ -114,9 +115,9 @@ async def test_many_concurrent_fanouts_to_one_axon_never_collide_on_nonces(walle
 
 async def test_oversize_answers_are_refused(wallet_factory, dendrite):
     wallet = wallet_factory("verbose")
-    with running_axon(wallet, summarizer(0.0, "word " * 3000)) as port:
+    with running_axon(wallet, summarizer(0.0, "word " * 3600)) as port:
         target = [neuron(1, wallet.hotkey.ss58_address, port)]
-        [result] = await dendrite.query(SummarizationSynapse(text=SOURCE), target, timeout=5.0, max_body_bytes=8_000)
+        [result] = await dendrite.query(SummarizationSynapse(text=SOURCE), target, timeout=5.0, max_output_bytes=0)
     assert result.outcome == "oversize"
     assert result.synapse is None
 
@@ -138,7 +139,7 @@ async def test_chunked_oversize_body_is_cut_off_unread(dendrite):
     runner, port = await raw_server(endless)
     try:
         [result] = await dendrite.query(SummarizationSynapse(text=SOURCE), [neuron(0, "5Fake", port)],
-                                        timeout=10.0, max_body_bytes=200_000)
+                                        timeout=10.0, max_output_bytes=200_000)
     finally:
         await runner.cleanup()
     assert result.outcome == "oversize"
@@ -161,7 +162,7 @@ async def test_garbage_answers_are_invalid_not_exceptions(dendrite, body, expect
     runner, port = await raw_server(garbage)
     try:
         [result] = await dendrite.query(SummarizationSynapse(text=SOURCE), [neuron(0, "5Fake", port)],
-                                        timeout=5.0, max_body_bytes=1 << 20)
+                                        timeout=5.0, max_output_bytes=MB)
     finally:
         await runner.cleanup()
     assert result.outcome == "invalid"
@@ -176,7 +177,7 @@ async def test_server_errors_and_unreachable_axons_are_classified(dendrite):
     try:
         results = await dendrite.query(SummarizationSynapse(text=SOURCE),
                                        [neuron(0, "5Fake", port), neuron(1, "5Gone", free_port())],
-                                       timeout=5.0, max_body_bytes=1 << 20)
+                                       timeout=5.0, max_output_bytes=MB)
     finally:
         await runner.cleanup()
     by_uid = {r.uid: r for r in results}
