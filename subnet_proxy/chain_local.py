@@ -23,13 +23,16 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from bittensor.utils.weight_utils import process_weights
 from filelock import FileLock, Timeout
 
 from subnet_proxy.chain import Chain, ChainError, MetagraphSnapshot, Neuron, WeightsResult
+
+if TYPE_CHECKING:
+    from bittensor_wallet import Wallet
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +48,31 @@ MIN_ALLOWED_WEIGHTS = 1
 MAX_WEIGHT_LIMIT = 1.0
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """What a neuron announces when it registers on the local chain; checked when made."""
+
+    hotkey: str
+    coldkey: str
+    ip: str = "0.0.0.0"
+    port: int = 0
+    stake: float = 0.0
+    validator_permit: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.hotkey or not self.coldkey:
+            raise ValueError("hotkey and coldkey are required")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port {self.port} is out of range")
+        if not math.isfinite(self.stake) or self.stake < 0:
+            raise ValueError(f"stake {self.stake} must be a finite number >= 0")
+
+    @classmethod
+    def of_wallet(cls, wallet: Wallet, **fields: Any) -> Registration:
+        """The registration of a bittensor wallet's hotkey and coldkey (axon, stake, permit as keywords)."""
+        return cls(hotkey=wallet.hotkey.ss58_address, coldkey=wallet.coldkeypub.ss58_address, **fields)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,52 +140,25 @@ class LocalChain(Chain):
 
     # -- local-only operations (registration, history) -------------------------------------------
 
-    async def register(
-        self,
-        *,
-        hotkey: str,
-        coldkey: str,
-        ip: str = "0.0.0.0",
-        port: int = 0,
-        stake: float = 0.0,
-        validator_permit: bool = False,
-        uid: int | None = None,
-    ) -> int:
-        return await self._run(lambda: self.register_sync(
-            hotkey=hotkey, coldkey=coldkey, ip=ip, port=port, stake=stake, validator_permit=validator_permit, uid=uid))
+    async def register(self, registration: Registration, *, uid: int | None = None) -> int:
+        return await self._run(lambda: self.register_sync(registration, uid=uid))
 
     async def weights_history(self, limit: int | None = None) -> list[WeightsRecord]:
         return await self._run(lambda: self.weights_history_sync(limit))
 
-    def register_sync(
-        self,
-        *,
-        hotkey: str,
-        coldkey: str,
-        ip: str = "0.0.0.0",
-        port: int = 0,
-        stake: float = 0.0,
-        validator_permit: bool = False,
-        uid: int | None = None,
-    ) -> int:
+    def register_sync(self, registration: Registration, *, uid: int | None = None) -> int:
         """Register (or update) a neuron and return its uid.
 
         A hotkey already registered keeps its uid and gets the new axon, stake and permit. A new
         hotkey takes the next free uid, or replaces the neuron at ``uid`` when given (the way a
         deregistered uid is taken over on chain: last_update starts again).
         """
-        if not hotkey or not coldkey:
-            raise ValueError("hotkey and coldkey are required")
-        if not 0 <= port <= 65535:
-            raise ValueError(f"port {port} is out of range")
-        if not math.isfinite(stake) or stake < 0:
-            raise ValueError(f"stake {stake} must be a finite number >= 0")
+        hotkey = registration.hotkey
 
         def change(state: dict[str, Any]) -> int:
             neurons: list[dict[str, Any]] = state["neurons"]
             block = self._block_of(state)
-            entry = {"hotkey": hotkey, "coldkey": coldkey, "ip": ip, "port": int(port), "stake": float(stake),
-                     "validator_permit": bool(validator_permit)}
+            entry = asdict(registration)
             current = next((n for n in neurons if n["hotkey"] == hotkey), None)
             if current is not None and (uid is None or uid == current["uid"]):
                 current.update(entry)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from subnet_proxy.chain import ChainError, open_chain
-from subnet_proxy.chain_local import LocalChain, default_chain_file
+from subnet_proxy.chain_local import LocalChain, Registration, default_chain_file
 from subnet_proxy.config import Settings
 
 
@@ -28,10 +28,10 @@ def chain(path: Path, clock: Clock, hotkey: str | None = None, **kw) -> LocalCha
 async def test_register_assigns_uids_in_order_and_updates_in_place(tmp_path: Path) -> None:
     clock = Clock()
     c = chain(tmp_path / "c.json", clock)
-    assert await c.register(hotkey="hk-a", coldkey="ck", ip="127.0.0.1", port=9001) == 0
-    assert await c.register(hotkey="hk-b", coldkey="ck", ip="127.0.0.1", port=9002) == 1
+    assert await c.register(Registration(hotkey="hk-a", coldkey="ck", ip="127.0.0.1", port=9001)) == 0
+    assert await c.register(Registration(hotkey="hk-b", coldkey="ck", ip="127.0.0.1", port=9002)) == 1
     # the same hotkey again keeps its uid and takes the new axon
-    assert await c.register(hotkey="hk-a", coldkey="ck", ip="127.0.0.1", port=9101, stake=5.0) == 0
+    assert await c.register(Registration(hotkey="hk-a", coldkey="ck", ip="127.0.0.1", port=9101, stake=5.0)) == 0
     snap = await c.snapshot()
     assert [(n.uid, n.hotkey, n.port, n.stake) for n in snap.neurons] == [(0, "hk-a", 9101, 5.0),
                                                                        (1, "hk-b", 9002, 0.0)]
@@ -42,36 +42,36 @@ async def test_register_assigns_uids_in_order_and_updates_in_place(tmp_path: Pat
 async def test_reregistering_a_uid_with_a_new_hotkey_replaces_it(tmp_path: Path) -> None:
     clock = Clock()
     c = chain(tmp_path / "c.json", clock)
-    await c.register(hotkey="old", coldkey="ck", port=1)
-    await c.register(hotkey="other", coldkey="ck", port=2)
+    await c.register(Registration(hotkey="old", coldkey="ck", port=1))
+    await c.register(Registration(hotkey="other", coldkey="ck", port=2))
     clock.now += 120  # 10 blocks later
-    assert await c.register(hotkey="new", coldkey="ck2", port=3, uid=0) == 0
+    assert await c.register(Registration(hotkey="new", coldkey="ck2", port=3), uid=0) == 0
     snap = await c.snapshot()
     assert snap.n == 2
     assert snap.by_uid(0).hotkey == "new" and snap.by_uid(0).last_update == 10
     assert not await c.is_registered("old")
     with pytest.raises(ValueError, match="not registered"):
-        await c.register(hotkey="x", coldkey="ck", uid=5)
+        await c.register(Registration(hotkey="x", coldkey="ck"), uid=5)
     with pytest.raises(ValueError, match="already registered"):
-        await c.register(hotkey="new", coldkey="ck", uid=1)
+        await c.register(Registration(hotkey="new", coldkey="ck"), uid=1)
 
 
 async def test_bad_registration_is_refused(tmp_path: Path) -> None:
     c = chain(tmp_path / "c.json", Clock())
     with pytest.raises(ValueError, match="port"):
-        await c.register(hotkey="a", coldkey="b", port=70000)
+        await c.register(Registration(hotkey="a", coldkey="b", port=70000))
     with pytest.raises(ValueError, match="stake"):
-        await c.register(hotkey="a", coldkey="b", stake=float("nan"))
+        await c.register(Registration(hotkey="a", coldkey="b", stake=float("nan")))
     small = chain(tmp_path / "d.json", Clock(), max_uids=1)
-    await small.register(hotkey="a", coldkey="b")
+    await small.register(Registration(hotkey="a", coldkey="b"))
     with pytest.raises(ChainError, match="full"):
-        await small.register(hotkey="c", coldkey="b")
+        await small.register(Registration(hotkey="c", coldkey="b"))
 
 
 async def test_blocks_advance_with_wall_time(tmp_path: Path) -> None:
     clock = Clock()
     c = chain(tmp_path / "c.json", clock)
-    await c.register(hotkey="a", coldkey="b")  # creates the file: genesis now
+    await c.register(Registration(hotkey="a", coldkey="b"))  # creates the file: genesis now
     assert await c.current_block() == 0
     clock.now += 12 * 5 + 1
     assert await c.current_block() == 5
@@ -82,9 +82,9 @@ async def test_set_weights_is_processed_recorded_and_rate_limited(tmp_path: Path
     clock = Clock()
     path = tmp_path / "c.json"
     admin = chain(path, clock, weights_rate_limit=2)  # the rate limit is fixed when the file is created
-    await admin.register(hotkey="val", coldkey="ck", stake=10_000, validator_permit=True)
-    await admin.register(hotkey="m1", coldkey="ck", port=1)
-    await admin.register(hotkey="m2", coldkey="ck", port=2)
+    await admin.register(Registration(hotkey="val", coldkey="ck", stake=10_000, validator_permit=True))
+    await admin.register(Registration(hotkey="m1", coldkey="ck", port=1))
+    await admin.register(Registration(hotkey="m2", coldkey="ck", port=2))
     val = chain(path, clock, hotkey="val")
     clock.now += 12 * 3
     res = await val.set_weights([1, 2], [3.0, 1.0], version_key=1000)
@@ -107,10 +107,10 @@ async def test_set_weights_is_processed_recorded_and_rate_limited(tmp_path: Path
 async def test_set_weights_refusals(tmp_path: Path) -> None:
     clock = Clock()
     path = tmp_path / "c.json"
-    await chain(path, clock).register(hotkey="miner", coldkey="ck", port=1)
+    await chain(path, clock).register(Registration(hotkey="miner", coldkey="ck", port=1))
     assert "not registered" in (await chain(path, clock, hotkey="ghost").set_weights([0], [1.0], version_key=1)).message
     assert "permit" in (await chain(path, clock, hotkey="miner").set_weights([0], [1.0], version_key=1)).message
-    await chain(path, clock).register(hotkey="val", coldkey="ck", validator_permit=True)
+    await chain(path, clock).register(Registration(hotkey="val", coldkey="ck", validator_permit=True))
     val = chain(path, clock, hotkey="val")
     assert "not registered" in (await val.set_weights([9], [1.0], version_key=1)).message
     assert "finite" in (await val.set_weights([0], [float("inf")], version_key=1)).message
@@ -121,7 +121,7 @@ async def test_set_weights_refusals(tmp_path: Path) -> None:
 async def test_history_is_bounded(tmp_path: Path) -> None:
     clock = Clock()
     path = tmp_path / "c.json"
-    await chain(path, clock).register(hotkey="val", coldkey="ck", validator_permit=True)
+    await chain(path, clock).register(Registration(hotkey="val", coldkey="ck", validator_permit=True))
     val = chain(path, clock, hotkey="val", history_limit=3)
     for _ in range(5):
         clock.now += 24
@@ -149,7 +149,7 @@ async def test_open_chain_under_mock_shares_one_file(tmp_path: Path, wallet_fact
     assert isinstance(c, LocalChain)
     assert c.path == default_chain_file(tmp_path, 4) and c.hotkey == wallet.hotkey.ss58_address
     reader = open_chain(settings, None)
-    await c.register(hotkey=wallet.hotkey.ss58_address, coldkey=wallet.coldkeypub.ss58_address)
+    await c.register(Registration.of_wallet(wallet, validator_permit=True))
     assert await reader.is_registered(wallet.hotkey.ss58_address)
 
 
@@ -159,7 +159,7 @@ def _register_many(path: str, prefix: str, count: int) -> None:
     async def run() -> None:
         c = LocalChain(Path(path), netuid=7, block_time_s=12.0)
         for i in range(count):
-            await c.register(hotkey=f"{prefix}-{i}", coldkey="ck", ip="127.0.0.1", port=1000 + i)
+            await c.register(Registration(hotkey=f"{prefix}-{i}", coldkey="ck", ip="127.0.0.1", port=1000 + i))
 
     asyncio.run(run())
 
