@@ -1,15 +1,9 @@
-"""The embedded TaskStore: one SQLite file in WAL mode, driven from a dedicated worker thread.
+"""The embedded TaskStore: one SQLite file in WAL mode, safe for several store objects and processes.
 
-Why a thread of its own: sqlite3 calls block, and the event loop must not. Every call runs on one
-connection owned by one worker thread, so the connection is never shared across threads and calls
-from many coroutines queue up in order. Several store objects (or processes) may open the same file:
-each write is one ``BEGIN IMMEDIATE`` transaction, which takes SQLite's single write lock up front, so
-a claim's read-then-update cannot interleave with another claimer's (the busy timeout makes the
-loser wait instead of failing).
-
-Each table keeps the model as JSON in ``doc`` and copies out only the columns it filters or orders
-on. ``blob_refs`` lists every blob a task, its responses or its final result refer to, so retention
-can tell which content-addressed blobs are still shared.
+Every call runs on a dedicated worker thread (``SQLiteWorker``), never on the event loop, and each
+write is one ``BEGIN IMMEDIATE`` transaction, so a claim's read-then-update cannot interleave with
+another claimer's, even in another process. The state changes themselves are the backend-agnostic
+rules of ``store.ops``; the tables are in ``sqlite_schema``.
 """
 
 from __future__ import annotations
@@ -17,14 +11,13 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
 
 from subnet_proxy.store import ops
 from subnet_proxy.store.base import Page, PurgeReport, TaskNotFound, TaskStore
+from subnet_proxy.store.sqlite_schema import SCHEMA, TASK_COLUMNS, task_row, ts
+from subnet_proxy.store.sqlite_worker import DEFAULT_BUSY_TIMEOUT_S, SQLiteWorker
 from subnet_proxy.tasks import (
     Evaluation,
     FinalResult,
@@ -35,83 +28,7 @@ from subnet_proxy.tasks import (
     utcnow,
 )
 
-T = TypeVar("T")
-
-DEFAULT_BUSY_TIMEOUT_S = 30.0
 DEFAULT_POLL_S = 2.0
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS tasks (
-    task_id TEXT PRIMARY KEY,
-    owner TEXT NOT NULL,
-    idempotency_key TEXT,
-    kind TEXT NOT NULL,
-    status TEXT NOT NULL,
-    created_ts REAL NOT NULL,
-    updated_ts REAL NOT NULL,
-    lease_ts REAL,
-    deadline_ts REAL,
-    doc TEXT NOT NULL
-);
-CREATE UNIQUE INDEX IF NOT EXISTS tasks_idem ON tasks(owner, idempotency_key)
-    WHERE idempotency_key IS NOT NULL;
-CREATE INDEX IF NOT EXISTS tasks_status_order ON tasks(status, created_ts, task_id);
-CREATE INDEX IF NOT EXISTS tasks_order ON tasks(created_ts, task_id);
-CREATE INDEX IF NOT EXISTS tasks_status_updated ON tasks(status, updated_ts);
-CREATE INDEX IF NOT EXISTS tasks_deadline ON tasks(deadline_ts) WHERE deadline_ts IS NOT NULL;
-CREATE TABLE IF NOT EXISTS responses (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    task_id TEXT NOT NULL,
-    hotkey TEXT NOT NULL,
-    is_first INTEGER NOT NULL,
-    doc TEXT NOT NULL,
-    UNIQUE(task_id, hotkey)
-);
-CREATE TABLE IF NOT EXISTS evaluations (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    task_id TEXT NOT NULL,
-    validator_hotkey TEXT NOT NULL,
-    doc TEXT NOT NULL,
-    UNIQUE(task_id, validator_hotkey)
-);
-CREATE TABLE IF NOT EXISTS final_results (
-    task_id TEXT PRIMARY KEY,
-    doc TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS blob_refs (
-    task_id TEXT NOT NULL,
-    source TEXT NOT NULL,
-    blob_key TEXT NOT NULL,
-    PRIMARY KEY(task_id, source, blob_key)
-);
-CREATE INDEX IF NOT EXISTS blob_refs_key ON blob_refs(blob_key);
-CREATE TABLE IF NOT EXISTS meta (
-    name TEXT PRIMARY KEY,
-    value INTEGER NOT NULL
-);
-INSERT OR IGNORE INTO meta(name, value) VALUES ('wake_seq', 0);
-"""
-
-_TASK_COLUMNS = "task_id, owner, idempotency_key, kind, status, created_ts, updated_ts, lease_ts, deadline_ts, doc"
-
-
-def _ts(at: datetime | None) -> float | None:
-    return at.timestamp() if at is not None else None
-
-
-def _task_row(task: Task) -> tuple[Any, ...]:
-    return (
-        task.task_id,
-        task.owner,
-        task.idempotency_key,
-        task.kind.value,
-        task.status.value,
-        _ts(task.created_at),
-        _ts(task.updated_at),
-        _ts(task.lease_expires_at),
-        _ts(task.deadline),
-        task.model_dump_json(),
-    )
 
 
 class SQLiteTaskStore(TaskStore):
@@ -126,64 +43,17 @@ class SQLiteTaskStore(TaskStore):
     ) -> None:
         self.path = Path(path)
         self._poll_s = poll_s
-        self._busy_timeout_s = busy_timeout_s
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
-        self._conn: sqlite3.Connection | None = None
-        self._closed = False
+        self._db = SQLiteWorker(path, SCHEMA, busy_timeout_s=busy_timeout_s, on_open=self._opened)
         # in-process wake-up (create/release by this object); touched only on the event loop
         self._wake = asyncio.Event()
         # cross-process wake-up state; touched only on the worker thread
         self._data_version = -1
         self._wake_seen = 0
 
-    # -- plumbing ------------------------------------------------------------------------------------
-    def _connection(self) -> sqlite3.Connection:
-        """The worker thread's connection, opened (and the schema made) on first use."""
-        if self._conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(
-                self.path, timeout=self._busy_timeout_s, isolation_level=None, check_same_thread=False
-            )
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_s * 1000)}")
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                conn.close()
-                raise
-            conn.execute("COMMIT")
-            self._wake_seen = conn.execute("SELECT value FROM meta WHERE name = 'wake_seq'").fetchone()[0]
-            self._data_version = conn.execute("PRAGMA data_version").fetchone()[0]
-            self._conn = conn
-        return self._conn
-
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        if self._closed:
-            raise RuntimeError("the task store is closed")
-        return await asyncio.get_running_loop().run_in_executor(self._pool, partial(fn, *args))
-
-    def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` in one write transaction, taking the write lock first (BEGIN IMMEDIATE)."""
-        conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = fn(conn)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return result
-
-    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await self._run(self._tx, fn)
-
-    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await self._run(lambda: fn(self._connection()))
+    def _opened(self, conn: sqlite3.Connection) -> None:
+        """Start the cross-process wake-up state from what the file holds now."""
+        self._wake_seen = conn.execute("SELECT value FROM meta WHERE name = 'wake_seq'").fetchone()[0]
+        self._data_version = conn.execute("PRAGMA data_version").fetchone()[0]
 
     @staticmethod
     def _load(conn: sqlite3.Connection, task_id: str) -> Task:
@@ -198,9 +68,9 @@ class SQLiteTaskStore(TaskStore):
             "UPDATE tasks SET status = ?, updated_ts = ?, lease_ts = ?, deadline_ts = ?, doc = ? WHERE task_id = ?",
             (
                 task.status.value,
-                _ts(task.updated_at),
-                _ts(task.lease_expires_at),
-                _ts(task.deadline),
+                ts(task.updated_at),
+                ts(task.lease_expires_at),
+                ts(task.deadline),
                 task.model_dump_json(),
                 task.task_id,
             ),
@@ -228,7 +98,7 @@ class SQLiteTaskStore(TaskStore):
                 self._bump_wake(conn)
             return task
 
-        task = await self._write(work)
+        task = await self._db.write(work)
         if wake:
             self._wake.set()
         return task
@@ -246,18 +116,18 @@ class SQLiteTaskStore(TaskStore):
                 ).fetchone()
             if existing is not None:
                 return Task.model_validate_json(existing[0]), False
-            conn.execute(f"INSERT INTO tasks({_TASK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", _task_row(task))
+            conn.execute(f"INSERT INTO tasks({TASK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", task_row(task))
             self._add_refs(conn, task.task_id, "input", task.blob_keys)
             self._bump_wake(conn)
             return task, True
 
-        stored, created = await self._write(work)
+        stored, created = await self._db.write(work)
         if created:
             self._wake.set()
         return stored, created
 
     async def get_task(self, task_id: str) -> Task:
-        return await self._read(lambda conn: self._load(conn, task_id))
+        return await self._db.read(lambda conn: self._load(conn, task_id))
 
     async def list_tasks(
         self,
@@ -269,7 +139,8 @@ class SQLiteTaskStore(TaskStore):
     ) -> Page:
         if limit < 1:
             raise ValueError("limit must be at least 1")
-        where, params = ["1 = 1"], []  # type: list[str], list[Any]
+        where: list[str] = ["1 = 1"]
+        params: list[object] = []
         if status is not None:
             where.append("status = ?")
             params.append(TaskStatus(status).value)
@@ -286,7 +157,7 @@ class SQLiteTaskStore(TaskStore):
             rows = conn.execute(sql, (*params, limit + 1)).fetchall()
             return [Task.model_validate_json(doc) for (doc,) in rows]
 
-        tasks = await self._read(work)
+        tasks = await self._db.read(work)
         more = len(tasks) > limit
         tasks = tasks[:limit]
         return Page(tasks=tasks, next_cursor=ops.encode_cursor(tasks[-1]) if more else None)
@@ -321,7 +192,7 @@ class SQLiteTaskStore(TaskStore):
                 taken.append(task)
             return taken
 
-        return await self._write(work)
+        return await self._db.write(work)
 
     async def renew_lease(self, task_id: str, claimer: str, *, lease_s: float) -> Task:
         return await self._update(task_id, lambda t: ops.renewed(t, claimer, lease_s=lease_s, now=utcnow()))
@@ -369,14 +240,14 @@ class SQLiteTaskStore(TaskStore):
             self._add_refs(conn, stored.task_id, f"response:{stored.hotkey}", ops.response_blobs(stored))
             return stored, True
 
-        return await self._write(work)
+        return await self._db.write(work)
 
     async def list_responses(self, task_id: str) -> list[MinerResponse]:
         def work(conn: sqlite3.Connection) -> list[MinerResponse]:
             rows = conn.execute("SELECT doc FROM responses WHERE task_id = ? ORDER BY seq", (task_id,)).fetchall()
             return [MinerResponse.model_validate_json(doc) for (doc,) in rows]
 
-        return await self._read(work)
+        return await self._db.read(work)
 
     async def first_response(self, task_id: str) -> MinerResponse | None:
         def work(conn: sqlite3.Connection) -> MinerResponse | None:
@@ -385,7 +256,7 @@ class SQLiteTaskStore(TaskStore):
             ).fetchone()
             return MinerResponse.model_validate_json(row[0]) if row else None
 
-        return await self._read(work)
+        return await self._db.read(work)
 
     async def record_evaluation(self, evaluation: Evaluation) -> bool:
         def work(conn: sqlite3.Connection) -> bool:
@@ -396,14 +267,14 @@ class SQLiteTaskStore(TaskStore):
             )
             return cursor.rowcount == 1
 
-        return await self._write(work)
+        return await self._db.write(work)
 
     async def list_evaluations(self, task_id: str) -> list[Evaluation]:
         def work(conn: sqlite3.Connection) -> list[Evaluation]:
             rows = conn.execute("SELECT doc FROM evaluations WHERE task_id = ? ORDER BY seq", (task_id,)).fetchall()
             return [Evaluation.model_validate_json(doc) for (doc,) in rows]
 
-        return await self._read(work)
+        return await self._db.read(work)
 
     async def set_final_result(self, result: FinalResult) -> None:
         def work(conn: sqlite3.Connection) -> None:
@@ -415,14 +286,14 @@ class SQLiteTaskStore(TaskStore):
             conn.execute("DELETE FROM blob_refs WHERE task_id = ? AND source = 'result'", (result.task_id,))
             self._add_refs(conn, result.task_id, "result", ops.result_blobs(result))
 
-        await self._write(work)
+        await self._db.write(work)
 
     async def get_final_result(self, task_id: str) -> FinalResult | None:
         def work(conn: sqlite3.Connection) -> FinalResult | None:
             row = conn.execute("SELECT doc FROM final_results WHERE task_id = ?", (task_id,)).fetchone()
             return FinalResult.model_validate_json(row[0]) if row else None
 
-        return await self._read(work)
+        return await self._db.read(work)
 
     # -- health, notification, retention -------------------------------------------------------------
     async def count_by_status(self) -> dict[TaskStatus, int]:
@@ -432,12 +303,12 @@ class SQLiteTaskStore(TaskStore):
                 counts[TaskStatus(status)] = count
             return counts
 
-        return await self._read(work)
+        return await self._db.read(work)
 
     def _changed_elsewhere(self) -> bool:
         """True when another connection created or released a task since we last looked. ``PRAGMA
         data_version`` (no table read) changes only when another connection commits."""
-        conn = self._connection()
+        conn = self._db.connection()
         version = conn.execute("PRAGMA data_version").fetchone()[0]
         if version == self._data_version:
             return False
@@ -458,7 +329,7 @@ class SQLiteTaskStore(TaskStore):
             if self._wake.is_set():
                 self._wake.clear()
                 return True
-            if await self._run(self._changed_elsewhere):
+            if await self._db.run(self._changed_elsewhere):
                 return True
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -485,7 +356,7 @@ class SQLiteTaskStore(TaskStore):
                 expired.append(task.task_id)
             return expired
 
-        return await self._write(work)
+        return await self._db.write(work)
 
     async def purge(self, *, status: TaskStatus, older_than: datetime, limit: int = 500) -> PurgeReport:
         def work(conn: sqlite3.Connection) -> PurgeReport:
@@ -504,7 +375,7 @@ class SQLiteTaskStore(TaskStore):
                     conn.execute(f"DELETE FROM {table} WHERE task_id = ?", (task_id,))
             return PurgeReport(task_ids=ids, blob_keys=keys)
 
-        return await self._write(work)
+        return await self._db.write(work)
 
     async def blobs_in_use(self, keys: Iterable[str]) -> set[str]:
         wanted = sorted(set(keys))
@@ -522,20 +393,10 @@ class SQLiteTaskStore(TaskStore):
                 )
             return used
 
-        return await self._read(work)
+        return await self._db.read(work)
 
     async def ping(self) -> None:
-        await self._read(lambda conn: conn.execute("SELECT 1").fetchone())
+        await self._db.read(lambda conn: conn.execute("SELECT 1").fetchone())
 
     async def close(self) -> None:
-        if self._closed:
-            return
-
-        def shut() -> None:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-        await self._run(shut)
-        self._closed = True
-        self._pool.shutdown(wait=False)
+        await self._db.close()

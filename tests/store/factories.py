@@ -20,4 +20,5 @@ def make_task(n: int = 0, *, owner: str = "client-a", kind: TaskKind = TaskKind.
 
 
 def make_response(task_id: str, hotkey: str, *, uid: int = 0, state: str = "ok", **fields: Any) -> MinerResponse:
-    return MinerResponse(task_id=task_id, hotkey=hotkey, uid=uid, state=state, text=f"answer of {hotkey}", **fields)
+    fields.setdefault("text", f"answer of {hotkey}")
+    return MinerResponse(task_id=task_id, hotkey=hotkey, uid=uid, state=state, **fields)

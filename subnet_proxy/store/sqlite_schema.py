@@ -1,0 +1,87 @@
+"""The tables of the embedded TaskStore, and how a Task maps onto a row of ``tasks``.
+
+Each table keeps its model as JSON in ``doc`` and copies out only the columns it filters or orders
+on (times as epoch seconds). ``blob_refs`` names every blob a task, its responses or its final
+result refer to, so retention can tell which content-addressed blobs are still shared. ``meta``
+holds ``wake_seq``, counted up on each create/release so waiters in other processes notice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from subnet_proxy.tasks import Task
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS tasks (
+    task_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    idempotency_key TEXT,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_ts REAL NOT NULL,
+    updated_ts REAL NOT NULL,
+    lease_ts REAL,
+    deadline_ts REAL,
+    doc TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS tasks_idem ON tasks(owner, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS tasks_status_order ON tasks(status, created_ts, task_id);
+CREATE INDEX IF NOT EXISTS tasks_order ON tasks(created_ts, task_id);
+CREATE INDEX IF NOT EXISTS tasks_status_updated ON tasks(status, updated_ts);
+CREATE INDEX IF NOT EXISTS tasks_deadline ON tasks(deadline_ts) WHERE deadline_ts IS NOT NULL;
+CREATE TABLE IF NOT EXISTS responses (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    task_id TEXT NOT NULL,
+    hotkey TEXT NOT NULL,
+    is_first INTEGER NOT NULL,
+    doc TEXT NOT NULL,
+    UNIQUE(task_id, hotkey)
+);
+CREATE TABLE IF NOT EXISTS evaluations (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    task_id TEXT NOT NULL,
+    validator_hotkey TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    UNIQUE(task_id, validator_hotkey)
+);
+CREATE TABLE IF NOT EXISTS final_results (
+    task_id TEXT PRIMARY KEY,
+    doc TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS blob_refs (
+    task_id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    blob_key TEXT NOT NULL,
+    PRIMARY KEY(task_id, source, blob_key)
+);
+CREATE INDEX IF NOT EXISTS blob_refs_key ON blob_refs(blob_key);
+CREATE TABLE IF NOT EXISTS meta (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO meta(name, value) VALUES ('wake_seq', 0);
+"""
+
+TASK_COLUMNS = "task_id, owner, idempotency_key, kind, status, created_ts, updated_ts, lease_ts, deadline_ts, doc"
+
+
+def ts(at: datetime | None) -> float | None:
+    return at.timestamp() if at is not None else None
+
+
+def task_row(task: Task) -> tuple[Any, ...]:
+    return (
+        task.task_id,
+        task.owner,
+        task.idempotency_key,
+        task.kind.value,
+        task.status.value,
+        ts(task.created_at),
+        ts(task.updated_at),
+        ts(task.lease_expires_at),
+        ts(task.deadline),
+        task.model_dump_json(),
+    )
