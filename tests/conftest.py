@@ -44,3 +44,14 @@ def tone(seconds: float = 1.0, rate: int = 16_000, freq: float = 440.0) -> np.nd
 @pytest.fixture
 def wav_bytes() -> bytes:
     return encode_audio(tone(), 16_000, "wav")
+
+
+@pytest.fixture(scope="session")
+def engines():
+    """The real engines on the shipped models, shared by the whole session; each model loads on first use."""
+    from subnet_proxy.config import EngineSettings
+    from subnet_proxy.engines import build_engines
+
+    built = build_engines(EngineSettings())
+    yield built
+    built.close()

@@ -175,7 +175,8 @@ class LexRankSummarizer(Summarizer):
         from sumy.models.dom import ObjectDocumentModel, Paragraph, Sentence
 
         tokenizer = _PysbdTokenizer(self._segmenter)
-        paragraphs = [p for p in re.split(r"\n\s*\n", text) if p.strip()]
+        # Blank lines part paragraphs; single line breaks are hard wrapping, which pysbd would read as ends.
+        paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", text) if p.strip()]
         document = ObjectDocumentModel([
             Paragraph([Sentence(s, tokenizer) for s in tokenizer.to_sentences(p)]) for p in paragraphs
         ])

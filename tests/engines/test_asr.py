@@ -1,0 +1,111 @@
+"""Whisper transcription on the shipped tiny.en model: round trip, timestamps, chunking, languages, load errors."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import jiwer
+import numpy as np
+import pytest
+
+from protocol import DecodedAudio, decode_audio, encode_audio
+from subnet_proxy.config import EngineSettings
+from subnet_proxy.engines import EngineInputError, ModelLoadError, WhisperTranscriber
+from subnet_proxy.engines.asr import chunk_bounds
+
+SENTENCE = "The old lighthouse keeper walked down to the harbor every morning to count the boats."
+SECOND = "In the evening he wrote letters to his sister, who lived far away in the mountains."
+
+
+def _normalize(text: str) -> str:
+    return " ".join("".join(c for c in text.lower() if c.isalnum() or c.isspace()).split())
+
+
+def _speech(engines, text: str, rate: int = 16_000) -> np.ndarray:
+    return engines.synthesizer.synthesize(text, sample_rate=rate).samples
+
+
+def test_chunk_bounds_cover_the_audio_and_cut_at_quiet_points():
+    rate = 1_000
+    loud = np.ones(100 * rate, dtype=np.float32)
+    loud[57_000:57_100] = 0.0  # the only quiet window in the search region before 60 s
+    bounds = chunk_bounds(loud, rate, chunk_s=60)
+    assert bounds[0][0] == 0 and bounds[-1][1] == len(loud)
+    assert all(a_end == b_start for (_, a_end), (b_start, _) in itertools.pairwise(bounds))
+    assert all(end - start <= 60 * rate for start, end in bounds)
+    assert 57_000 <= bounds[0][1] <= 57_100
+
+
+def test_short_audio_is_one_chunk():
+    assert chunk_bounds(np.zeros(10), 16_000, chunk_s=30) == [(0, 10)]
+
+
+@pytest.mark.slow
+async def test_tts_to_asr_round_trip_is_accurate(engines):
+    speech = engines.synthesizer.synthesize(SENTENCE)  # the voice's own 22.05 kHz: the ASR resamples
+    audio = decode_audio(encode_audio(speech.samples, speech.sample_rate, "flac"))
+    transcript = await engines.transcribe(audio, "en")
+    assert jiwer.wer(_normalize(SENTENCE), _normalize(transcript.text)) < 0.15
+    assert transcript.language == "en"
+
+
+@pytest.mark.slow
+def test_segments_are_ordered_with_timestamps(engines):
+    gap = np.zeros(16_000, dtype=np.float32)
+    samples = np.concatenate([_speech(engines, SENTENCE), gap, _speech(engines, SECOND)])
+    transcript = engines.transcriber.transcribe(DecodedAudio(samples, 16_000, "wav"))
+    segments = transcript.segments
+    assert len(segments) >= 2
+    assert all(s.start < s.end for s in segments)
+    assert all(a.end <= b.start + 1e-6 for a, b in itertools.pairwise(segments))
+    assert segments[-1].end <= len(samples) / 16_000 + 0.5
+    assert transcript.text == " ".join(s.text for s in segments)
+    assert "sister" in transcript.text.lower()
+
+
+@pytest.mark.slow
+def test_long_audio_is_chunked_with_absolute_timestamps(engines):
+    """With 30 s chunks, speech at 33 s must come back stamped near 33 s, not near 3 s."""
+    transcriber = WhisperTranscriber(EngineSettings(asr_chunk_s=30, asr_beam_size=1))
+    first, second = _speech(engines, SENTENCE), _speech(engines, SECOND)
+    silence = np.zeros(33 * 16_000 - len(first), dtype=np.float32)
+    samples = np.concatenate([first, silence, second])
+    transcript = transcriber.transcribe(DecodedAudio(samples, 16_000, "wav"))
+    late = [s for s in transcript.segments if "sister" in s.text.lower()]
+    assert late and late[0].start >= 30.0
+    assert "harbor" in transcript.text.lower()
+
+
+@pytest.mark.slow
+def test_silence_gives_an_empty_transcript(engines):
+    transcript = engines.transcriber.transcribe(DecodedAudio(np.zeros(3 * 16_000, np.float32), 16_000, "wav"))
+    assert transcript.text == "" and transcript.segments == ()
+
+
+@pytest.mark.slow
+def test_language_option(engines):
+    audio = DecodedAudio(_speech(engines, "Good morning."), 16_000, "wav")
+    assert engines.transcriber.transcribe(audio, "en-US").language == "en"
+    with pytest.raises(EngineInputError, match="'fr' is not supported"):
+        engines.transcriber.transcribe(audio, "fr")
+
+
+def test_missing_model_folder_names_the_path(tmp_path: Path):
+    missing = tmp_path / "no-such-model"
+    with pytest.raises(ModelLoadError) as err:
+        WhisperTranscriber(EngineSettings(asr_model=str(missing), device="cpu")).load()
+    assert str(missing) in str(err.value) and err.value.source == str(missing)
+
+
+def test_corrupt_model_names_the_path(tmp_path: Path):
+    (tmp_path / "model.bin").write_bytes(b"not a model")
+    with pytest.raises(ModelLoadError, match="cannot load Whisper model") as err:
+        WhisperTranscriber(EngineSettings(asr_model=str(tmp_path), device="cpu")).load()
+    assert err.value.source == str(tmp_path)
+
+
+def test_model_name_not_cached_is_not_downloaded():
+    with pytest.raises(ModelLoadError, match="not in the local Hugging Face cache") as err:
+        WhisperTranscriber(EngineSettings(asr_model="large-v3", device="cpu")).load()
+    assert err.value.source == "large-v3"

@@ -1,0 +1,70 @@
+"""The worker pool: bounded concurrency, a free event loop, withdrawn calls when a caller gives up."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from subnet_proxy.engines import WorkerPool
+
+
+async def test_no_more_than_workers_calls_run_at_once():
+    pool = WorkerPool(2)
+    lock, running, peak = threading.Lock(), [0], [0]
+
+    def work() -> None:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.05)
+        with lock:
+            running[0] -= 1
+
+    await asyncio.gather(*(pool.run(work) for _ in range(8)))
+    pool.close()
+    assert peak[0] == 2
+
+
+async def test_the_event_loop_keeps_running_during_a_model_call():
+    pool = WorkerPool(1)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    task = asyncio.create_task(ticker())
+    await pool.run(time.sleep, 0.3)
+    task.cancel()
+    pool.close()
+    assert ticks >= 10
+
+
+async def test_a_cancelled_call_that_has_not_started_never_runs():
+    pool = WorkerPool(1)
+    started = threading.Event()
+    ran: list[str] = []
+
+    def blocker() -> None:
+        started.set()
+        time.sleep(0.2)
+
+    first = asyncio.ensure_future(pool.run(blocker))
+    await asyncio.to_thread(started.wait)
+    queued = asyncio.ensure_future(pool.run(ran.append, "late"))
+    await asyncio.sleep(0)
+    queued.cancel()
+    await first
+    await pool.run(ran.append, "after")
+    pool.close()
+    assert ran == ["after"]
+
+
+def test_workers_must_be_positive():
+    with pytest.raises(ValueError):
+        WorkerPool(0)
