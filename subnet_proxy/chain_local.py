@@ -17,8 +17,6 @@ import asyncio
 import json
 import logging
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -29,6 +27,7 @@ import numpy as np
 from bittensor.utils.weight_utils import process_weights
 from filelock import FileLock, Timeout
 
+from subnet_proxy.atomic_file import write_json_atomic
 from subnet_proxy.chain import Chain, ChainError, MetagraphSnapshot, Neuron, WeightsResult
 
 if TYPE_CHECKING:
@@ -271,19 +270,7 @@ class LocalChain(Chain):
             with self._lock:
                 state = self._read()
                 result = change(state)
-                self._write(state)
+                write_json_atomic(self.path, state, indent=1)
                 return result
         except Timeout as exc:
             raise ChainError(f"the local chain {self.path} stayed locked for {self._lock.timeout} s") from exc
-
-    def _write(self, state: dict[str, Any]) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(state, fh, indent=1)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise

@@ -221,3 +221,5 @@ class MinerStat(_Model):
     latency_s: float | None = None
     success_rate: float | None = None
     last_weight: float | None = None
+    attempts: int = 0
+    consecutive_failures: int = 0
