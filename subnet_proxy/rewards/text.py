@@ -1,0 +1,65 @@
+"""Text checks shared by the reward functions: normalisation, word/character error rates, n-gram reuse.
+
+Normalising before comparing means a transcript is judged on its words, not on casing or
+punctuation style, and a copier cannot dodge the duplicate check by changing a comma.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+import jiwer
+
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "`": "'"})
+_NON_WORD = re.compile(r"[^\w']+")
+_EDGE_QUOTES = re.compile(r"(^'+|'+$)")
+
+
+def normalize(text: str | None) -> str:
+    """Lower-case words separated by single spaces: NFKC, punctuation dropped, inner apostrophes kept."""
+    if not text:
+        return ""
+    text = unicodedata.normalize("NFKC", text).translate(_APOSTROPHES).lower()
+    words = (_EDGE_QUOTES.sub("", word) for word in _NON_WORD.sub(" ", text).replace("_", " ").split())
+    return " ".join(word for word in words if word)
+
+
+def words(text: str | None) -> list[str]:
+    return normalize(text).split()
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    """WER of normalised texts, clipped to [0, 1]; an empty side counts as entirely wrong."""
+    ref, hyp = normalize(reference), normalize(hypothesis)
+    if not ref and not hyp:
+        return 0.0
+    if not ref or not hyp:
+        return 1.0
+    return min(1.0, float(jiwer.wer(ref, hyp)))
+
+
+def char_error_rate(reference: str, hypothesis: str) -> float:
+    """CER of normalised texts, clipped to [0, 1]; an empty side counts as entirely wrong."""
+    ref, hyp = normalize(reference), normalize(hypothesis)
+    if not ref and not hyp:
+        return 0.0
+    if not ref or not hyp:
+        return 1.0
+    return min(1.0, float(jiwer.cer(ref, hyp)))
+
+
+def ngrams(tokens: list[str], n: int) -> set[tuple[str, ...]]:
+    return {tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)}
+
+
+def reused_share(source: str, answer: str, *, n: int = 6) -> float:
+    """Share of the source's word n-grams that the answer repeats verbatim (0 = none, 1 = all of it).
+
+    An extractive summary repeats a few source sentences, a small share; returning the source
+    (or most of it) repeats nearly all of them.
+    """
+    source_grams = ngrams(words(source), n)
+    if not source_grams:
+        return 1.0 if normalize(source) and normalize(source) in normalize(answer) else 0.0
+    return len(source_grams & ngrams(words(answer), n)) / len(source_grams)
