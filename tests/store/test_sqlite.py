@@ -1,0 +1,140 @@
+"""What only the embedded store must show: separate processes on one file, and a free event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from subnet_proxy.store import SQLiteTaskStore
+from subnet_proxy.tasks import TaskStatus
+from tests.store.factories import make_task
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: a claimer process: waits until every claimer is ready, then claims in batches until none is left
+CLAIMER = """
+import asyncio, json, sys, time
+from pathlib import Path
+from subnet_proxy.store import SQLiteTaskStore
+
+async def main(db, name, ready_dir, peers, lease_s, once):
+    store = SQLiteTaskStore(db)
+    await store.ping()
+    Path(ready_dir, name).touch()
+    while len(list(Path(ready_dir).iterdir())) < peers:
+        await asyncio.sleep(0.001)
+    got = []
+    while batch := await store.claim_tasks(name, limit=5, lease_s=lease_s):
+        got += [t.task_id for t in batch]
+        if once:
+            break
+        await asyncio.sleep(0.001)
+    await store.close()
+    print(json.dumps(got))
+
+db, name, ready_dir, peers, lease_s, once = sys.argv[1:]
+asyncio.run(main(db, name, ready_dir, int(peers), float(lease_s), once == "once"))
+"""
+
+
+def _claimers(db: Path, ready: Path, names: list[str], *, lease_s: float = 300, once: bool = False) -> list[list[str]]:
+    ready.mkdir()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CLAIMER, str(db), name, str(ready), str(len(names)), str(lease_s),
+             "once" if once else "all"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for name in names
+    ]
+    outputs = [proc.communicate(timeout=120)[0] for proc in procs]
+    assert [proc.returncode for proc in procs] == [0] * len(procs)
+    return [json.loads(out) for out in outputs]
+
+
+async def _seed(db: Path, count: int) -> tuple[SQLiteTaskStore, list[str]]:
+    store = SQLiteTaskStore(db)
+    ids = [(await store.create_task(make_task(n)))[0].task_id for n in range(count)]
+    return store, ids
+
+
+async def test_two_processes_claim_each_task_exactly_once(tmp_path: Path) -> None:
+    db = tmp_path / "tasks.db"
+    store, ids = await _seed(db, 300)
+    a, b = await asyncio.to_thread(_claimers, db, tmp_path / "ready", ["proc-a", "proc-b"])
+    assert a and b, "both processes should have won some claims"
+    assert len(a) + len(b) == 300, "a task was claimed twice or lost"
+    assert sorted(a + b) == sorted(ids)
+    for name, got in (("proc-a", a), ("proc-b", b)):
+        assert (await store.get_task(got[-1])).lease_owner == name
+    await store.close()
+
+
+async def test_a_dead_process_lease_expires_and_its_tasks_come_back(tmp_path: Path) -> None:
+    db = tmp_path / "tasks.db"
+    store, ids = await _seed(db, 5)
+    [dead] = await asyncio.to_thread(_claimers, db, tmp_path / "ready", ["dead"], lease_s=0.3, once=True)
+    assert sorted(dead) == sorted(ids)
+    assert await store.claim_tasks("alive", limit=10, lease_s=60) == []
+    await asyncio.sleep(0.4)
+    back = await store.claim_tasks("alive", limit=10, lease_s=60)
+    assert sorted(t.task_id for t in back) == sorted(ids)
+    assert [s.status for s in back[0].timeline][-2:] == [TaskStatus.PENDING, TaskStatus.DISTRIBUTED]
+    await store.close()
+
+
+async def test_a_locked_database_does_not_block_the_event_loop(tmp_path: Path) -> None:
+    """Another connection holds the write lock for 0.5 s: our write waits, the loop keeps running."""
+    db = tmp_path / "tasks.db"
+    store = SQLiteTaskStore(db)
+    await store.ping()
+    locked = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def hold_lock() -> None:
+        conn = sqlite3.connect(db, isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        loop.call_soon_threadsafe(locked.set)
+        time.sleep(0.5)
+        conn.execute("COMMIT")
+        conn.close()
+
+    holder = asyncio.create_task(asyncio.to_thread(hold_lock))
+    await locked.wait()
+    gaps: list[float] = []
+
+    async def tick() -> None:
+        last = loop.time()
+        while True:
+            await asyncio.sleep(0.01)
+            gaps.append(loop.time() - last)
+            last = loop.time()
+
+    ticker = asyncio.create_task(tick())
+    started = loop.time()
+    await store.create_task(make_task(1))
+    waited = loop.time() - started
+    ticker.cancel()
+    await holder
+    assert waited >= 0.3, "the write should have waited for the lock"
+    assert len(gaps) >= 20 and max(gaps) < 0.2
+    assert (await store.count_by_status())[TaskStatus.PENDING] == 1
+    await store.close()
+
+
+async def test_a_closed_store_refuses_calls(tmp_path: Path) -> None:
+    store = SQLiteTaskStore(tmp_path / "tasks.db")
+    await store.ping()
+    await store.close()
+    await store.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        await store.ping()
