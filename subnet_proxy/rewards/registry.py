@@ -43,19 +43,24 @@ class ReferencesFn(Protocol):
                        scoring: ScoringEngines, blobs: BlobStore) -> Any: ...
 
 
+#: seconds of work allowed per unit of input on top of the base timeout (the figures the dispatcher's
+#: codec uses: CPU reference engines, Whisper tiny ~0.1x real time, Piper ~0.2x real time).
+ASR_S_PER_AUDIO_S = 0.5
+TTS_S_PER_CHAR = 0.02
+SUMMARY_S_PER_CHAR = 0.0001
+MAX_TIMEOUT_S = 600.0
+
+
 def _transcription_extra_s(task_input: TaskInput) -> float:
-    """Half a second of compute per second of audio: a CPU miner at 0.1x real time has ample room."""
-    return 0.5 * (task_input.audio_seconds or 0.0)
+    return ASR_S_PER_AUDIO_S * (task_input.audio_seconds or 0.0)
 
 
 def _tts_extra_s(task_input: TaskInput) -> float:
-    """One second per 40 characters (Piper on CPU speaks ~15 characters of audio per 0.2 s)."""
-    return len(task_input.text or "") / 40.0
+    return TTS_S_PER_CHAR * len(task_input.text or "")
 
 
 def _summarization_extra_s(task_input: TaskInput) -> float:
-    """One second per 2,000 characters of source."""
-    return len(task_input.text or "") / 2_000.0
+    return SUMMARY_S_PER_CHAR * len(task_input.text or "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +102,7 @@ def task_spec(kind: TaskKind) -> TaskSpec:
 
 def task_timeout(task: Task, base_s: float) -> float:
     """The dendrite timeout for this task: the base (``--neuron.timeout``) plus its size allowance."""
-    return base_s + float(task_spec(task.kind).extra_timeout_s(task.input))
+    return min(base_s + float(task_spec(task.kind).extra_timeout_s(task.input)), MAX_TIMEOUT_S)
 
 
 def pick_challenge_kind(rng: random.Random) -> TaskKind:

@@ -10,6 +10,7 @@ the validator's own transcript, so it is never a candidate).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -40,19 +41,23 @@ def _distance(a: str, b: str) -> float:
 def consensus_reference(validator_transcript: str | None, transcripts: Sequence[str | None]) -> str | None:
     """The medoid of the validator's transcript and the miner transcripts that agree with it.
 
+    Miners' votes count with multiplicity (agreeing miners outvote the validator's small model);
+    a vote only counts if it is within AGREEMENT_WER of the validator's own transcript.
+
     None when the validator has no transcript of its own: without that anchor a junk majority
     could define the truth, so the task earns nobody credit.
     """
     own = normalize(validator_transcript)
     if not own:
         return None
-    candidates = [own]
+    votes: Counter[str] = Counter({own: 1})
     for text in transcripts:
         norm = normalize(text)
-        if norm and norm not in candidates and word_error_rate(own, norm) <= AGREEMENT_WER:
-            candidates.append(norm)
-    totals = [sum(_distance(c, other) for other in candidates) for c in candidates]
-    return candidates[min(range(len(candidates)), key=lambda i: (totals[i], i))]  # ties: the validator's own
+        if norm and word_error_rate(own, norm) <= AGREEMENT_WER:
+            votes[norm] += 1
+    candidates = list(votes)  # the validator's own first, so it wins ties
+    totals = [sum(votes[other] * _distance(c, other) for other in candidates) for c in candidates]
+    return candidates[min(range(len(candidates)), key=lambda i: (totals[i], i))]
 
 
 def transcript_quality(reference: str, hypothesis: str) -> tuple[float, dict[str, float]]:

@@ -1,0 +1,93 @@
+"""The shared rules: validity, timeouts, duplicates credited once, a speed term that cannot flip right and wrong."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from subnet_proxy.rewards.base import PASS_QUALITY, SPEED_WEIGHT, Judged, finalize, invalid, speed_multiplier
+from subnet_proxy.tasks import TaskKind
+from tests.rewards.conftest import by_hotkey, make_task, response
+
+TASK = make_task(TaskKind.SUMMARIZATION, text="x")
+
+
+def ok(quality: float, fingerprint: str) -> Judged:
+    return Judged(valid=True, quality=quality, fingerprint=fingerprint)
+
+
+def test_non_ok_late_and_invalid_answers_score_zero_with_the_reason() -> None:
+    responses = [
+        response(TASK, "timeout", state="timeout", latency=10.0),
+        response(TASK, "error", state="error"),
+        response(TASK, "late", latency=10.5),
+        response(TASK, "nolatency", latency=1.0).model_copy(update={"latency_s": None}),
+        response(TASK, "bad"),
+        response(TASK, "good"),
+    ]
+    judged = [ok(1.0, "a"), ok(1.0, "b"), ok(1.0, "c"), ok(1.0, "d"), invalid("empty"), ok(1.0, "e")]
+    rewards = by_hotkey(finalize(responses, judged, timeout_s=10.0))
+    assert rewards["timeout"].breakdown == {"rejected_timeout": 1.0}
+    assert rewards["error"].breakdown == {"rejected_error": 1.0}
+    assert rewards["late"].breakdown == {"rejected_timeout": 1.0}
+    assert rewards["nolatency"].breakdown == {"rejected_timeout": 1.0}
+    assert rewards["bad"].breakdown == {"rejected_empty": 1.0}
+    assert all(rewards[h].reward == 0.0 for h in ("timeout", "error", "late", "nolatency", "bad"))
+    assert rewards["good"].reward == pytest.approx(1.0 - SPEED_WEIGHT * 0.1)
+
+
+def test_duplicates_are_credited_once_to_the_earliest_received() -> None:
+    # The copier answered faster (lower latency) but was received later: the original keeps the credit.
+    responses = [response(TASK, "copier", latency=0.1, order=5), response(TASK, "original", latency=2.0, order=1),
+                 response(TASK, "other", latency=2.0, order=3)]
+    judged = [ok(0.9, "same"), ok(0.9, "same"), ok(0.9, "different")]
+    rewards = by_hotkey(finalize(responses, judged, timeout_s=10.0))
+    assert rewards["original"].reward > 0.7
+    assert rewards["copier"].reward == 0.0
+    assert rewards["copier"].breakdown["rejected_duplicate"] == 1.0
+    assert rewards["other"].reward == rewards["original"].reward
+
+
+def test_a_late_original_does_not_block_the_first_on_time_copy() -> None:
+    responses = [response(TASK, "late", latency=11.0, order=0), response(TASK, "ontime", latency=1.0, order=1)]
+    rewards = by_hotkey(finalize(responses, [ok(1.0, "x"), ok(1.0, "x")], timeout_s=10.0))
+    assert rewards["late"].reward == 0.0
+    assert rewards["ontime"].reward > 0.9
+
+
+def test_speed_never_lifts_a_wrong_answer_above_a_right_one() -> None:
+    grid = [i / 20 for i in range(21)]
+    latencies = [0.0, 0.5, 3.0, 9.99, 10.0]
+    for q_right, q_wrong in itertools.product(grid, grid):
+        if q_right < PASS_QUALITY or q_wrong >= PASS_QUALITY:
+            continue
+        for slow, fast in itertools.product(latencies, latencies):
+            right = response(TASK, "right", latency=slow)
+            wrong = response(TASK, "wrong", latency=fast)
+            rewards = by_hotkey(finalize([right, wrong], [ok(q_right, "r"), ok(q_wrong, "w")], timeout_s=10.0))
+            assert rewards["right"].reward > rewards["wrong"].reward, (q_right, q_wrong, slow, fast)
+
+
+def test_speed_is_a_bounded_multiplier() -> None:
+    assert speed_multiplier(1.0, 0.0, 10.0) == 1.0
+    assert speed_multiplier(1.0, 10.0, 10.0) == pytest.approx(1.0 - SPEED_WEIGHT)
+    assert speed_multiplier(PASS_QUALITY - 0.01, 0.0, 10.0) == pytest.approx(1.0 - SPEED_WEIGHT)
+    fast, slow = (finalize([response(TASK, "m", latency=lat)], [ok(0.8, "a")], timeout_s=10.0)[0]
+                  for lat in (0.5, 9.0))
+    assert fast.reward > slow.reward >= 0.8 * (1.0 - SPEED_WEIGHT)
+    assert fast.breakdown["quality"] == slow.breakdown["quality"] == 0.8
+
+
+def test_rewards_stay_in_unit_interval_and_order_is_kept() -> None:
+    responses = [response(TASK, f"m{i}", uid=i, latency=0.1 * i, order=i) for i in range(5)]
+    judged = [ok(q, str(i)) for i, q in enumerate([1.7, -0.3, float("nan"), 0.5, 1.0])]
+    rewards = finalize(responses, judged, timeout_s=10.0)
+    assert [r.uid for r in rewards] == [0, 1, 2, 3, 4]
+    assert all(0.0 <= r.reward <= 1.0 for r in rewards)
+    assert rewards[2].reward == 0.0
+
+
+def test_mismatched_verdicts_are_refused() -> None:
+    with pytest.raises(ValueError, match="2 responses but 1 verdicts"):
+        finalize([response(TASK, "a"), response(TASK, "b")], [ok(1.0, "a")], timeout_s=10.0)
