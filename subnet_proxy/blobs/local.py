@@ -13,27 +13,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from subnet_proxy.atomic_file import write_bytes_atomic
 from subnet_proxy.blobs.base import BlobCorrupt, BlobNotFound, BlobRef, BlobStore, blob_key, check_key
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 _TYPE_SUFFIX = ".type"
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class LocalBlobStore(BlobStore):
@@ -53,8 +40,8 @@ class LocalBlobStore(BlobStore):
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             # the type first: a blob visible under its key always has its type beside it
-            _write_atomic(path.with_name(key + _TYPE_SUFFIX), content_type.encode())
-            _write_atomic(path, data)
+            write_bytes_atomic(path.with_name(key + _TYPE_SUFFIX), content_type.encode())
+            write_bytes_atomic(path, data)
         return BlobRef(key=key, size=len(data), content_type=self._content_type(path))
 
     @staticmethod
