@@ -1,0 +1,153 @@
+"""Approval: when validator evaluations add up to a stake-weighted quorum, a task's final result is set.
+
+Shared by the side-server (``POST /api/v1/validator/evaluation``) and the validator loop (its own
+evaluation), so the rule exists once. The arithmetic is pure (``quorum_share``, ``choose_result``);
+``record_evaluation`` is the thin I/O wrapper around the TaskStore.
+
+Rules:
+- only a DONE (or already APPROVED) task can be evaluated; each validator once per task;
+- a reward may name only a miner that answered the task;
+- the stake counted is the metagraph's, never the one the caller claims;
+- the share is evaluating permitted stake / all permitted stake; with no stake on chain (fresh local
+  chains) it is the share of permitted validators by count; with no metagraph (local mode) any one
+  evaluation is a quorum;
+- the final result is the valid response with the highest stake-weighted mean reward (ties: the
+  earliest). No valid response: the task FAILS with ``no_valid_response``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from subnet_proxy.chain import MetagraphSnapshot
+from subnet_proxy.store.base import TaskStore
+from subnet_proxy.tasks import (
+    Evaluation,
+    FinalResult,
+    IllegalTransition,
+    MinerResponse,
+    Task,
+    TaskStatus,
+)
+
+
+class EvaluationRefused(ValueError):
+    """The evaluation cannot be accepted; ``code`` says why (``task_not_ready``, ``unknown_miner``)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalOutcome:
+    recorded: bool
+    """False when this validator had already evaluated the task (the first evaluation stands)."""
+    status: TaskStatus
+    """The task's status after this evaluation."""
+    stake_share: float
+    evaluations: int
+    result: FinalResult | None
+
+
+def quorum_share(evaluations: Sequence[Evaluation], snapshot: MetagraphSnapshot | None) -> float:
+    """The share (0..1) of validator weight that has evaluated, by the rules in the module doc."""
+    if snapshot is None:
+        return 1.0 if evaluations else 0.0
+    validators = {n.hotkey: n for n in snapshot.neurons if n.validator_permit}
+    if not validators:
+        return 1.0 if evaluations else 0.0
+    evaluated = {e.validator_hotkey for e in evaluations} & validators.keys()
+    total = sum(max(n.stake, 0.0) for n in validators.values())
+    if total <= 0:
+        return len(evaluated) / len(validators)
+    return sum(max(validators[h].stake, 0.0) for h in evaluated) / total
+
+
+def mean_rewards(evaluations: Sequence[Evaluation]) -> dict[tuple[int, str], float]:
+    """Stake-weighted mean reward per (uid, hotkey); equal weights when every stake is zero."""
+    use_stake = any(e.stake > 0 for e in evaluations)
+    sums: dict[tuple[int, str], float] = {}
+    weights: dict[tuple[int, str], float] = {}
+    for ev in evaluations:
+        w = max(ev.stake, 0.0) if use_stake else 1.0
+        for r in ev.rewards:
+            key = (r.uid, r.hotkey)
+            sums[key] = sums.get(key, 0.0) + w * r.reward
+            weights[key] = weights.get(key, 0.0) + w
+    return {k: sums[k] / weights[k] for k in sums if weights[k] > 0}
+
+
+def choose_result(
+    task: Task, responses: Sequence[MinerResponse], evaluations: Sequence[Evaluation]
+) -> FinalResult | None:
+    """The final result: the best-rewarded valid response, or None when no response is valid."""
+    means = mean_rewards(evaluations)
+    best: tuple[float, MinerResponse] | None = None
+    for resp in responses:  # received order, so a tie keeps the earliest
+        if not resp.valid:
+            continue
+        score = means.get((resp.uid, resp.hotkey), 0.0)
+        if best is None or score > best[0]:
+            best = (score, resp)
+    if best is None:
+        return None
+    score, resp = best
+    return FinalResult(
+        task_id=task.task_id, kind=task.kind, hotkey=resp.hotkey, uid=resp.uid, score=score,
+        text=resp.text, segments=resp.segments, output_blob=resp.output_blob,
+        output_format=resp.output_format, output_sample_rate=resp.output_sample_rate,
+    )
+
+
+async def record_evaluation(
+    store: TaskStore,
+    evaluation: Evaluation,
+    snapshot: MetagraphSnapshot | None,
+    quorum: float,
+) -> ApprovalOutcome:
+    """Record one validator's evaluation and approve the task once the quorum is reached.
+
+    Raises TaskNotFound (unknown task) and EvaluationRefused (task not DONE/APPROVED, or a reward
+    for a miner that did not answer).
+    """
+    task = await store.get_task(evaluation.task_id)
+    if task.status not in (TaskStatus.DONE, TaskStatus.APPROVED):
+        raise EvaluationRefused("task_not_ready", f"task is {task.status.value}; only done tasks can be evaluated")
+    responses = await store.list_responses(task.task_id)
+    answered = {(r.uid, r.hotkey) for r in responses}
+    strangers = [(r.uid, r.hotkey) for r in evaluation.rewards if (r.uid, r.hotkey) not in answered]
+    if strangers:
+        raise EvaluationRefused("unknown_miner", f"rewards name miners that did not answer this task: {strangers}")
+    if snapshot is not None:
+        neuron = snapshot.by_hotkey(evaluation.validator_hotkey)
+        evaluation = evaluation.model_copy(update={"stake": neuron.stake if neuron else 0.0})
+    recorded = await store.record_evaluation(evaluation)
+    evaluations = await store.list_evaluations(task.task_id)
+    share = quorum_share(evaluations, snapshot)
+    result: FinalResult | None = await store.get_final_result(task.task_id)
+    if task.status is TaskStatus.DONE and share >= quorum:
+        task, result = await _decide(store, task, responses, evaluations)
+    return ApprovalOutcome(recorded=recorded, status=task.status, stake_share=share,
+                           evaluations=len(evaluations), result=result)
+
+
+async def _decide(
+    store: TaskStore, task: Task, responses: Sequence[MinerResponse], evaluations: Sequence[Evaluation]
+) -> tuple[Task, FinalResult | None]:
+    """Set the result, then approve (so an APPROVED task always has one); or fail with no valid answer.
+    A concurrent approval by another evaluator wins quietly: the task is re-read."""
+    result = choose_result(task, responses, evaluations)
+    try:
+        if result is None:
+            task = await store.transition(task.task_id, TaskStatus.FAILED, reason="evaluated",
+                                          error=("no_valid_response", "no miner gave a valid answer"))
+        else:
+            await store.set_final_result(result)
+            task = await store.transition(task.task_id, TaskStatus.APPROVED, reason="quorum reached")
+    except IllegalTransition:
+        task = await store.get_task(task.task_id)
+        result = await store.get_final_result(task.task_id)
+    return task, result

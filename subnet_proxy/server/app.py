@@ -1,0 +1,134 @@
+"""The side-server's app factory and its runner: what the validator embeds and ``python -m`` runs alone.
+
+Embedding (the validator)::
+
+    store = WatchedStore(open_task_store(settings))        # share it with the loop: its writes wake waiters
+    app = create_app(settings, store=store, blobs=blobs, keys=keys, metagraph=lambda: snapshot,
+                     own_hotkey=wallet.hotkey.ss58_address, miner_stats=scorebook.stats)
+    server = await start_server(app, settings)               # binds settings.proxy.host:port
+    ...
+    await server.stop()                                      # stop accepting, finish in-flight, then return
+
+The factory owns none of its dependencies: the caller opens and closes the stores.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from subnet_proxy.blobs.base import BlobStore
+from subnet_proxy.chain import MetagraphSnapshot
+from subnet_proxy.config import Settings
+from subnet_proxy.server import routes_admin, routes_health, routes_network, routes_results, routes_tasks
+from subnet_proxy.server.context import CONTEXT, HealthCheck, ServerContext
+from subnet_proxy.server.errors import error_middleware
+from subnet_proxy.server.events import WatchedStore
+from subnet_proxy.server.limits import Limiter
+from subnet_proxy.server.metrics import Metrics
+from subnet_proxy.server.middleware import add_request_id_on_prepare, request_middleware
+from subnet_proxy.server.openapi import build_openapi, docs_routes
+from subnet_proxy.server.routing import Endpoint, add_endpoints
+from subnet_proxy.signing import SignatureVerifier
+from subnet_proxy.store.base import TaskStore
+from subnet_proxy.store.keys import KeyStore, seed_configured_keys
+from subnet_proxy.tasks import MinerStat
+
+log = logging.getLogger("subnet_proxy.server")
+
+ENDPOINTS: list[Endpoint] = [
+    *routes_tasks.ENDPOINTS,
+    *routes_results.ENDPOINTS,
+    *routes_network.ENDPOINTS,
+    *routes_admin.ENDPOINTS,
+    *routes_health.ENDPOINTS,
+]
+
+
+def create_app(
+    settings: Settings,
+    *,
+    store: TaskStore,
+    blobs: BlobStore,
+    keys: KeyStore,
+    metagraph: Callable[[], MetagraphSnapshot | None],
+    own_hotkey: str,
+    miner_stats: Callable[[], list[MinerStat]] | None = None,
+    health_checks: Mapping[str, HealthCheck] | None = None,
+) -> web.Application:
+    """The side-server. ``metagraph`` returns the latest snapshot (None: signed endpoints answer 503);
+    ``own_hotkey`` is the receiver hotkey signed requests must name; ``health_checks`` are extra
+    readiness probes (name -> async callable that raises when unhealthy)."""
+    context = ServerContext(
+        settings=settings,
+        store=store if isinstance(store, WatchedStore) else WatchedStore(store),
+        blobs=blobs,
+        keys=keys,
+        metagraph=metagraph,
+        own_hotkey=own_hotkey,
+        miner_stats=miner_stats,
+        health_checks=dict(health_checks or {}),
+        verifier=SignatureVerifier(own_hotkey, max_age_s=settings.proxy.signature_max_age_s,
+                                   nonce_cache_size=settings.proxy.nonce_cache_size),
+        limiter=Limiter(),
+        metrics=Metrics(),
+    )
+    app = web.Application(middlewares=[request_middleware, error_middleware])
+    app[CONTEXT] = context
+    add_endpoints(app, ENDPOINTS)
+    app.add_routes(docs_routes(build_openapi(ENDPOINTS)))
+    app.on_startup.append(_seed_keys)
+    app.on_shutdown.append(_begin_shutdown)
+    app.on_response_prepare.append(add_request_id_on_prepare)
+    return app
+
+
+async def _seed_keys(app: web.Application) -> None:
+    context = app[CONTEXT]
+    seeded = await seed_configured_keys(context.keys, context.settings)
+    if seeded:
+        log.info("seeded %d configured API key(s): %s", len(seeded), ", ".join(k.key_id for k in seeded))
+
+
+async def _begin_shutdown(app: web.Application) -> None:
+    """Sites are already closed to new connections; end long-polls and event streams early so the
+    in-flight requests can finish within the grace period."""
+    context = app[CONTEXT]
+    context.closing.set()
+    context.events.wake_all()
+
+
+@dataclass
+class RunningServer:
+    """A started side-server: ``port`` is the bound port (useful with ``--proxy.port 0``)."""
+
+    runner: web.AppRunner
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"http://{host}:{self.port}"
+
+    async def stop(self) -> None:
+        """Graceful: stop accepting, wake waiters, let in-flight requests finish (shutdown_grace_s)."""
+        await self.runner.cleanup()
+
+
+async def start_server(app: web.Application, settings: Settings, *, host: str | None = None,
+                       port: int | None = None) -> RunningServer:
+    host = host if host is not None else settings.proxy.host
+    port = port if port is not None else settings.proxy.port
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.proxy.shutdown_grace_s)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound = port
+    for address in runner.addresses:  # the real port when port 0 asked for any free one
+        bound = int(address[1])
+    log.info("side-server listening on %s:%d", host, bound)
+    return RunningServer(runner=runner, host=host, port=bound)

@@ -1,0 +1,112 @@
+"""Who is calling: API keys for clients and admins, signed requests for miners and validators.
+
+Each endpoint declares one ``Auth`` mode; ``guard`` wraps its handler so authentication and the
+per-caller limits run before the handler does. What the guard learned is left on the request
+(``request[API_KEY]`` or ``request[CALLER]`` + ``request[BODY]``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+from aiohttp import web
+
+from subnet_proxy.chain import MetagraphSnapshot, Neuron
+from subnet_proxy.server.body import read_limited
+from subnet_proxy.server.context import ServerContext, ctx
+from subnet_proxy.server.errors import ApiError, Handler
+from subnet_proxy.server.request_keys import CALLER_ID
+from subnet_proxy.store.keys import ApiKey, Role, hash_key
+
+Auth = Literal["public", "client", "admin", "miner", "validator"]
+
+API_KEY: web.RequestKey[ApiKey] = web.RequestKey("api_key", ApiKey)
+CALLER: web.RequestKey[Neuron] = web.RequestKey("caller", Neuron)
+SNAPSHOT: web.RequestKey[MetagraphSnapshot] = web.RequestKey("snapshot", MetagraphSnapshot)
+BODY: web.RequestKey[bytes] = web.RequestKey("body", bytes)
+
+#: seconds an authenticated key is trusted without asking the key store again.
+KEY_CACHE_TTL_S = 5.0
+_KEY_CACHE_MAX = 10_000
+#: signed bodies may carry base64 audio (4/3 of the raw size) plus JSON framing.
+_SIGNED_BODY_FACTOR = 1.4
+
+
+def presented_key(request: web.Request) -> str | None:
+    auth = request.headers.get("Authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip() or None
+    return request.headers.get("X-API-Key") or None
+
+
+async def authenticate(context: ServerContext, key: str) -> ApiKey | None:
+    digest = hash_key(key)
+    now = time.monotonic()
+    cached = context.key_cache.get(digest)
+    if cached is not None and cached[1] > now:
+        return cached[0]
+    api_key = await context.keys.authenticate(key)
+    if api_key is None:
+        context.key_cache.pop(digest, None)
+        return None
+    if len(context.key_cache) >= _KEY_CACHE_MAX:
+        context.key_cache.clear()
+    context.key_cache[digest] = (api_key, now + KEY_CACHE_TTL_S)
+    return api_key
+
+
+async def require_key(request: web.Request, *, admin: bool) -> ApiKey:
+    key = presented_key(request)
+    if key is None:
+        raise ApiError(401, "missing_api_key", "send the API key as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
+                       headers={"WWW-Authenticate": "Bearer"})
+    api_key = await authenticate(ctx(request), key)
+    if api_key is None:
+        raise ApiError(401, "invalid_api_key", "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+    if admin and api_key.role is not Role.ADMIN:
+        raise ApiError(403, "admin_only", "this endpoint needs an admin key")
+    return api_key
+
+
+def signed_body_limit(context: ServerContext) -> int:
+    return int(context.settings.proxy.max_upload_mb * 1024 * 1024 * _SIGNED_BODY_FACTOR) + 64 * 1024
+
+
+async def require_signature(request: web.Request, *, validator: bool) -> tuple[Neuron, MetagraphSnapshot, bytes]:
+    """Verify a signed request and that the metagraph allows its hotkey (a permit for validators)."""
+    context = ctx(request)
+    snapshot = context.metagraph()
+    if snapshot is None:
+        raise ApiError(503, "no_metagraph", "this server has no metagraph, so it cannot check signed callers")
+    body = await read_limited(request, signed_body_limit(context))
+    caller = context.verifier.verify(request.headers, body)
+    neuron = snapshot.by_hotkey(caller.hotkey)
+    if neuron is None:
+        raise ApiError(403, "unknown_hotkey", "hotkey is not registered on this subnet")
+    if validator and not neuron.validator_permit:
+        raise ApiError(403, "no_validator_permit", "hotkey has no validator permit")
+    return neuron, snapshot, body
+
+
+def guard(auth: Auth, handler: Handler) -> Handler:
+    """``handler`` behind the authentication and admission ``auth`` asks for."""
+    if auth == "public":
+        return handler
+
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        context = ctx(request)
+        if auth in ("client", "admin"):
+            api_key = await require_key(request, admin=auth == "admin")
+            request[API_KEY] = api_key
+            request[CALLER_ID] = api_key.key_id
+            async with context.limiter.admit(api_key.key_id, context.limits_for(api_key)):
+                return await handler(request)
+        neuron, snapshot, body = await require_signature(request, validator=auth == "validator")
+        request[CALLER], request[SNAPSHOT], request[BODY] = neuron, snapshot, body
+        request[CALLER_ID] = neuron.hotkey
+        async with context.limiter.admit("hotkey:" + neuron.hotkey, context.limits_for(None)):
+            return await handler(request)
+
+    guarded.__name__ = getattr(handler, "__name__", "handler")
+    return guarded

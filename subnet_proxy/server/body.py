@@ -1,0 +1,94 @@
+"""Reading request bodies safely: size limits enforced while reading, JSON parsed into a pydantic model."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from aiohttp import BodyPartReader, web
+from pydantic import BaseModel, ValidationError
+
+from subnet_proxy.server.errors import ApiError
+
+M = TypeVar("M", bound=BaseModel)
+
+_CHUNK = 64 * 1024
+
+
+def too_large(limit: int) -> ApiError:
+    return ApiError(413, "body_too_large", f"request body larger than {limit} bytes")
+
+
+def check_declared_length(request: web.Request, limit: int) -> None:
+    """Refuse at once when the declared Content-Length is already over the limit."""
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large(limit)
+
+
+async def read_limited(request: web.Request, limit: int) -> bytes:
+    """The whole body, refused with 413 as soon as it passes ``limit`` bytes (never fully buffered)."""
+    check_declared_length(request, limit)
+    buf = bytearray()
+    async for chunk in request.content.iter_chunked(_CHUNK):
+        buf += chunk
+        if len(buf) > limit:
+            raise too_large(limit)
+    return bytes(buf)
+
+
+async def read_part_limited(part: BodyPartReader, budget: int, limit: int) -> bytes:
+    """One multipart field, counted against what remains of the request's ``budget`` bytes."""
+    buf = bytearray()
+    while chunk := await part.read_chunk(_CHUNK):
+        buf += chunk
+        if len(buf) > budget:
+            raise too_large(limit)
+    return bytes(buf)
+
+
+def validation_details(exc: ValidationError) -> list[dict[str, Any]]:
+    return [
+        {"field": ".".join(str(p) for p in err["loc"]) or "(body)", "type": err["type"], "message": err["msg"]}
+        for err in exc.errors(include_url=False, include_input=False)
+    ]
+
+
+def invalid_request(exc: ValidationError) -> ApiError:
+    details = validation_details(exc)
+    unknown = [d["field"] for d in details if d["type"] == "extra_forbidden"]
+    if unknown:
+        return ApiError(400, "unknown_field", f"unknown field(s): {', '.join(unknown)}", details=details)
+    first = details[0]
+    return ApiError(400, "invalid_request", f"{first['field']}: {first['message']}", details=details)
+
+
+def require_json(request: web.Request) -> None:
+    if request.content_type != "application/json":
+        raise ApiError(415, "unsupported_media_type",
+                       f"expected Content-Type application/json, got {request.content_type or 'none'}")
+
+
+def parse_json(raw: bytes, model: type[M]) -> M:
+    """Validate a JSON body against ``model``: malformed JSON, wrong types and unknown fields are 400s."""
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ApiError(400, "malformed_json", f"body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid_request", "body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise invalid_request(exc) from exc
+
+
+async def read_json(request: web.Request, model: type[M], limit: int) -> M:
+    require_json(request)
+    return parse_json(await read_limited(request, limit), model)
+
+
+def parse_query(request: web.Request, model: type[M]) -> M:
+    try:
+        return model.model_validate(dict(request.query))
+    except ValidationError as exc:
+        raise invalid_request(exc) from exc

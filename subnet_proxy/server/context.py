@@ -1,0 +1,64 @@
+"""The side-server's dependencies and shared state, held under one typed app key."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from subnet_proxy.blobs.base import BlobStore
+from subnet_proxy.chain import MetagraphSnapshot
+from subnet_proxy.config import Settings
+from subnet_proxy.server.events import TaskEvents, WatchedStore
+from subnet_proxy.server.limits import Limiter, Limits
+from subnet_proxy.server.metrics import Metrics
+from subnet_proxy.signing import SignatureVerifier
+from subnet_proxy.store.keys import ApiKey, KeyStore
+from subnet_proxy.tasks import MinerStat
+
+HealthCheck = Callable[[], Awaitable[None]]
+"""A readiness probe: returns when healthy, raises when not."""
+
+
+@dataclass(slots=True)
+class ServerContext:
+    settings: Settings
+    store: WatchedStore
+    blobs: BlobStore
+    keys: KeyStore
+    metagraph: Callable[[], MetagraphSnapshot | None]
+    own_hotkey: str
+    miner_stats: Callable[[], list[MinerStat]] | None
+    health_checks: Mapping[str, HealthCheck]
+    verifier: SignatureVerifier
+    limiter: Limiter
+    metrics: Metrics
+    started_at: float = field(default_factory=time.monotonic)
+    #: set when shutdown begins: long-polls and event streams end early so in-flight requests finish.
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
+    #: a short cache of authenticated keys (hash -> (key, expiry)); revocation takes effect within its TTL.
+    key_cache: dict[str, tuple[ApiKey, float]] = field(default_factory=dict)
+
+    @property
+    def events(self) -> TaskEvents:
+        return self.store.events
+
+    def limits_for(self, api_key: ApiKey | None) -> Limits:
+        proxy = self.settings.proxy
+        if api_key is None:
+            return Limits(proxy.rate_per_s, proxy.burst, proxy.max_in_flight)
+        return Limits(
+            api_key.rate_per_s or proxy.rate_per_s,
+            api_key.burst or proxy.burst,
+            api_key.max_in_flight or proxy.max_in_flight,
+        )
+
+
+CONTEXT: web.AppKey[ServerContext] = web.AppKey("subnet_proxy_context", ServerContext)
+
+
+def ctx(request: web.Request) -> ServerContext:
+    return request.app[CONTEXT]

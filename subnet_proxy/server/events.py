@@ -1,0 +1,147 @@
+"""Task change notification: long-polls and event streams wake on a change instead of polling the store.
+
+``WatchedStore`` wraps any TaskStore and publishes the task id to a ``TaskEvents`` hub after every
+write. The validator embeds the side-server with the same ``WatchedStore`` it works on, so a
+response, a result or a status change it records wakes every waiting client at once. Changes made
+by other processes (a separate ingestion instance over a shared store) are not seen by the hub;
+waiters therefore also re-read the task every ``settings.proxy.watch_poll_s`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from datetime import datetime
+
+from subnet_proxy.store.base import Page, PurgeReport, TaskStore
+from subnet_proxy.tasks import Evaluation, FinalResult, MinerResponse, Task, TaskKind, TaskStatus
+
+
+class TaskEvents:
+    """Per-task wake-ups: ``wait(task_id)`` returns when ``publish(task_id)`` is called (or on timeout)."""
+
+    def __init__(self) -> None:
+        self._waiters: dict[str, set[asyncio.Future[None]]] = {}
+
+    def publish(self, task_id: str) -> None:
+        for fut in self._waiters.pop(task_id, ()):
+            if not fut.done():
+                fut.set_result(None)
+
+    def wake_all(self) -> None:
+        """Wake every current waiter (server shutdown: waiting requests re-check and finish)."""
+        for task_id in list(self._waiters):
+            self.publish(task_id)
+
+    async def wait(self, task_id: str, timeout: float) -> bool:
+        """True when woken by a change, False on timeout."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(task_id, set()).add(fut)
+        try:
+            await asyncio.wait_for(fut, timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            waiters = self._waiters.get(task_id)
+            if waiters is not None:
+                waiters.discard(fut)
+                if not waiters:
+                    del self._waiters[task_id]
+
+    def waiting(self) -> int:
+        return sum(len(w) for w in self._waiters.values())
+
+
+class WatchedStore(TaskStore):
+    """A TaskStore that publishes every written task id to ``events``; reads pass straight through."""
+
+    def __init__(self, inner: TaskStore, events: TaskEvents | None = None) -> None:
+        self.inner = inner
+        self.events = events or TaskEvents()
+
+    def _changed(self, task: Task) -> Task:
+        self.events.publish(task.task_id)
+        return task
+
+    async def create_task(self, task: Task) -> tuple[Task, bool]:
+        stored, created = await self.inner.create_task(task)
+        self.events.publish(stored.task_id)
+        return stored, created
+
+    async def get_task(self, task_id: str) -> Task:
+        return await self.inner.get_task(task_id)
+
+    async def list_tasks(self, *, status: TaskStatus | None = None, owner: str | None = None, limit: int = 50,
+                         cursor: str | None = None) -> Page:
+        return await self.inner.list_tasks(status=status, owner=owner, limit=limit, cursor=cursor)
+
+    async def claim_tasks(self, claimer: str, *, limit: int, lease_s: float, kinds: Iterable[TaskKind] | None = None,
+                          now: datetime | None = None) -> list[Task]:
+        tasks = await self.inner.claim_tasks(claimer, limit=limit, lease_s=lease_s, kinds=kinds, now=now)
+        return [self._changed(t) for t in tasks]
+
+    async def renew_lease(self, task_id: str, claimer: str, *, lease_s: float) -> Task:
+        return await self.inner.renew_lease(task_id, claimer, lease_s=lease_s)
+
+    async def release_task(self, task_id: str, claimer: str, *, reason: str = "released") -> Task:
+        return self._changed(await self.inner.release_task(task_id, claimer, reason=reason))
+
+    async def assign_miners(self, task_id: str, claimer: str, miners: list[tuple[int, str]]) -> Task:
+        return self._changed(await self.inner.assign_miners(task_id, claimer, miners))
+
+    async def transition(self, task_id: str, target: TaskStatus, *, reason: str | None = None,
+                         error: tuple[str, str] | None = None, claimer: str | None = None) -> Task:
+        return self._changed(await self.inner.transition(task_id, target, reason=reason, error=error,
+                                                         claimer=claimer))
+
+    async def record_response(self, response: MinerResponse) -> tuple[MinerResponse, bool]:
+        stored, created = await self.inner.record_response(response)
+        self.events.publish(response.task_id)
+        return stored, created
+
+    async def list_responses(self, task_id: str) -> list[MinerResponse]:
+        return await self.inner.list_responses(task_id)
+
+    async def first_response(self, task_id: str) -> MinerResponse | None:
+        return await self.inner.first_response(task_id)
+
+    async def record_evaluation(self, evaluation: Evaluation) -> bool:
+        recorded = await self.inner.record_evaluation(evaluation)
+        self.events.publish(evaluation.task_id)
+        return recorded
+
+    async def list_evaluations(self, task_id: str) -> list[Evaluation]:
+        return await self.inner.list_evaluations(task_id)
+
+    async def set_final_result(self, result: FinalResult) -> None:
+        await self.inner.set_final_result(result)
+        self.events.publish(result.task_id)
+
+    async def get_final_result(self, task_id: str) -> FinalResult | None:
+        return await self.inner.get_final_result(task_id)
+
+    async def count_by_status(self) -> dict[TaskStatus, int]:
+        return await self.inner.count_by_status()
+
+    async def wait_for_task(self, timeout: float) -> bool:
+        return await self.inner.wait_for_task(timeout)
+
+    async def purge(self, *, status: TaskStatus, older_than: datetime, limit: int = 500) -> PurgeReport:
+        return await self.inner.purge(status=status, older_than=older_than, limit=limit)
+
+    async def expire_overdue(self, *, now: datetime | None = None, limit: int = 500) -> list[str]:
+        expired = await self.inner.expire_overdue(now=now, limit=limit)
+        for task_id in expired:
+            self.events.publish(task_id)
+        return expired
+
+    async def blobs_in_use(self, keys: Iterable[str]) -> set[str]:
+        return await self.inner.blobs_in_use(keys)
+
+    async def ping(self) -> None:
+        await self.inner.ping()
+
+    async def close(self) -> None:
+        self.events.wake_all()
+        await self.inner.close()

@@ -1,0 +1,52 @@
+"""Prometheus metrics of one side-server, in its own registry (no process-global state)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from subnet_proxy.tasks import MinerStat, TaskStatus
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter("subnet_proxy_http_requests", "HTTP requests answered.",
+                                ["method", "route", "status"], registry=self.registry)
+        self.latency = Histogram("subnet_proxy_http_request_seconds", "HTTP request latency.",
+                                 ["method", "route"], buckets=_LATENCY_BUCKETS, registry=self.registry)
+        self.submitted = Counter("subnet_proxy_tasks_submitted", "Client tasks accepted.", ["kind"],
+                                 registry=self.registry)
+        self.tasks = Gauge("subnet_proxy_tasks", "Tasks in the store by status.", ["status"], registry=self.registry)
+        self.miner_score = Gauge("subnet_proxy_miner_score", "Miner EMA score.", ["uid", "hotkey"],
+                                 registry=self.registry)
+        self.miner_latency = Gauge("subnet_proxy_miner_latency_seconds", "Miner mean answer latency.",
+                                   ["uid", "hotkey"], registry=self.registry)
+        self.miner_success = Gauge("subnet_proxy_miner_success_rate", "Share of valid answers.", ["uid", "hotkey"],
+                                   registry=self.registry)
+        self.rate_limited = Counter("subnet_proxy_rate_limited", "Requests refused by rate or concurrency limits.",
+                                    registry=self.registry)
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(method, route, str(status)).inc()
+        self.latency.labels(method, route).observe(seconds)
+        if status == 429:
+            self.rate_limited.inc()
+
+    def render(self, counts: dict[TaskStatus, int], miners: list[MinerStat]) -> bytes:
+        """The text exposition, with the scrape-time gauges (tasks, miners) refreshed first."""
+        for status in TaskStatus:
+            self.tasks.labels(status.value).set(counts.get(status, 0))
+        for gauge in (self.miner_score, self.miner_latency, self.miner_success):
+            gauge.clear()
+        for m in miners:
+            labels = (str(m.uid), m.hotkey)
+            self.miner_score.labels(*labels).set(m.ema_score)
+            if m.latency_s is not None:
+                self.miner_latency.labels(*labels).set(m.latency_s)
+            if m.success_rate is not None:
+                self.miner_success.labels(*labels).set(m.success_rate)
+        return generate_latest(self.registry)

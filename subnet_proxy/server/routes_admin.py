@@ -1,0 +1,54 @@
+"""Admin endpoints: create, list and revoke client API keys (admin key only)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from subnet_proxy.server.body import read_json
+from subnet_proxy.server.context import ctx
+from subnet_proxy.server.routing import Endpoint, QueryParam
+from subnet_proxy.server.schemas import KeyCreate, KeyCreated, KeyList, KeyView
+from subnet_proxy.store.keys import ApiKey, Role
+
+_ADMIN_BODY_LIMIT = 16 * 1024
+
+
+def key_view(api_key: ApiKey) -> KeyView:
+    return KeyView(key_id=api_key.key_id, name=api_key.name, role=api_key.role.value, rate_per_s=api_key.rate_per_s,
+                   burst=api_key.burst, max_in_flight=api_key.max_in_flight, created_at=api_key.created_at,
+                   revoked_at=api_key.revoked_at)
+
+
+async def create_key(request: web.Request) -> web.Response:
+    req = await read_json(request, KeyCreate, _ADMIN_BODY_LIMIT)
+    api_key, plaintext = await ctx(request).keys.create(name=req.name, role=Role(req.role), rate_per_s=req.rate_per_s,
+                                                         burst=req.burst, max_in_flight=req.max_in_flight)
+    body = KeyCreated(**key_view(api_key).model_dump(), key=plaintext)
+    return web.json_response(body.model_dump(mode="json"), status=201)
+
+
+async def list_keys(request: web.Request) -> web.Response:
+    include = request.query.get("include_revoked", "false").lower() in ("1", "true", "yes")
+    keys = await ctx(request).keys.list(include_revoked=include)
+    return web.json_response(KeyList(keys=[key_view(k) for k in keys]).model_dump(mode="json"))
+
+
+async def revoke_key(request: web.Request) -> web.Response:
+    context = ctx(request)
+    api_key = await context.keys.revoke(request.match_info["key_id"])
+    context.key_cache.clear()  # revocation takes effect at once on this instance
+    return web.json_response(key_view(api_key).model_dump(mode="json"))
+
+
+_ADMIN_ERRORS = (401, 403, 429)
+
+ENDPOINTS = [
+    Endpoint("POST", "/api/v1/admin/keys", create_key, "Create an API key", "admin", "admin",
+             body={"application/json": KeyCreate}, status=201, response={"application/json": KeyCreated},
+             errors=(*_ADMIN_ERRORS, 400, 415)),
+    Endpoint("GET", "/api/v1/admin/keys", list_keys, "List API keys", "admin", "admin",
+             response={"application/json": KeyList}, errors=_ADMIN_ERRORS,
+             query=(QueryParam("include_revoked", {"type": "boolean"}, "Also list revoked keys."),)),
+    Endpoint("DELETE", "/api/v1/admin/keys/{key_id}", revoke_key, "Revoke an API key", "admin", "admin",
+             response={"application/json": KeyView}, errors=(*_ADMIN_ERRORS, 404)),
+]

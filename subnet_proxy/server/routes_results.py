@@ -1,0 +1,230 @@
+"""A client's view of its tasks: status with timeline and progress, the result (long-poll), and SSE events.
+
+Waiting never polls in a tight loop: it sleeps on the task's change notification (``TaskEvents``),
+re-reading the store at most every ``watch_poll_s`` for changes made by other processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from protocol import mime_type
+from subnet_proxy.server.auth import API_KEY
+from subnet_proxy.server.body import parse_query
+from subnet_proxy.server.context import ServerContext, ctx
+from subnet_proxy.server.errors import ApiError
+from subnet_proxy.server.routes_tasks import result_url
+from subnet_proxy.server.routing import Endpoint, QueryParam
+from subnet_proxy.server.schemas import (
+    AnswerView,
+    FinalView,
+    MinerProgress,
+    ResultPending,
+    TaskStatusView,
+    TextResult,
+)
+from subnet_proxy.store.base import TaskNotFound
+from subnet_proxy.store.keys import Role
+from subnet_proxy.tasks import FinalResult, MinerResponse, Task, TaskKind, TaskStatus
+
+#: SSE comment sent when nothing happened for this long, so proxies keep the stream open.
+HEARTBEAT_S = 15.0
+
+
+async def owned_task(request: web.Request) -> Task:
+    """The task named in the path, if the caller owns it (admins see all); 404 otherwise, never 403,
+    so a client cannot probe which task ids exist."""
+    task_id = request.match_info["task_id"]
+    task = await ctx(request).store.get_task(task_id)
+    api_key = request[API_KEY]
+    if task.owner != api_key.key_id and api_key.role is not Role.ADMIN:
+        raise TaskNotFound(task_id)
+    return task
+
+
+def _audio_url(task_id: str, blob: str | None, stage: str) -> str | None:
+    return f"{result_url(task_id)}?stage={stage}" if blob else None
+
+
+def answer_view(resp: MinerResponse) -> AnswerView:
+    return AnswerView(uid=resp.uid, text=resp.text, segments=resp.segments,
+                      audio_url=_audio_url(resp.task_id, resp.output_blob, "any"), audio_format=resp.output_format,
+                      latency_s=resp.latency_s, received_at=resp.received_at)
+
+
+def final_view(result: FinalResult) -> FinalView:
+    return FinalView(uid=result.uid, score=result.score, text=result.text, segments=result.segments,
+                     audio_url=_audio_url(result.task_id, result.output_blob, "final"),
+                     audio_format=result.output_format, decided_at=result.decided_at)
+
+
+async def status_view(context: ServerContext, task: Task) -> TaskStatusView:
+    responses = await context.store.list_responses(task.task_id)
+    final = await context.store.get_final_result(task.task_id)
+    first = next((r for r in responses if r.is_first), None) or next((r for r in responses if r.valid), None)
+    by_hotkey = {r.hotkey: r for r in responses}
+    miners = [
+        MinerProgress(uid=uid, state=by_hotkey[hk].state, latency_s=by_hotkey[hk].latency_s) if hk in by_hotkey
+        else MinerProgress(uid=uid, state="waiting")
+        for uid, hk in task.assigned
+    ]
+    return TaskStatusView(
+        task_id=task.task_id, kind=task.kind, status=task.status, created_at=task.created_at,
+        updated_at=task.updated_at, deadline=task.deadline, timeline=task.timeline,
+        first_response=answer_view(first) if first else None, result=final_view(final) if final else None,
+        miners=miners, error=task.error,
+    )
+
+
+async def get_status(request: web.Request) -> web.Response:
+    view = await status_view(ctx(request), await owned_task(request))
+    return web.json_response(view.model_dump(mode="json"))
+
+
+class ResultQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    wait: float = Field(0.0, ge=0.0)
+    stage: Literal["any", "final"] = "any"
+
+
+Answer = tuple[Literal["first", "final"], FinalResult | MinerResponse]
+
+
+async def current_answer(context: ServerContext, task: Task, stage: str) -> Answer | None:
+    final = await context.store.get_final_result(task.task_id)
+    if final is not None:
+        return "final", final
+    if stage == "any":
+        first = await context.store.first_response(task.task_id)
+        if first is not None:
+            return "first", first
+    return None
+
+
+def _closed_error(task: Task) -> ApiError:
+    message = task.error.message if task.error else f"task is {task.status.value} without a result"
+    if task.status is TaskStatus.EXPIRED:
+        return ApiError(410, "task_expired", message)
+    return ApiError(409, "task_failed", message)
+
+
+async def serve_answer(request: web.Request, task: Task, answer: Answer) -> web.StreamResponse:
+    context = ctx(request)
+    stage, item = answer
+    headers = {"X-Result-Stage": stage}
+    if task.kind is not TaskKind.TTS:
+        score = item.score if isinstance(item, FinalResult) else None
+        body = TextResult(task_id=task.task_id, kind=task.kind, stage=stage, uid=item.uid, text=item.text,
+                          segments=item.segments, score=score)
+        return web.json_response(body.model_dump(mode="json"), headers=headers)
+    blob = item.output_blob
+    if blob is None:
+        raise ApiError(500, "result_missing_audio", "the TTS result has no audio")
+    url = await context.blobs.signed_url(blob, expires_s=context.settings.blobs.signed_url_ttl_s)
+    if url is not None:
+        raise web.HTTPTemporaryRedirect(url, headers=headers)
+    ref = await context.blobs.stat(blob)
+    if ref is None:
+        raise ApiError(404, "blob_not_found", "the result audio is no longer stored")
+    content_type = mime_type(item.output_format or "") if item.output_format else ref.content_type
+    resp = web.StreamResponse(headers={**headers, "Content-Type": content_type, "Content-Length": str(ref.size)})
+    await resp.prepare(request)
+    async for chunk in context.blobs.stream(blob):
+        await resp.write(chunk)
+    await resp.write_eof()
+    return resp
+
+
+async def get_result(request: web.Request) -> web.StreamResponse:
+    context = ctx(request)
+    query = parse_query(request, ResultQuery)
+    loop = asyncio.get_running_loop()
+    until = loop.time() + min(query.wait, context.settings.proxy.long_poll_max_s)
+    while True:
+        task = await owned_task(request)
+        answer = await current_answer(context, task, query.stage)
+        if answer is not None:
+            return await serve_answer(request, task, answer)
+        if task.status.is_terminal:
+            raise _closed_error(task)
+        remaining = until - loop.time()
+        if remaining <= 0 or context.closing.is_set():
+            pending = ResultPending(task_id=task.task_id, status=task.status, result_url=result_url(task.task_id))
+            return web.json_response(pending.model_dump(mode="json"), status=202, headers={"Retry-After": "1"})
+        await context.events.wait(task.task_id, min(remaining, context.settings.proxy.watch_poll_s))
+
+
+def sse(event: str, data: dict[str, Any]) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+async def get_events(request: web.Request) -> web.StreamResponse:
+    """Server-sent events: ``status`` per timeline step, ``response`` per miner answer, ``result`` once,
+    then ``end`` when the task is finished (or the server shuts down)."""
+    context = ctx(request)
+    task = await owned_task(request)
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+                                       "X-Accel-Buffering": "no"})
+    await resp.prepare(request)
+    loop = asyncio.get_running_loop()
+    steps_sent, responses_sent, result_sent, last_write = 0, set[str](), False, loop.time()
+    try:
+        while True:
+            out = bytearray()
+            for resp_ in await context.store.list_responses(task.task_id):
+                if resp_.hotkey not in responses_sent:
+                    responses_sent.add(resp_.hotkey)
+                    out += sse("response", {"uid": resp_.uid, "state": resp_.state, "latency_s": resp_.latency_s,
+                                            "first": resp_.is_first})
+            if not result_sent and (final := await context.store.get_final_result(task.task_id)) is not None:
+                result_sent = True
+                out += sse("result", final_view(final).model_dump(mode="json"))
+            for step in task.timeline[steps_sent:]:
+                out += sse("status", step.model_dump(mode="json"))
+            steps_sent = len(task.timeline)
+            done = task.status.is_terminal or context.closing.is_set()
+            if done:
+                out += sse("end", {"status": task.status.value, "closing": not task.status.is_terminal})
+            if out or loop.time() - last_write >= HEARTBEAT_S:
+                await resp.write(bytes(out) or b": keep-alive\n\n")
+                last_write = loop.time()
+            if done:
+                break
+            await context.events.wait(task.task_id, min(context.settings.proxy.watch_poll_s, HEARTBEAT_S))
+            task = await context.store.get_task(task.task_id)
+        await resp.write_eof()
+    except ConnectionResetError:
+        pass  # the client went away; nothing to clean up
+    return resp
+
+
+_TASK_ERRORS = (401, 404, 429)
+
+ENDPOINTS = [
+    Endpoint("GET", "/api/v1/task/{task_id}/status", get_status, "Task status, timeline and progress", "client",
+             "tasks", response={"application/json": TaskStatusView}, errors=_TASK_ERRORS,
+             description="Shows the first valid answer as soon as one exists, the evaluated result once decided, "
+                         "and each assigned miner's progress. A client sees only its own tasks (404 otherwise)."),
+    Endpoint("GET", "/api/v1/task/{task_id}/result", get_result, "The task's result (long-poll with ?wait=)",
+             "client", "tasks",
+             response={"application/json": TextResult, "audio/wav": None, "audio/flac": None, "audio/ogg": None,
+                       "audio/mpeg": None},
+             also={202: "No result yet (the wait ran out); body: ResultPending.",
+                   307: "TTS audio: redirect to a signed URL of the blob store."},
+             query=(QueryParam("wait", {"type": "number", "minimum": 0}, "Seconds to wait for a result (capped)."),
+                    QueryParam("stage", {"type": "string", "enum": ["any", "final"]},
+                               "'any' (default): the final result, else the first valid answer; 'final': only "
+                               "the evaluated result.")),
+             errors=(*_TASK_ERRORS, 400, 409, 410),
+             description="Text kinds answer JSON; TTS answers the audio bytes (or a 307 redirect to a signed URL). "
+                         "Header X-Result-Stage says whether this is the first answer or the evaluated result."),
+    Endpoint("GET", "/api/v1/task/{task_id}/events", get_events, "Server-sent events of the task's lifecycle",
+             "client", "tasks", response={"text/event-stream": None}, errors=_TASK_ERRORS,
+             description="Events: status (one per timeline step), response (one per miner answer), result, end."),
+]

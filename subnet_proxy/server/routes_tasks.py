@@ -1,0 +1,180 @@
+"""Client task submission: validate at the door, store the input blob, then create the task.
+
+Audio is decoded (in a worker thread) before anything is stored, so a task that exists always has
+usable input; the blob is written before the task row, so a failure in between leaves at worst an
+unreferenced blob (retention removes those), never a task without its input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import timedelta
+
+from aiohttp import BodyPartReader, web
+from pydantic import BaseModel
+
+from protocol import AudioDecodeError, decode_audio, mime_type, sniff_format
+from protocol.audio import b64decode
+from subnet_proxy.server.auth import API_KEY
+from subnet_proxy.server.body import check_declared_length, parse_json, read_limited, read_part_limited, require_json
+from subnet_proxy.server.context import ServerContext, ctx
+from subnet_proxy.server.errors import ApiError
+from subnet_proxy.server.routing import Endpoint
+from subnet_proxy.server.schemas import (
+    LANGUAGE_PATTERN,
+    SummarizationRequest,
+    TaskAccepted,
+    TranscriptionForm,
+    TranscriptionJSON,
+    TTSRequest,
+)
+from subnet_proxy.tasks import Task, TaskInput, TaskKind, utcnow
+
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")
+_LANGUAGE = re.compile(LANGUAGE_PATTERN)
+_SMALL_FIELD = 256
+_MB = 1024 * 1024
+
+
+def status_url(task_id: str) -> str:
+    return f"/api/v1/task/{task_id}/status"
+
+
+def result_url(task_id: str) -> str:
+    return f"/api/v1/task/{task_id}/result"
+
+
+def upload_limit(context: ServerContext) -> int:
+    return int(context.settings.proxy.max_upload_mb * _MB)
+
+
+def _json_limit(context: ServerContext) -> int:
+    """JSON bodies may carry the largest upload as base64 (4/3 larger) plus framing."""
+    return upload_limit(context) * 4 // 3 + 64 * 1024
+
+
+def idempotency_key(request: web.Request) -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not _IDEMPOTENCY_KEY.match(key):
+        raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key must be 1-128 printable ASCII characters")
+    return key
+
+
+async def accept(request: web.Request, kind: TaskKind, task_input: TaskInput) -> web.Response:
+    """Create the task (or find the one an Idempotency-Key already made) and answer 202."""
+    context = ctx(request)
+    task = Task(
+        kind=kind,
+        owner=request[API_KEY].key_id,
+        idempotency_key=idempotency_key(request),
+        input=task_input,
+        deadline=utcnow() + timedelta(seconds=context.settings.proxy.task_ttl_s),
+    )
+    stored, created = await context.store.create_task(task)
+    if stored.kind is not kind:
+        raise ApiError(409, "idempotency_conflict", "this Idempotency-Key was already used for another kind of task")
+    if created:
+        context.metrics.submitted.labels(kind.value).inc()
+    body = TaskAccepted(task_id=stored.task_id, status=stored.status, status_url=status_url(stored.task_id),
+                        result_url=result_url(stored.task_id))
+    headers = {"Location": body.status_url}
+    if not created:
+        headers["Idempotent-Replayed"] = "true"
+    return web.json_response(body.model_dump(mode="json"), status=202, headers=headers)
+
+
+async def _read_form(request: web.Request, limit: int) -> tuple[bytes | None, str | None]:
+    """(audio, language) from multipart/form-data; other fields are refused."""
+    check_declared_length(request, limit + 64 * 1024)
+    reader = await request.multipart()
+    audio: bytes | None = None
+    language: str | None = None
+    budget = limit
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader):
+            raise ApiError(400, "invalid_request", "nested multipart bodies are not accepted")
+        if part.name == "audio":
+            audio = await read_part_limited(part, budget, limit)
+            budget -= len(audio)
+        elif part.name == "language":
+            language = (await read_part_limited(part, _SMALL_FIELD, _SMALL_FIELD)).decode("utf-8", "replace").strip()
+            language = language or None
+        else:
+            raise ApiError(400, "unknown_field", f"unknown form field {part.name!r}; expected 'audio' and 'language'")
+    return audio, language
+
+
+async def audio_input(context: ServerContext, audio: bytes, *, declared: str | None, language: str | None) -> TaskInput:
+    """Decode and check the audio, then store it; the TaskInput that refers to it."""
+    if language is not None and not _LANGUAGE.match(language):
+        raise ApiError(400, "invalid_request", "language must be an ISO 639 code such as 'en' or 'pt-BR'")
+    if not audio:
+        raise ApiError(400, "empty_audio", "the audio file is empty")
+    if len(audio) > upload_limit(context):
+        raise ApiError(413, "body_too_large", f"audio larger than {upload_limit(context)} bytes")
+    if sniff_format(audio) is None:
+        raise ApiError(415, "unsupported_audio", "not a WAV, FLAC, OGG or MP3 file")
+    try:
+        decoded = await asyncio.to_thread(decode_audio, audio)
+    except AudioDecodeError as exc:
+        raise ApiError(400, "invalid_audio", str(exc)) from exc
+    if declared is not None and declared != decoded.format:
+        raise ApiError(400, "format_mismatch", f"declared format {declared} but the file is {decoded.format}")
+    max_s = context.settings.proxy.max_audio_s
+    if decoded.duration_s > max_s:
+        raise ApiError(413, "audio_too_long", f"audio is {decoded.duration_s:.1f} s; the limit is {max_s:g} s")
+    ref = await context.blobs.put(audio, content_type=mime_type(decoded.format))
+    return TaskInput(audio_blob=ref.key, audio_format=decoded.format, audio_seconds=round(decoded.duration_s, 3),
+                     language=language)
+
+
+async def submit_transcription(request: web.Request) -> web.Response:
+    context = ctx(request)
+    if request.content_type == "multipart/form-data":
+        audio, language = await _read_form(request, upload_limit(context))
+        if audio is None:
+            raise ApiError(400, "missing_field", "form field 'audio' (the file) is required")
+        declared = None
+    elif request.content_type == "application/json":
+        body = parse_json(await read_limited(request, _json_limit(context)), TranscriptionJSON)
+        try:
+            audio = b64decode(body.audio_b64)
+        except ValueError as exc:
+            raise ApiError(400, "invalid_base64", "audio_b64 is not valid base64") from exc
+        declared, language = body.format, body.language
+    else:
+        raise ApiError(415, "unsupported_media_type", "send multipart/form-data (field 'audio') or application/json")
+    task_input = await audio_input(context, audio, declared=declared, language=language)
+    return await accept(request, TaskKind.TRANSCRIPTION, task_input)
+
+
+async def submit_tts(request: web.Request) -> web.Response:
+    require_json(request)
+    body = parse_json(await read_limited(request, _json_limit(ctx(request))), TTSRequest)
+    return await accept(request, TaskKind.TTS, TaskInput(text=body.text, voice=body.voice))
+
+
+async def submit_summarization(request: web.Request) -> web.Response:
+    require_json(request)
+    body = parse_json(await read_limited(request, _json_limit(ctx(request))), SummarizationRequest)
+    return await accept(request, TaskKind.SUMMARIZATION, TaskInput(text=body.text, max_words=body.max_words))
+
+
+_SUBMIT_ERRORS = (400, 401, 409, 413, 415, 429)
+_ACCEPTED: dict[str, type[BaseModel] | None] = {"application/json": TaskAccepted}
+
+ENDPOINTS = [
+    Endpoint("POST", "/api/v1/transcription", submit_transcription, "Submit audio for transcription", "client", "tasks",
+             body={"multipart/form-data": TranscriptionForm, "application/json": TranscriptionJSON},
+             status=202, response=_ACCEPTED, errors=_SUBMIT_ERRORS,
+             description="The audio is decoded before the task is accepted: non-audio bytes (415), empty or "
+                         "corrupt audio (400), audio over the duration or size limit (413) are refused. "
+                         "Send `Idempotency-Key` to make a retried submit return the same task."),
+    Endpoint("POST", "/api/v1/tts", submit_tts, "Submit text to speak", "client", "tasks",
+             body={"application/json": TTSRequest}, status=202, response=_ACCEPTED, errors=_SUBMIT_ERRORS),
+    Endpoint("POST", "/api/v1/summarization", submit_summarization, "Submit text to summarize", "client", "tasks",
+             body={"application/json": SummarizationRequest}, status=202, response=_ACCEPTED, errors=_SUBMIT_ERRORS),
+]

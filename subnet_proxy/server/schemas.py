@@ -1,0 +1,253 @@
+"""The HTTP API's request and response models: they validate requests and generate the OpenAPI document.
+
+Requests forbid unknown fields (a typo is an error, not a silently ignored option) except the
+miner's answer, which ignores extra fields by design: anything a miner says about its own score or
+timing is dropped, never stored. The client library uses these same models.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from protocol import MAX_SUMMARY_CHARS, MAX_SUMMARY_SOURCE_CHARS, MAX_TRANSCRIPT_CHARS, MAX_TTS_TEXT_CHARS
+from protocol.audio import AudioFormat
+from protocol.synapses import MAX_AUDIO_B64_CHARS, Segment
+from subnet_proxy.tasks import MinerReward, MinerStat, ResponseState, TaskError, TaskKind, TaskStatus, Transition
+
+LANGUAGE_PATTERN = r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$"
+VOICE_PATTERN = r"^[A-Za-z0-9_.\-]{1,64}$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- client requests -----------------------------------------------------------------------------
+class TranscriptionJSON(Strict):
+    """Transcription submitted as JSON (the multipart form is the other way)."""
+
+    audio_b64: str = Field(min_length=1, max_length=MAX_AUDIO_B64_CHARS, description="Encoded audio file, base64.")
+    format: AudioFormat | None = Field(None, description="Container (wav, flac, ogg, mp3); sniffed when absent.")
+    language: str | None = Field(None, pattern=LANGUAGE_PATTERN, description="ISO 639 code; absent = detect.")
+
+
+class TranscriptionForm(Strict):
+    """multipart/form-data fields of a transcription (documentation of the form; parsed by hand)."""
+
+    audio: bytes = Field(description="The audio file (WAV, FLAC, OGG or MP3).",
+                         json_schema_extra={"format": "binary", "type": "string"})
+    language: str | None = Field(None, pattern=LANGUAGE_PATTERN, description="ISO 639 code; absent = detect.")
+
+
+class TTSRequest(Strict):
+    text: str = Field(min_length=1, max_length=MAX_TTS_TEXT_CHARS, description="Text to speak.")
+    voice: str | None = Field(None, pattern=VOICE_PATTERN, description="Voice name; absent = the miner's default.")
+
+
+class SummarizationRequest(Strict):
+    text: str = Field(min_length=1, max_length=MAX_SUMMARY_SOURCE_CHARS, description="Text to summarize.")
+    max_words: int | None = Field(None, ge=5, le=2_000, description="Upper bound on the summary's words.")
+
+
+class TaskAccepted(Strict):
+    task_id: str
+    status: TaskStatus
+    status_url: str
+    result_url: str
+
+
+# -- task status and results -----------------------------------------------------------------------
+class AnswerView(Strict):
+    """A miner's answer as a client sees it: text, or a URL for audio."""
+
+    uid: int
+    text: str | None = None
+    segments: list[dict[str, Any]] | None = None
+    audio_url: str | None = None
+    audio_format: str | None = None
+    latency_s: float | None = None
+    received_at: datetime
+
+
+class MinerProgress(Strict):
+    uid: int
+    state: Literal["waiting"] | ResponseState
+    latency_s: float | None = None
+
+
+class FinalView(Strict):
+    uid: int
+    score: float
+    text: str | None = None
+    segments: list[dict[str, Any]] | None = None
+    audio_url: str | None = None
+    audio_format: str | None = None
+    decided_at: datetime
+
+
+class TaskStatusView(Strict):
+    task_id: str
+    kind: TaskKind
+    status: TaskStatus
+    created_at: datetime
+    updated_at: datetime
+    deadline: datetime | None
+    timeline: list[Transition]
+    first_response: AnswerView | None = Field(None, description="The first valid answer (immediate feedback).")
+    result: FinalView | None = Field(None, description="The evaluated final result.")
+    miners: list[MinerProgress] = Field(default_factory=list, description="Per-miner progress.")
+    error: TaskError | None = None
+
+
+class TextResult(Strict):
+    """A text result (transcription, summarization); audio results are served as audio bytes."""
+
+    task_id: str
+    kind: TaskKind
+    stage: Literal["first", "final"] = Field(description="'first': the first valid answer, not yet evaluated.")
+    uid: int
+    text: str | None = None
+    segments: list[dict[str, Any]] | None = None
+    score: float | None = None
+
+
+class ResultPending(Strict):
+    """No result yet (the wait ran out): poll again or wait on the events stream."""
+
+    task_id: str
+    status: TaskStatus
+    result_url: str
+
+
+# -- neurons (signed) ------------------------------------------------------------------------------
+class MinerAnswer(BaseModel):
+    """A miner's asynchronous answer. Extra fields (self-reported scores, timings) are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    task_id: str = Field(min_length=1, max_length=64)
+    text: str | None = Field(None, max_length=max(MAX_TRANSCRIPT_CHARS, MAX_SUMMARY_CHARS))
+    segments: list[Segment] | None = Field(None, max_length=10_000)
+    audio_b64: str | None = Field(None, max_length=MAX_AUDIO_B64_CHARS)
+    audio_format: AudioFormat | None = None
+
+
+class AnswerAccepted(Strict):
+    task_id: str
+    uid: int
+    first: bool = Field(description="This is the task's first valid answer.")
+
+
+class ValidatorInput(Strict):
+    """A task's input for evaluation; audio is fetched from ``audio_url`` (signed GET)."""
+
+    audio_url: str | None = None
+    audio_format: str | None = None
+    audio_seconds: float | None = None
+    language: str | None = None
+    text: str | None = None
+    voice: str | None = None
+    max_words: int | None = None
+
+
+class ValidatorResponseView(Strict):
+    uid: int
+    hotkey: str
+    state: ResponseState
+    latency_s: float | None = None
+    text: str | None = None
+    segments: list[dict[str, Any]] | None = None
+    audio_url: str | None = None
+    audio_format: str | None = None
+    audio_sample_rate: int | None = None
+
+
+class ValidatorTask(Strict):
+    """A task ready for evaluation. Never carries ground truth nor whether the task is synthetic."""
+
+    task_id: str
+    kind: TaskKind
+    created_at: datetime
+    input: ValidatorInput
+    responses: list[ValidatorResponseView]
+
+
+class ValidatorTaskPage(Strict):
+    tasks: list[ValidatorTask]
+    next_cursor: str | None = None
+
+
+class EvaluationRequest(Strict):
+    task_id: str = Field(min_length=1, max_length=64)
+    rewards: list[MinerReward] = Field(min_length=1, max_length=256)
+
+
+class EvaluationOutcome(Strict):
+    task_id: str
+    recorded: bool
+    status: TaskStatus
+    stake_share: float
+    evaluations: int
+
+
+# -- admin ----------------------------------------------------------------------------------------
+class KeyCreate(Strict):
+    name: str = Field(min_length=1, max_length=100)
+    role: Literal["client", "admin"] = "client"
+    rate_per_s: float | None = Field(None, gt=0, le=100_000)
+    burst: int | None = Field(None, ge=1, le=1_000_000)
+    max_in_flight: int | None = Field(None, ge=1, le=10_000)
+
+
+class KeyView(Strict):
+    key_id: str
+    name: str
+    role: Literal["client", "admin"]
+    rate_per_s: float | None = None
+    burst: int | None = None
+    max_in_flight: int | None = None
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class KeyCreated(KeyView):
+    key: str = Field(description="The API key itself: shown this once, stored only as a hash.")
+
+
+class KeyList(Strict):
+    keys: list[KeyView]
+
+
+# -- health ---------------------------------------------------------------------------------------
+class CheckView(Strict):
+    ok: bool
+    error: str | None = None
+    detail: dict[str, Any] | None = None
+
+
+class HealthView(Strict):
+    status: Literal["ok", "degraded"]
+    live: bool
+    ready: bool
+    checks: dict[str, CheckView]
+    tasks: dict[str, int]
+    miners_available: int
+    version: str
+    uptime_s: float
+
+
+class MinerList(Strict):
+    miners: list[MinerStat]
+
+
+class ErrorDetail(Strict):
+    code: str
+    message: str
+    details: list[dict[str, Any]] | None = None
+
+
+class ErrorBody(Strict):
+    error: ErrorDetail

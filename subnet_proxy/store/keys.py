@@ -1,0 +1,138 @@
+"""The KeyStore interface: client and admin API keys, stored only as hashes, with per-key limits.
+
+A key is shown once, when it is created; the store keeps ``sha256(key)``. Keys are 256-bit random
+strings, so a plain (unsalted) hash is safe against guessing and lets a lookup go straight to the
+row; the final comparison is constant-time anyway.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from subnet_proxy.config import Settings
+
+KEY_PREFIX = "sp_"
+
+
+class Role(StrEnum):
+    CLIENT = "client"
+    ADMIN = "admin"
+
+
+class KeyNotFound(LookupError):
+    def __init__(self, key_id: str) -> None:
+        super().__init__(f"API key {key_id} not found")
+        self.key_id = key_id
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A key's public record. ``None`` limits mean the server's defaults (settings.proxy)."""
+
+    key_id: str
+    name: str
+    role: Role
+    key_hash: str = field(repr=False)
+    created_at: datetime
+    rate_per_s: float | None = None
+    burst: int | None = None
+    max_in_flight: int | None = None
+    revoked_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def matches(api_key: ApiKey, key: str) -> bool:
+    return hmac.compare_digest(api_key.key_hash, hash_key(key))
+
+
+def new_key() -> tuple[str, str]:
+    """(key_id, plaintext key) of a fresh random key."""
+    key_id = "k_" + secrets.token_hex(6)
+    return key_id, f"{KEY_PREFIX}{secrets.token_urlsafe(32)}"
+
+
+def seeded_key_id(key: str) -> str:
+    """A stable id for a key given in configuration (the same flag gives the same id every start)."""
+    return "seed_" + hash_key(key)[:12]
+
+
+class KeyStore(abc.ABC):
+    """API keys by hash. Implementations: SQLite (``keys_sqlite``)."""
+
+    @abc.abstractmethod
+    async def create(
+        self,
+        *,
+        name: str,
+        role: Role,
+        rate_per_s: float | None = None,
+        burst: int | None = None,
+        max_in_flight: int | None = None,
+    ) -> tuple[ApiKey, str]:
+        """A new key: its record and the plaintext, which is never stored or shown again."""
+
+    @abc.abstractmethod
+    async def seed(self, key: str, *, role: Role, name: str) -> ApiKey:
+        """Make a configured plaintext key valid (idempotent; re-activates a revoked seed)."""
+
+    @abc.abstractmethod
+    async def authenticate(self, key: str) -> ApiKey | None:
+        """The active key whose hash matches, or None."""
+
+    @abc.abstractmethod
+    async def get(self, key_id: str) -> ApiKey:
+        """The key record, or KeyNotFound."""
+
+    @abc.abstractmethod
+    async def list(self, *, include_revoked: bool = False) -> list[ApiKey]: ...
+
+    @abc.abstractmethod
+    async def revoke(self, key_id: str, *, at: datetime | None = None) -> ApiKey:
+        """Revoke (KeyNotFound if unknown); revoking twice keeps the first time."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+
+def open_key_store(settings: Settings) -> KeyStore:
+    """The key store for these settings: SQLite beside the task database (DATA_DIR/keys.db)."""
+    from subnet_proxy.store.keys_sqlite import SqliteKeyStore
+
+    return SqliteKeyStore(settings.data_dir / "keys.db")
+
+
+async def seed_configured_keys(keys: KeyStore, settings: Settings) -> list[ApiKey]:
+    """Seed ``--proxy.api_key`` (clients) and ``--proxy.admin_key`` (admin) so runs can be scripted."""
+    seeded = [await keys.seed(k, role=Role.CLIENT, name="configured") for k in settings.proxy.api_key]
+    if settings.proxy.admin_key:
+        seeded.append(await keys.seed(settings.proxy.admin_key, role=Role.ADMIN, name="configured admin"))
+    return seeded
+
+
+__all__ = [
+    "ApiKey",
+    "KeyNotFound",
+    "KeyStore",
+    "Role",
+    "hash_key",
+    "matches",
+    "new_key",
+    "open_key_store",
+    "seed_configured_keys",
+    "seeded_key_id",
+]
