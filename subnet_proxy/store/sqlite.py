@@ -13,6 +13,9 @@ import sqlite3
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel
 
 from subnet_proxy.store import ops
 from subnet_proxy.store.base import Page, PurgeReport, TaskNotFound, TaskStore
@@ -29,6 +32,8 @@ from subnet_proxy.tasks import (
 )
 
 DEFAULT_POLL_S = 2.0
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class SQLiteTaskStore(TaskStore):
@@ -54,6 +59,14 @@ class SQLiteTaskStore(TaskStore):
         """Start the cross-process wake-up state from what the file holds now."""
         self._wake_seen = conn.execute("SELECT value FROM meta WHERE name = 'wake_seq'").fetchone()[0]
         self._data_version = conn.execute("PRAGMA data_version").fetchone()[0]
+
+    async def _docs(self, model: type[M], sql: str, *params: object) -> list[M]:
+        """The models stored in the ``doc`` column of the rows ``sql`` selects."""
+
+        def work(conn: sqlite3.Connection) -> list[M]:
+            return [model.model_validate_json(doc) for (doc,) in conn.execute(sql, params).fetchall()]
+
+        return await self._db.read(work)
 
     @staticmethod
     def _load(conn: sqlite3.Connection, task_id: str) -> Task:
@@ -153,11 +166,7 @@ class SQLiteTaskStore(TaskStore):
             params += [after_at.timestamp(), after_at.timestamp(), after_id]
         sql = f"SELECT doc FROM tasks WHERE {' AND '.join(where)} ORDER BY created_ts, task_id LIMIT ?"
 
-        def work(conn: sqlite3.Connection) -> list[Task]:
-            rows = conn.execute(sql, (*params, limit + 1)).fetchall()
-            return [Task.model_validate_json(doc) for (doc,) in rows]
-
-        tasks = await self._db.read(work)
+        tasks = await self._docs(Task, sql, *params, limit + 1)
         more = len(tasks) > limit
         tasks = tasks[:limit]
         return Page(tasks=tasks, next_cursor=ops.encode_cursor(tasks[-1]) if more else None)
@@ -243,20 +252,11 @@ class SQLiteTaskStore(TaskStore):
         return await self._db.write(work)
 
     async def list_responses(self, task_id: str) -> list[MinerResponse]:
-        def work(conn: sqlite3.Connection) -> list[MinerResponse]:
-            rows = conn.execute("SELECT doc FROM responses WHERE task_id = ? ORDER BY seq", (task_id,)).fetchall()
-            return [MinerResponse.model_validate_json(doc) for (doc,) in rows]
-
-        return await self._db.read(work)
+        return await self._docs(MinerResponse, "SELECT doc FROM responses WHERE task_id = ? ORDER BY seq", task_id)
 
     async def first_response(self, task_id: str) -> MinerResponse | None:
-        def work(conn: sqlite3.Connection) -> MinerResponse | None:
-            row = conn.execute(
-                "SELECT doc FROM responses WHERE task_id = ? AND is_first = 1", (task_id,)
-            ).fetchone()
-            return MinerResponse.model_validate_json(row[0]) if row else None
-
-        return await self._db.read(work)
+        found = await self._docs(MinerResponse, "SELECT doc FROM responses WHERE task_id = ? AND is_first = 1", task_id)
+        return found[0] if found else None
 
     async def record_evaluation(self, evaluation: Evaluation) -> bool:
         def work(conn: sqlite3.Connection) -> bool:
@@ -270,11 +270,7 @@ class SQLiteTaskStore(TaskStore):
         return await self._db.write(work)
 
     async def list_evaluations(self, task_id: str) -> list[Evaluation]:
-        def work(conn: sqlite3.Connection) -> list[Evaluation]:
-            rows = conn.execute("SELECT doc FROM evaluations WHERE task_id = ? ORDER BY seq", (task_id,)).fetchall()
-            return [Evaluation.model_validate_json(doc) for (doc,) in rows]
-
-        return await self._db.read(work)
+        return await self._docs(Evaluation, "SELECT doc FROM evaluations WHERE task_id = ? ORDER BY seq", task_id)
 
     async def set_final_result(self, result: FinalResult) -> None:
         def work(conn: sqlite3.Connection) -> None:
@@ -289,11 +285,8 @@ class SQLiteTaskStore(TaskStore):
         await self._db.write(work)
 
     async def get_final_result(self, task_id: str) -> FinalResult | None:
-        def work(conn: sqlite3.Connection) -> FinalResult | None:
-            row = conn.execute("SELECT doc FROM final_results WHERE task_id = ?", (task_id,)).fetchone()
-            return FinalResult.model_validate_json(row[0]) if row else None
-
-        return await self._db.read(work)
+        found = await self._docs(FinalResult, "SELECT doc FROM final_results WHERE task_id = ?", task_id)
+        return found[0] if found else None
 
     # -- health, notification, retention -------------------------------------------------------------
     async def count_by_status(self) -> dict[TaskStatus, int]:
