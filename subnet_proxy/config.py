@@ -71,15 +71,15 @@ class ProxySettings(_Section):
     task_ttl_s: float = Field(3600.0, gt=0, description="A task not finished by then expires.")
     signature_max_age_s: float = Field(60.0, gt=0, description="Oldest signed request accepted.")
     quorum: float = Field(0.5, gt=0, le=1, description="Share of validator stake whose evaluations approve a task.")
-
-
-class StoreSettings(_Section):
-    backend: Literal["sqlite", "firestore"] = Field("sqlite", description="TaskStore backend.")
     long_poll_max_s: float = Field(60.0, gt=0, le=600, description="Longest ?wait= a result request may hold.")
     watch_poll_s: float = Field(1.0, gt=0, description="Re-read interval of a waiting request (changes made by "
                                 "other processes).")
     shutdown_grace_s: float = Field(10.0, ge=0, description="Seconds in-flight requests get to finish on shutdown.")
     nonce_cache_size: int = Field(100_000, ge=100, description="Signed-request nonces remembered (replay protection).")
+
+
+class StoreSettings(_Section):
+    backend: Literal["sqlite", "firestore"] = Field("sqlite", description="TaskStore backend.")
     sqlite_path: str | None = Field(None, description="SQLite file (default: DATA_DIR/tasks.db).")
     firestore_project: str | None = Field(None, description="Google Cloud project (default: from credentials).")
     firestore_database: str = Field("(default)", description="Firestore database id.")
