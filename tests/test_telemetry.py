@@ -1,0 +1,198 @@
+"""Telemetry: real wandb in offline mode (rotation, failures injected on purpose) and logging set-up."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import struct
+from pathlib import Path
+from typing import Any
+
+import pytest
+import wandb
+from wandb.proto import wandb_internal_pb2 as pb
+
+from subnet_proxy.config import LoggingSettings, Settings
+from subnet_proxy.tasks import MinerStat
+from subnet_proxy.telemetry import MAX_CONSECUTIVE_ERRORS, TRACE, Telemetry, setup_logging
+
+
+@pytest.fixture(autouse=True)
+def offline_wandb(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
+    monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "wandb-cache"))
+
+
+def settings(tmp_path: Path, **wandb_settings: Any) -> Settings:
+    return Settings.model_validate({"neuron": {"data_dir": str(tmp_path / "data")}, "mock": {"enabled": True},
+                                    "wandb": {"max_steps": 100, **wandb_settings}})
+
+
+def offline_runs(tmp_path: Path) -> list[Path]:
+    return sorted((tmp_path / "data" / "wandb" / "wandb").glob("offline-run-*"))
+
+
+def read_run(run_dir: Path) -> tuple[str, dict[str, Any], list[dict[str, Any]]]:
+    """(name, config, history rows) of an offline run, read from its ``.wandb`` record log.
+
+    The file is a 7-byte ``:W&B`` header, then LevelDB-log framed protobuf ``Record``s in 32 KiB
+    blocks (each chunk: crc32, length, type FULL/FIRST/MIDDLE/LAST).
+    """
+    (path,) = run_dir.glob("*.wandb")
+    data = path.read_bytes()
+    assert data[:4] == b":W&B"
+    pos, pending, block = 7, b"", 32768
+    name, config, history = "", {}, []
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:
+            pos += block - pos % block
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        chunk, pos = data[pos + 7:pos + 7 + length], pos + 7 + length
+        if kind == 0:
+            break
+        pending = chunk if kind in (1, 2) else pending + chunk
+        if kind not in (1, 4):
+            continue
+        record = pb.Record()
+        record.ParseFromString(pending)
+        if record.WhichOneof("record_type") == "run":
+            name = record.run.display_name
+            config = {item.key: json.loads(item.value_json) for item in record.run.config.update}
+        elif record.WhichOneof("record_type") == "history":
+            history.append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
+                            for item in record.history.item})
+    return name, config, history
+
+
+async def test_offline_runs_rotate_and_record_what_was_logged(tmp_path: Path) -> None:
+    telemetry = Telemetry(settings(tmp_path), hotkey="5FvalidatorHotkey")
+    assert telemetry.mode == "offline"  # automatic under --mock
+    await telemetry.start()
+    for i in range(230):
+        telemetry.log_task(task_id=f"t{i}", kind="transcription", rewards={1: 0.9, 2: 0.1 * (i % 5)},
+                           latencies={1: 0.2, 2: 0.4})
+    telemetry.log_scores([MinerStat(uid=1, hotkey="a", ema_score=0.8, latency_s=0.2, last_weight=0.7)])
+    await telemetry.close()
+    assert telemetry.errors == 0 and telemetry.dropped == 0
+    assert telemetry.run_index == 3  # 231 steps at 100 per run
+    runs = sorted((read_run(r) for r in offline_runs(tmp_path)), key=lambda run: run[0])
+    assert [name for name, _, _ in runs] == [f"{telemetry.group}-{i}" for i in range(3)]
+    assert [len(history) for _, _, history in runs] == [100, 100, 31]
+    first = runs[0][2][0]
+    assert first["task/id"] == "t0" and first["task/kind"] == "transcription"
+    assert first["reward/transcription/uid_1"] == pytest.approx(0.9)
+    assert first["latency/transcription/uid_2"] == pytest.approx(0.4)
+    assert runs[1][2][-1]["task/id"] == "t199"
+    last = runs[2][2][-1]
+    assert last["score/uid_1"] == pytest.approx(0.8) and last["weight/uid_1"] == pytest.approx(0.7)
+    config = runs[0][1]
+    assert config["hotkey"] == "5FvalidatorHotkey" and config["run_index"] == 0
+    assert config["neuron"]["moving_average_alpha"] == 0.1
+
+
+class FlakyWandb:
+    """The real wandb module with failures injected on purpose into init and run.log."""
+
+    errors = wandb.errors
+    Settings = wandb.Settings
+
+    def __init__(self, init_failures: int = 0, log_failures: int = 0) -> None:
+        self.init_failures = init_failures
+        self.log_failures = log_failures
+        self.inits = 0
+
+    def init(self, **kwargs: Any) -> Any:
+        self.inits += 1
+        if self.init_failures:
+            self.init_failures -= 1
+            raise wandb.errors.CommError("injected: the wandb service is unreachable")
+        run = wandb.init(**kwargs)
+        real_log = run.log
+
+        def log(data: dict[str, Any]) -> None:
+            if self.log_failures:
+                self.log_failures -= 1
+                raise OSError("injected: disk full")
+            real_log(data)
+
+        run.log = log
+        return run
+
+
+async def test_wandb_failures_are_logged_and_survived(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    flaky = FlakyWandb(init_failures=1, log_failures=2)
+    telemetry = Telemetry(settings(tmp_path), hotkey="hk", wandb_module=flaky)
+    with caplog.at_level(logging.WARNING, logger="subnet_proxy.telemetry"):
+        await telemetry.start()  # the first init fails: no crash
+        for i in range(5):
+            telemetry.log_task(task_id=f"t{i}", kind="tts", rewards={0: 1.0}, latencies={0: 0.1})
+        await telemetry.close()
+    assert telemetry.errors == 3 and telemetry.enabled  # 1 init + 2 log failures, then it recovered
+    assert "CommError: injected" in caplog.text and "OSError: injected: disk full" in caplog.text
+    assert flaky.inits == 2 and len(offline_runs(tmp_path)) == 1
+
+
+async def test_wandb_that_keeps_failing_is_switched_off(tmp_path: Path) -> None:
+    flaky = FlakyWandb(init_failures=10_000)
+    telemetry = Telemetry(settings(tmp_path), hotkey="hk", wandb_module=flaky)
+    await telemetry.start()
+    for i in range(20):
+        telemetry.log_task(task_id=f"t{i}", kind="tts", rewards={0: 1.0}, latencies={})
+    await telemetry.close()
+    assert not telemetry.enabled and telemetry.errors == MAX_CONSECUTIVE_ERRORS
+    assert flaky.inits == MAX_CONSECUTIVE_ERRORS  # it stopped trying
+
+
+async def test_wandb_off_does_nothing(tmp_path: Path) -> None:
+    flaky = FlakyWandb()
+    telemetry = Telemetry(settings(tmp_path, off=True), hotkey="hk", wandb_module=flaky)
+    await telemetry.start()
+    telemetry.log_task(task_id="t", kind="tts", rewards={0: 1.0}, latencies={})
+    await telemetry.close()
+    assert flaky.inits == 0 and not (tmp_path / "data" / "wandb").exists()
+
+
+def test_online_unless_offline_or_mock(tmp_path: Path) -> None:
+    real = Settings.model_validate({"neuron": {"data_dir": str(tmp_path)}})
+    assert Telemetry(real, hotkey="hk").mode == "online"
+    offline = Settings.model_validate({"neuron": {"data_dir": str(tmp_path)}, "wandb": {"offline": True}})
+    assert Telemetry(offline, hotkey="hk").mode == "offline"
+
+
+def test_structured_logging_writes_json_lines() -> None:
+    stream = io.StringIO()
+    handler = setup_logging(LoggingSettings(structured=True, trace=True), stream=stream)
+    try:
+        logger = logging.getLogger("subnet_proxy.test")
+        logger.log(TRACE, "fine detail")
+        logger.info("task %s done", "t1", extra={"task_id": "t1", "uid": 3})
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            logger.exception("failed")
+        lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+        assert [line["level"] for line in lines] == ["TRACE", "INFO", "ERROR"]
+        assert lines[1]["msg"] == "task t1 done" and lines[1]["task_id"] == "t1" and lines[1]["uid"] == 3
+        assert "ValueError: boom" in lines[2]["exc"]
+    finally:
+        logging.getLogger().removeHandler(handler)
+        logging.getLogger().setLevel(logging.WARNING)
+
+
+def test_plain_logging_levels() -> None:
+    stream = io.StringIO()
+    handler = setup_logging(LoggingSettings(debug=True), stream=stream)
+    try:
+        logging.getLogger("subnet_proxy.test").debug("visible")
+        logging.getLogger("subnet_proxy.test").log(TRACE, "hidden")
+        assert "visible" in stream.getvalue() and "hidden" not in stream.getvalue()
+        assert setup_logging(LoggingSettings(), stream=stream) is not handler  # replaced, not stacked
+        assert [h.get_name() for h in logging.getLogger().handlers].count("subnet_proxy") == 1
+    finally:
+        for h in [h for h in logging.getLogger().handlers if h.get_name() == "subnet_proxy"]:
+            logging.getLogger().removeHandler(h)
+        logging.getLogger().setLevel(logging.WARNING)
