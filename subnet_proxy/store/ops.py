@@ -13,11 +13,32 @@ import json
 from datetime import datetime, timedelta
 
 from subnet_proxy.store.base import InvalidCursor, LeaseLost
-from subnet_proxy.tasks import FinalResult, MinerResponse, Task, TaskError, TaskStatus
+from subnet_proxy.tasks import FinalResult, MinerResponse, Task, TaskError, TaskStatus, utcnow
 
 #: statuses a passed ``deadline`` moves to EXPIRED (the others are final already).
 OVERDUE_STATUSES = (TaskStatus.PENDING, TaskStatus.DISTRIBUTED, TaskStatus.DONE)
 DEADLINE_ERROR = "deadline"
+
+
+def instant(at: datetime | None) -> datetime:
+    """``at`` (or now); a naive time is refused, since it would compare against UTC by accident."""
+    if at is None:
+        return utcnow()
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError("times given to the store must be timezone-aware")
+    return at
+
+
+def check_limit(limit: int) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"limit must be a positive integer, not {limit!r}")
+    return limit
+
+
+def check_lease_s(lease_s: float) -> float:
+    if not lease_s > 0:
+        raise ValueError(f"lease_s must be positive, not {lease_s!r}")
+    return lease_s
 
 
 def check_new(task: Task) -> None:

@@ -150,8 +150,7 @@ class SQLiteTaskStore(TaskStore):
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page:
-        if limit < 1:
-            raise ValueError("limit must be at least 1")
+        ops.check_limit(limit)
         where: list[str] = ["1 = 1"]
         params: list[object] = []
         if status is not None:
@@ -180,9 +179,9 @@ class SQLiteTaskStore(TaskStore):
         kinds: Iterable[TaskKind] | None = None,
         now: datetime | None = None,
     ) -> list[Task]:
-        if limit < 1 or lease_s <= 0:
-            raise ValueError("claim_tasks needs limit >= 1 and lease_s > 0")
-        at = now or utcnow()
+        ops.check_limit(limit)
+        ops.check_lease_s(lease_s)
+        at = ops.instant(now)
         kind_values = [TaskKind(kind).value for kind in kinds] if kinds is not None else None
         sql = (
             "SELECT doc FROM tasks WHERE (status = 'pending' OR (status = 'distributed' AND lease_ts <= ?))"
@@ -204,6 +203,7 @@ class SQLiteTaskStore(TaskStore):
         return await self._db.write(work)
 
     async def renew_lease(self, task_id: str, claimer: str, *, lease_s: float) -> Task:
+        ops.check_lease_s(lease_s)
         return await self._update(task_id, lambda t: ops.renewed(t, claimer, lease_s=lease_s, now=utcnow()))
 
     async def release_task(self, task_id: str, claimer: str, *, reason: str = "released") -> Task:
@@ -333,7 +333,8 @@ class SQLiteTaskStore(TaskStore):
                 pass
 
     async def expire_overdue(self, *, now: datetime | None = None, limit: int = 500) -> list[str]:
-        at = now or utcnow()
+        ops.check_limit(limit)
+        at = ops.instant(now)
         statuses = [status.value for status in ops.OVERDUE_STATUSES]
 
         def work(conn: sqlite3.Connection) -> list[str]:
@@ -352,6 +353,8 @@ class SQLiteTaskStore(TaskStore):
         return await self._db.write(work)
 
     async def purge(self, *, status: TaskStatus, older_than: datetime, limit: int = 500) -> PurgeReport:
+        ops.check_limit(limit)
+        ops.instant(older_than)
         def work(conn: sqlite3.Connection) -> PurgeReport:
             ids = [
                 task_id

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -127,3 +127,20 @@ async def test_concurrent_claimers_take_each_task_exactly_once(open_store: Calla
     for got, i in zip(results, range(len(claimers)), strict=True):
         for task_id in got[:3]:
             assert (await setup.get_task(task_id)).lease_owner == f"v{i}"
+
+
+async def test_bad_claim_arguments_are_refused(task_store: TaskStore) -> None:
+    await task_store.create_task(make_task(1))
+    naive = datetime(2026, 1, 1)
+    with pytest.raises(ValueError, match="limit"):
+        await task_store.claim_tasks("v1", limit=0, lease_s=10)
+    with pytest.raises(ValueError, match="lease_s"):
+        await task_store.claim_tasks("v1", limit=1, lease_s=0)
+    with pytest.raises(ValueError, match="timezone"):
+        await task_store.claim_tasks("v1", limit=1, lease_s=10, now=naive)
+    with pytest.raises(ValueError, match="limit"):
+        await task_store.list_tasks(limit=0)
+    assert (await task_store.count_by_status())[TaskStatus.PENDING] == 1
+    [task] = await task_store.claim_tasks("v1", limit=1, lease_s=10)
+    with pytest.raises(ValueError, match="lease_s"):
+        await task_store.renew_lease(task.task_id, "v1", lease_s=-1)

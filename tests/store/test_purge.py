@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -118,3 +118,16 @@ async def test_expire_overdue_ends_unfinished_tasks_past_their_deadline(task_sto
     assert (await task_store.get_task(no_deadline.task_id)).status is TaskStatus.PENDING
     assert await task_store.expire_overdue(now=now) == []
     assert await task_store.expire_overdue(now=future + timedelta(seconds=1), limit=1) == [on_time.task_id]
+
+
+async def test_bad_retention_arguments_are_refused(task_store: TaskStore) -> None:
+    task, _ = await task_store.create_task(make_task(1, deadline=utcnow() - timedelta(seconds=1)))
+    with pytest.raises(ValueError, match="timezone"):
+        await task_store.purge(status=TaskStatus.FAILED, older_than=datetime(2030, 1, 1))
+    with pytest.raises(ValueError, match="limit"):
+        await task_store.purge(status=TaskStatus.FAILED, older_than=utcnow(), limit=0)
+    with pytest.raises(ValueError, match="timezone"):
+        await task_store.expire_overdue(now=datetime(2030, 1, 1))
+    with pytest.raises(ValueError, match="limit"):
+        await task_store.expire_overdue(limit=0)
+    assert (await task_store.get_task(task.task_id)).status is TaskStatus.PENDING
