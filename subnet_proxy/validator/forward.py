@@ -1,0 +1,170 @@
+"""The forward loop: claim tasks the moment they arrive, work up to ``concurrency`` of them at once.
+
+Intake waits on the store's own new-task signal (``wait_for_task``: an in-process event on the
+embedded store), never on a sleep-and-poll cadence, and claims only as many tasks as there are free
+slots, so a burst queues in the store rather than in memory. Each claimed task is worked by its
+own coroutine: dispatch (``dispatch.Dispatcher``), then evaluation (``evaluation.Evaluator``);
+its lease is renewed every third of the lease while it is out with miners, and the work stops if
+the lease is lost (another validator took the task over).
+
+Shutdown stops intake first, gives in-flight tasks ``grace_s`` to finish, then cancels the rest and
+releases their leases (DISTRIBUTED -> PENDING) so the next start, or another validator, picks them
+up at once instead of waiting for the lease to run out. On start, DONE tasks this validator has not
+evaluated yet (it stopped between the two) are evaluated first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from subnet_proxy.rewards.registry import task_timeout
+from subnet_proxy.store.base import LeaseLost, StoreError, TaskStore
+from subnet_proxy.tasks import IllegalTransition, Task, TaskStatus
+from subnet_proxy.validator.dendrite import AxonResult
+from subnet_proxy.validator.dispatch import Dispatcher
+from subnet_proxy.validator.evaluation import Evaluator
+from subnet_proxy.validator.loop_runner import LoopRunner
+
+log = logging.getLogger(__name__)
+
+#: longest single wait on the store's new-task signal (a backstop; the signal normally wakes us).
+MAX_IDLE_WAIT_S = 5.0
+
+
+class ForwardLoop(LoopRunner):
+    name = "forward"
+
+    def __init__(
+        self,
+        store: TaskStore,
+        dispatcher: Dispatcher,
+        evaluator: Evaluator,
+        *,
+        claimer: str,
+        concurrency: int,
+        lease_s: float,
+        base_timeout_s: float,
+        grace_s: float = 30.0,
+        on_results: Callable[[list[AxonResult]], None] | None = None,
+        on_dispatched: Callable[[Task], None] | None = None,
+    ) -> None:
+        super().__init__(interval_s=MAX_IDLE_WAIT_S)
+        self.store = store
+        self.dispatcher = dispatcher
+        self.evaluator = evaluator
+        self.claimer = claimer
+        self.concurrency = concurrency
+        self.lease_s = lease_s
+        self.base_timeout_s = base_timeout_s
+        self.grace_s = grace_s
+        self.on_results = on_results
+        self.on_dispatched = on_dispatched
+        self.completed = 0
+        self._inflight: dict[str, asyncio.Task[None]] = {}
+        self._slot_freed = asyncio.Event()
+        self._more_waiting = False
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._inflight)
+
+    # -- intake -------------------------------------------------------------------------------------
+    async def run_step(self) -> None:
+        free = self.concurrency - len(self._inflight)
+        self._more_waiting = False
+        if free <= 0:
+            return
+        tasks = await self.store.claim_tasks(self.claimer, limit=free, lease_s=self.lease_s)
+        for task in tasks:
+            self._inflight[task.task_id] = asyncio.create_task(self._work(task), name=f"task-{task.task_id}")
+        self._more_waiting = len(tasks) == free
+
+    async def wait_next(self) -> None:
+        if self.stopping:
+            return
+        if len(self._inflight) >= self.concurrency:
+            self._slot_freed.clear()
+            await self._race(self._slot_freed.wait())
+        elif not self._more_waiting:
+            await self._race(self.store.wait_for_task(self.interval_s))
+
+    async def _race(self, waiter: Awaitable[object]) -> None:
+        """Wait for ``waiter`` or a stop, whichever comes first."""
+        wait = asyncio.ensure_future(waiter)
+        stop = asyncio.ensure_future(self._stopping.wait())
+        await asyncio.wait({wait, stop}, return_when=asyncio.FIRST_COMPLETED)
+        for fut in (wait, stop):
+            fut.cancel()
+        await asyncio.gather(wait, stop, return_exceptions=True)
+
+    # -- one task -----------------------------------------------------------------------------------
+    async def _work(self, task: Task) -> None:
+        try:
+            if self.on_dispatched is not None:
+                self.on_dispatched(task)
+            keeper = asyncio.create_task(self._keep_lease(task.task_id, asyncio.current_task()))
+            try:
+                outcome = await self.dispatcher.run(task)
+            finally:
+                keeper.cancel()
+            if self.on_results is not None and outcome.results:
+                self.on_results(outcome.results)
+            if outcome.responses:
+                await self.evaluator.evaluate(outcome.task, timeout_s=outcome.timeout_s)
+            self.completed += 1
+        except LeaseLost:
+            log.warning("task %s: lease lost; another validator has it now", task.task_id)
+        finally:
+            self._inflight.pop(task.task_id, None)
+            self._slot_freed.set()
+
+    async def _keep_lease(self, task_id: str, worker: asyncio.Task[object] | None) -> None:
+        """Renew the lease while the task is out with miners; stop the worker if it is lost."""
+        while True:
+            await asyncio.sleep(self.lease_s / 3)
+            try:
+                await self.store.renew_lease(task_id, self.claimer, lease_s=self.lease_s)
+            except LeaseLost:
+                log.warning("task %s: lease lost while working; abandoning it", task_id)
+                if worker is not None:
+                    worker.cancel()
+                return
+            except StoreError:
+                log.exception("task %s: lease renewal failed; retrying", task_id)
+
+    # -- start and stop -----------------------------------------------------------------------------
+    async def recover(self) -> int:
+        """Evaluate DONE tasks this validator left unevaluated (it stopped between the two steps)."""
+        recovered, cursor = 0, None
+        while True:
+            page = await self.store.list_tasks(status=TaskStatus.DONE, limit=100, cursor=cursor)
+            for task in page.tasks:
+                evaluations = await self.store.list_evaluations(task.task_id)
+                if any(e.validator_hotkey == self.evaluator.hotkey for e in evaluations):
+                    continue
+                await self.evaluator.evaluate(task, timeout_s=task_timeout(task, self.base_timeout_s))
+                recovered += 1
+            if page.next_cursor is None:
+                return recovered
+            cursor = page.next_cursor
+
+    async def stop(self) -> None:
+        """Stop intake, let in-flight tasks finish within ``grace_s``, release the rest."""
+        await super().stop()
+        if not self._inflight:
+            return
+        log.info("forward: %d task(s) in flight; waiting up to %.0f s", len(self._inflight), self.grace_s)
+        _, late = await asyncio.wait(set(self._inflight.values()), timeout=self.grace_s)
+        unfinished = [tid for tid, fut in self._inflight.items() if fut in late]
+        for fut in late:
+            fut.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
+        for task_id in unfinished:
+            try:
+                await self.store.release_task(task_id, self.claimer, reason="validator shutdown")
+            except (LeaseLost, IllegalTransition):
+                pass  # already moved on (DONE, or another validator's): nothing to give back
+        if unfinished:
+            log.info("forward: released %d unfinished task(s)", len(unfinished))

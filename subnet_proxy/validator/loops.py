@@ -1,0 +1,90 @@
+"""The validator's background loops besides forward: metagraph resync, weights, retention.
+
+Each runs on its own cadence, off the hot path: the forward loop only ever reads the latest
+snapshot held by ``MetagraphView``, so a slow chain endpoint delays a resync, never a task.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from subnet_proxy.blobs.base import BlobStore
+from subnet_proxy.chain import Chain, MetagraphSnapshot
+from subnet_proxy.config import RetentionSettings
+from subnet_proxy.retention import run_retention
+from subnet_proxy.store.base import TaskStore
+from subnet_proxy.validator.loop_runner import LoopRunner
+from subnet_proxy.validator.scores import ScoreBook
+from subnet_proxy.validator.weights import WeightSetter, WeightsOutcome
+
+log = logging.getLogger(__name__)
+
+
+class MetagraphView:
+    """The latest metagraph snapshot; immutable snapshots make sharing it between loops safe."""
+
+    def __init__(self, snapshot: MetagraphSnapshot) -> None:
+        self._snapshot = snapshot
+
+    def __call__(self) -> MetagraphSnapshot:
+        return self._snapshot
+
+    def update(self, snapshot: MetagraphSnapshot) -> None:
+        self._snapshot = snapshot
+
+
+class ResyncLoop(LoopRunner):
+    """Fetch the metagraph, let the ScoreBook follow it (new uids, replaced hotkeys), publish it."""
+
+    name = "resync"
+
+    def __init__(self, chain: Chain, view: MetagraphView, scores: ScoreBook, *, interval_s: float) -> None:
+        super().__init__(interval_s=interval_s)
+        self.chain = chain
+        self.view = view
+        self.scores = scores
+
+    async def run_step(self) -> None:
+        snapshot = await self.chain.snapshot()
+        reset = self.scores.sync(snapshot)
+        self.view.update(snapshot)
+        await self.scores.persist()
+        if reset:
+            log.info("resync at block %d: uids %s have new hotkeys and start from zero", snapshot.block, reset)
+
+
+class WeightsLoop(LoopRunner):
+    """Once a block, ask the WeightSetter whether an epoch has passed; it sets weights when due."""
+
+    name = "weights"
+
+    def __init__(self, setter: WeightSetter, view: MetagraphView, scores: ScoreBook, *, interval_s: float) -> None:
+        super().__init__(interval_s=interval_s)
+        self.setter = setter
+        self.view = view
+        self.scores = scores
+        self.last: WeightsOutcome | None = None
+
+    async def run_step(self) -> None:
+        outcome = await self.setter.step(self.view())
+        if outcome is not None:
+            self.last = outcome
+            await self.scores.persist()
+
+
+class RetentionLoop(LoopRunner):
+    """Expire overdue tasks, delete old finished ones and the blobs nothing refers to any more."""
+
+    name = "retention"
+
+    def __init__(self, store: TaskStore, blobs: BlobStore, policy: RetentionSettings) -> None:
+        super().__init__(interval_s=policy.interval_s)
+        self.store = store
+        self.blobs = blobs
+        self.policy = policy
+
+    async def run_step(self) -> None:
+        report = await run_retention(self.store, self.blobs, self.policy)
+        if report.expired or report.purged_count or report.blobs_deleted:
+            log.info("retention: %d expired, %d purged, %d blobs deleted", len(report.expired),
+                     report.purged_count, len(report.blobs_deleted))

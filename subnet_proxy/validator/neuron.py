@@ -1,0 +1,116 @@
+"""The validator: the loops wired together over a chain, a task store, a blob store and scoring.
+
+Built from ready parts (the entry point opens them from Settings; tests pass their own), so the
+same object runs on the local chain and on a real subtensor. ``start`` syncs the metagraph once
+before any task is taken, evaluates tasks a previous run left DONE, then starts the loops:
+forward (tasks), resync (metagraph), weights (each epoch), retention, synthetic challenges.
+``stop`` ends intake, lets in-flight tasks finish or releases them, and saves the scores.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from pathlib import Path
+
+from bittensor_wallet import Keypair
+
+from subnet_proxy.blobs.base import BlobStore
+from subnet_proxy.chain import Chain, MetagraphSnapshot
+from subnet_proxy.config import Settings
+from subnet_proxy.engines import Engines
+from subnet_proxy.store.base import TaskStore
+from subnet_proxy.tasks import MinerStat
+from subnet_proxy.validator.dendrite import FanoutDendrite
+from subnet_proxy.validator.dispatch import Dispatcher, ScoredSelector
+from subnet_proxy.validator.evaluation import Evaluator, Scorer, TaskObserver
+from subnet_proxy.validator.forward import ForwardLoop
+from subnet_proxy.validator.loop_runner import LoopRunner
+from subnet_proxy.validator.loops import MetagraphView, ResyncLoop, RetentionLoop, WeightsLoop
+from subnet_proxy.validator.scores import ScoreBook
+from subnet_proxy.validator.synthetic import SyntheticLoop
+from subnet_proxy.validator.weights import WeightSetter
+
+log = logging.getLogger(__name__)
+
+
+def scores_path(settings: Settings) -> Path:
+    return settings.data_dir / "scores" / f"netuid-{settings.netuid}.json"
+
+
+class Validator:
+    """One validator process's loops; see the module docstring."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        keypair: Keypair,
+        chain: Chain,
+        store: TaskStore,
+        blobs: BlobStore,
+        scorer: Scorer,
+        engines: Engines | None = None,
+        external_ip: str = "127.0.0.1",
+        observers: list[TaskObserver] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        neuron = settings.neuron
+        self.settings = settings
+        self.hotkey = keypair.ss58_address
+        self.chain = chain
+        self.store = store
+        self.scores = ScoreBook.restore(scores_path(settings), alpha=neuron.moving_average_alpha)
+        self.metagraph = MetagraphView(MetagraphSnapshot(netuid=settings.netuid, block=0, neurons=()))
+        self.dendrite = FanoutDendrite(keypair, external_ip=external_ip)
+        rng = rng or random.Random()
+        dispatcher = Dispatcher(settings, store, blobs, self.dendrite, ScoredSelector(self.scores, self.hotkey, rng),
+                                self.metagraph, claimer=self.hotkey)
+        self.evaluator = Evaluator(store, scorer, self.scores, self.metagraph, validator_hotkey=self.hotkey,
+                                   quorum=settings.proxy.quorum, observers=observers or [])
+        self.synthetic: SyntheticLoop | None = None
+        if engines is not None and neuron.synthetic_rate > 0:
+            self.synthetic = SyntheticLoop(store, blobs, engines, owner=f"synthetic:{self.hotkey}",
+                                           rate=neuron.synthetic_rate, idle_s=neuron.synthetic_idle_s, rng=rng)
+        self.forward = ForwardLoop(
+            store, dispatcher, self.evaluator, claimer=self.hotkey, concurrency=neuron.concurrency,
+            lease_s=neuron.lease_s, base_timeout_s=neuron.timeout, grace_s=neuron.shutdown_grace_s,
+            on_dispatched=self.synthetic.note_task if self.synthetic else None,
+        )
+        block_s = settings.mock.block_time_s if settings.mock.enabled else 12.0
+        self.resync = ResyncLoop(chain, self.metagraph, self.scores, interval_s=neuron.resync_s)
+        self.weights = WeightsLoop(
+            WeightSetter(chain, self.scores, own_hotkey=self.hotkey, epoch_length=neuron.epoch_length),
+            self.metagraph, self.scores, interval_s=block_s,
+        )
+        self.retention = RetentionLoop(store, blobs, settings.retention)
+        self._background: list[LoopRunner] = [self.resync, self.weights, self.retention]
+        if self.synthetic is not None:
+            self._background.append(self.synthetic)
+
+    def miner_stats(self) -> list[MinerStat]:
+        """The public miners listing (``GET /api/v1/miners``)."""
+        return self.scores.stats()
+
+    async def start(self) -> None:
+        await self.resync.run_step()  # a metagraph before the first task, and scores that follow it
+        if self.metagraph().by_hotkey(self.hotkey) is None:
+            log.warning("validator hotkey %s is not registered on netuid %d: tasks are served, weights are not set",
+                        self.hotkey, self.settings.netuid)
+        recovered = await self.forward.recover()
+        if recovered:
+            log.info("evaluated %d task(s) a previous run left done", recovered)
+        self.forward.start()
+        for loop in self._background:
+            loop.start()
+        log.info("validator %s running: %d uids, sample size %d, concurrency %d", self.hotkey,
+                 self.metagraph().n, self.settings.neuron.sample_size, self.settings.neuron.concurrency)
+
+    async def stop(self) -> None:
+        """Stop intake, finish or release in-flight tasks, stop the loops, save the scores."""
+        await self.forward.stop()
+        for loop in self._background:
+            await loop.stop()
+        await self.scores.persist()
+        await self.dendrite.close()
+        log.info("validator stopped; scores saved to %s", self.scores.path)

@@ -1,0 +1,88 @@
+"""Synthetic challenges: validator-made tasks with known answers, sent through the very same path.
+
+They enter the task store like a client's task (same claim, same miners, same scoring), so a
+miner cannot tell them apart, and the miner's score then rests on checkable truth. The pace:
+every client task earns ``synthetic_rate`` of a challenge (0.1: one challenge per ten client
+tasks), and a validator without client traffic still issues one every ``synthetic_idle_s`` so
+its scores and weights keep moving. ``synthetic_rate`` 0 turns them off.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+
+from protocol import mime_type
+from subnet_proxy.blobs.base import BlobStore
+from subnet_proxy.engines import Engines
+from subnet_proxy.rewards.registry import pick_challenge_kind, task_spec
+from subnet_proxy.store.base import TaskStore
+from subnet_proxy.tasks import Task
+from subnet_proxy.validator.challenges import Corpus
+from subnet_proxy.validator.loop_runner import LoopRunner
+
+log = logging.getLogger(__name__)
+
+#: how often the loop looks at its credit (a challenge is never due more often than this).
+CHECK_INTERVAL_S = 1.0
+
+
+class SyntheticLoop(LoopRunner):
+    name = "synthetic"
+
+    def __init__(
+        self,
+        store: TaskStore,
+        blobs: BlobStore,
+        engines: Engines,
+        *,
+        owner: str,
+        rate: float,
+        idle_s: float,
+        corpus: Corpus | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        super().__init__(interval_s=CHECK_INTERVAL_S)
+        self.store = store
+        self.blobs = blobs
+        self.engines = engines
+        self.owner = owner
+        self.rate = rate
+        self.idle_s = idle_s
+        self.corpus = corpus or Corpus.load()
+        self.rng = rng or random.Random()
+        self.issued = 0
+        self._credit = 0.0
+        self._last_activity = time.monotonic()
+
+    def note_task(self, task: Task) -> None:
+        """Called for every task the forward loop dispatches: client tasks earn challenge credit."""
+        if not task.synthetic:
+            self._credit += self.rate
+            self._last_activity = time.monotonic()
+
+    @property
+    def due(self) -> bool:
+        if self.rate <= 0:
+            return False
+        return self._credit >= 1.0 or time.monotonic() - self._last_activity >= self.idle_s
+
+    async def run_step(self) -> None:
+        if not self.due:
+            return
+        self._credit = max(0.0, self._credit - 1.0)
+        self._last_activity = time.monotonic()
+        await self.issue()
+
+    async def issue(self) -> Task:
+        """Make one challenge of a randomly drawn kind and queue it like a client task."""
+        kind = pick_challenge_kind(self.rng)
+        challenge = await task_spec(kind).challenge(self.engines, self.corpus, self.rng, owner=self.owner)
+        content_type = mime_type(challenge.task.input.audio_format or "wav")
+        for data in challenge.blobs.values():
+            await self.blobs.put(data, content_type=content_type)
+        task, _ = await self.store.create_task(challenge.task)
+        self.issued += 1
+        log.debug("synthetic %s challenge %s queued", kind.value, task.task_id)
+        return task

@@ -1,0 +1,168 @@
+"""The forward loop on the real embedded store and local chain, with miners as real axons on 127.0.0.1."""
+# No "from __future__ import annotations": bt.Axon.attach inspects real annotation objects.
+
+import asyncio
+import threading
+import typing
+
+from protocol import SummarizationSynapse
+from subnet_proxy.tasks import Task, TaskInput, TaskKind, TaskStatus
+
+SOURCE = ("The river rose overnight after three days of rain. Farmers moved their herds to higher ground "
+          "before dawn. The village council opened the school gym as a shelter. By noon the water had "
+          "reached the old mill, and the bridge on the main road was closed to traffic.")
+GOOD = "Heavy rain made the river rise; farmers moved herds uphill, the school became a shelter, the bridge closed."
+
+
+def summarizer(summary: str | None, delay: float = 0.0, seen: list | None = None) -> typing.Callable:
+    async def forward(synapse: SummarizationSynapse) -> SummarizationSynapse:
+        if seen is not None:
+            seen.append(synapse.text)
+        await asyncio.sleep(delay)
+        synapse.summary = summary
+        return synapse
+
+    return forward
+
+
+def crashing() -> typing.Callable:
+    async def forward(synapse: SummarizationSynapse) -> SummarizationSynapse:
+        raise RuntimeError("engine crashed")
+
+    return forward
+
+
+def summary_task(text: str = SOURCE) -> Task:
+    return Task(kind=TaskKind.SUMMARIZATION, owner="client", input=TaskInput(text=text, max_words=25))
+
+
+async def test_task_reaches_approved_with_the_best_answer_and_scores_follow(harness):
+    good = await harness.add_miner("good", summarizer(GOOD, delay=0.2))
+    bad = await harness.add_miner("bad", summarizer("Bananas are yellow and grow in bunches.", delay=0.0))
+    validator = await harness.validator(sample_size=2)
+    task, _ = await harness.store.create_task(summary_task())
+
+    done = await harness.wait_status(task.task_id, TaskStatus.APPROVED)
+    result = await harness.store.get_final_result(task.task_id)
+    responses = await harness.store.list_responses(task.task_id)
+    first = await harness.store.first_response(task.task_id)
+    assert result is not None and result.uid == good and result.text == GOOD
+    assert first is not None and first.uid == bad  # the instant answer was visible first, the better one won
+    assert {r.uid for r in responses} == {good, bad} and all(r.latency_s for r in responses)
+    assert [t.status for t in done.timeline][:3] == [TaskStatus.PENDING, TaskStatus.DISTRIBUTED, TaskStatus.DONE]
+    [evaluation] = await harness.store.list_evaluations(task.task_id)
+    assert evaluation.validator_hotkey == validator.hotkey
+    stats = {s.uid: s for s in validator.miner_stats()}
+    assert stats[good].ema_score > stats[bad].ema_score
+    assert stats[good].attempts == 1 and stats[good].latency_s >= 0.2
+
+
+async def test_no_valid_answer_goes_to_other_miners_once_then_fails_with_the_reason(harness):
+    uids = [await harness.add_miner(f"broken{i}", crashing()) for i in range(3)]
+    await harness.validator(sample_size=2)
+    task, _ = await harness.store.create_task(summary_task())
+
+    failed = await harness.wait_status(task.task_id, TaskStatus.FAILED)
+    assert failed.error is not None and failed.error.code == "no_valid_response"
+    assert "3 miners" in failed.error.message and "3 error" in failed.error.message
+    assert sorted(uid for uid, _ in failed.assigned) == sorted(uids)
+    assert failed.attempts == 2
+
+
+async def test_redispatch_reaches_a_working_miner(harness):
+    good = await harness.add_miner("good", summarizer(GOOD))
+    for i in range(2):
+        await harness.add_miner(f"empty{i}", summarizer(None))
+    await harness.validator(sample_size=2, timeout=1.0)
+    for _ in range(3):  # whichever two are drawn first, the good miner answers in the end
+        task, _ = await harness.store.create_task(summary_task())
+        await harness.wait_status(task.task_id, TaskStatus.APPROVED)
+        result = await harness.store.get_final_result(task.task_id)
+        assert result is not None and result.uid == good
+
+
+async def test_tasks_are_dispatched_as_they_arrive_within_the_concurrency_bound(harness):
+    seen: list[str] = []
+    await harness.add_miner("slow", summarizer(GOOD, delay=0.6, seen=seen))
+    await harness.validator(sample_size=1, concurrency=2)
+    created = [(await harness.store.create_task(summary_task(f"{SOURCE} Report {i}.")))[0] for i in range(5)]
+    peak = 0
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    first_seen = None
+    while loop.time() - start < 20:
+        counts = await harness.store.count_by_status()
+        peak = max(peak, counts[TaskStatus.DISTRIBUTED])
+        if first_seen is None and seen:
+            first_seen = loop.time() - start
+        if counts[TaskStatus.APPROVED] == 5:
+            break
+        await asyncio.sleep(0.02)
+    finals = [(await harness.store.get_task(t.task_id)).status for t in created]
+    assert finals == [TaskStatus.APPROVED] * 5
+    assert peak == 2
+    assert first_seen is not None and first_seen < 0.5  # no poll cadence between submit and the miner
+
+
+async def test_shutdown_releases_in_flight_tasks_and_a_restart_completes_them(harness):
+    await harness.add_miner("slow", summarizer(GOOD, delay=2.0))
+    validator = await harness.validator(sample_size=1, shutdown_grace_s=0.2, timeout=5.0)
+    task, _ = await harness.store.create_task(summary_task())
+    await harness.wait_status(task.task_id, TaskStatus.DISTRIBUTED)
+    await asyncio.sleep(0.2)
+    await validator.stop()
+    released = await harness.store.get_task(task.task_id)
+    assert released.status is TaskStatus.PENDING and released.lease_owner is None
+    assert released.timeline[-1].reason == "validator shutdown"
+
+    await harness.validator(sample_size=1, timeout=5.0)
+    await harness.wait_status(task.task_id, TaskStatus.APPROVED)
+
+
+async def test_a_dead_validators_task_is_taken_over_when_its_lease_expires(harness):
+    await harness.add_miner("good", summarizer(GOOD))
+    task, _ = await harness.store.create_task(summary_task())
+    [claimed] = await harness.store.claim_tasks("dead-validator", limit=1, lease_s=1.0)
+    assert claimed.task_id == task.task_id
+    await harness.validator(sample_size=1)
+    done = await harness.wait_status(task.task_id, TaskStatus.APPROVED, timeout=15)
+    statuses = [t.status for t in done.timeline]
+    assert statuses.count(TaskStatus.DISTRIBUTED) == 2 and TaskStatus.PENDING in statuses[1:]
+
+
+async def test_an_answer_delivered_through_the_store_later_is_merged(harness):
+    """A miner answering with an empty synapse and delivering via the miner-response endpoint
+    (which records into the same store) has its delivered answer counted."""
+    loop = asyncio.get_running_loop()
+    delivered = threading.Event()
+
+    async def deliver_later(synapse: SummarizationSynapse) -> SummarizationSynapse:
+        return synapse
+
+    uid = await harness.add_miner("async", deliver_later)
+    validator = await harness.validator(sample_size=1, timeout=2.0)
+    hotkey = validator.metagraph().by_uid(uid).hotkey
+    task, _ = await harness.store.create_task(summary_task())
+    await harness.wait_status(task.task_id, TaskStatus.DISTRIBUTED)
+    await asyncio.sleep(0.3)
+
+    from subnet_proxy.tasks import MinerResponse
+    response = MinerResponse(task_id=task.task_id, hotkey=hotkey, uid=uid, state="ok", latency_s=0.3, text=GOOD)
+    _, recorded = await harness.store.record_response(response)
+    delivered.set()
+    assert recorded
+    await harness.wait_status(task.task_id, TaskStatus.APPROVED)
+    result = await harness.store.get_final_result(task.task_id)
+    assert result is not None and result.text == GOOD
+    assert loop.is_running() and delivered.is_set()
+
+
+async def test_unusable_input_fails_the_task_with_a_clear_error(harness):
+    await harness.add_miner("good", summarizer(GOOD))
+    await harness.validator(sample_size=1)
+    task = Task(kind=TaskKind.TRANSCRIPTION, owner="client",
+                input=TaskInput(audio_blob="0" * 64, audio_format="wav", audio_seconds=1.0))
+    task, _ = await harness.store.create_task(task)
+    failed = await harness.wait_status(task.task_id, TaskStatus.FAILED)
+    assert failed.error is not None and failed.error.code == "bad_input"
+    assert "not found" in failed.error.message
