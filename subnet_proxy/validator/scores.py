@@ -29,6 +29,7 @@ import numpy as np
 
 from subnet_proxy.atomic_file import write_json_atomic
 from subnet_proxy.chain import MetagraphSnapshot
+from subnet_proxy.config import Settings
 from subnet_proxy.tasks import MinerStat
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ FORMAT_VERSION = 1
 LATENCY_ALPHA = 0.2
 #: outcomes kept for the recent success rate.
 SUCCESS_WINDOW = 20
+SCORES_FILE = "scores.json"
 
 
 @dataclass
@@ -103,6 +105,11 @@ class ScoreBook:
                 log.error("could not move %s aside: %s", path, move_exc)
             book._records = []
         return book
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> ScoreBook:
+        """The validator's book: ``DATA_DIR/scores.json`` restored, alpha from the settings."""
+        return cls.restore(settings.data_dir / SCORES_FILE, alpha=settings.neuron.moving_average_alpha)
 
     # -- the metagraph -----------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from subnet_proxy.chain import MetagraphSnapshot, Neuron
+from subnet_proxy.config import Settings
 from subnet_proxy.validator.scores import SUCCESS_WINDOW, ScoreBook
 
 
@@ -130,3 +131,14 @@ def test_an_unreadable_book_is_moved_aside_not_lost(tmp_path: Path) -> None:
 def test_alpha_is_checked() -> None:
     with pytest.raises(ValueError, match="alpha"):
         ScoreBook(alpha=0.0)
+
+
+def test_for_settings_restores_the_book_under_the_data_dir(tmp_path: Path) -> None:
+    settings = Settings.model_validate({"neuron": {"data_dir": str(tmp_path), "moving_average_alpha": 0.25}})
+    book = ScoreBook.for_settings(settings)
+    book.sync(snap("a"))
+    book.update(0, "a", 1.0)
+    book.save()
+    again = ScoreBook.for_settings(settings)
+    assert again.path == tmp_path / "scores.json" and again.alpha == 0.25
+    assert again.scores().tolist() == pytest.approx([0.25])
