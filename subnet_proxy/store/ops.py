@@ -69,7 +69,10 @@ def claimable(task: Task, now: datetime) -> bool:
 
 
 def claimed(task: Task, claimer: str, *, lease_s: float, now: datetime) -> Task:
-    """The task taken by ``claimer``; an expired lease first goes back to PENDING in the timeline."""
+    """The task taken by ``claimer``; an expired lease first goes back to PENDING in the timeline.
+    A backend filters with ``claimable`` inside its transaction; a task that is not raises here."""
+    if not claimable(task, now):
+        raise ValueError(f"task {task.task_id} is not claimable ({task.status.value}, lease {task.lease_expires_at})")
     if task.status is TaskStatus.DISTRIBUTED:
         task = task.moved(TaskStatus.PENDING, at=now, reason=f"lease of {task.lease_owner} expired")
     task = task.moved(TaskStatus.DISTRIBUTED, at=now, reason=f"claimed by {claimer}")
@@ -123,6 +126,8 @@ def overdue(task: Task, now: datetime) -> bool:
 
 
 def expired_by_deadline(task: Task, now: datetime) -> Task:
+    if not overdue(task, now):
+        raise ValueError(f"task {task.task_id} is not overdue")
     deadline = task.deadline.isoformat() if task.deadline else "?"
     return transitioned(
         task,

@@ -8,12 +8,13 @@ import sqlite3
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from subnet_proxy.store import SQLiteTaskStore
-from subnet_proxy.tasks import TaskStatus
+from subnet_proxy.tasks import TaskStatus, utcnow
 from tests.store.factories import make_task
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,11 +83,11 @@ async def test_two_processes_claim_each_task_exactly_once(tmp_path: Path) -> Non
 async def test_a_dead_process_lease_expires_and_its_tasks_come_back(tmp_path: Path) -> None:
     db = tmp_path / "tasks.db"
     store, ids = await _seed(db, 5)
-    [dead] = await asyncio.to_thread(_claimers, db, tmp_path / "ready", ["dead"], lease_s=0.3, once=True)
+    [dead] = await asyncio.to_thread(_claimers, db, tmp_path / "ready", ["dead"], lease_s=600, once=True)
     assert sorted(dead) == sorted(ids)
     assert await store.claim_tasks("alive", limit=10, lease_s=60) == []
-    await asyncio.sleep(0.4)
-    back = await store.claim_tasks("alive", limit=10, lease_s=60)
+    after_lease = utcnow() + timedelta(seconds=601)
+    back = await store.claim_tasks("alive", limit=10, lease_s=60, now=after_lease)
     assert sorted(t.task_id for t in back) == sorted(ids)
     assert [s.status for s in back[0].timeline][-2:] == [TaskStatus.PENDING, TaskStatus.DISTRIBUTED]
     await store.close()
@@ -100,13 +101,15 @@ async def test_a_locked_database_does_not_block_the_event_loop(tmp_path: Path) -
     locked = asyncio.Event()
     loop = asyncio.get_running_loop()
 
-    def hold_lock() -> None:
+    def hold_lock() -> float:
         conn = sqlite3.connect(db, isolation_level=None)
         conn.execute("BEGIN IMMEDIATE")
         loop.call_soon_threadsafe(locked.set)
         time.sleep(0.5)
+        released = time.monotonic()
         conn.execute("COMMIT")
         conn.close()
+        return released
 
     holder = asyncio.create_task(asyncio.to_thread(hold_lock))
     await locked.wait()
@@ -120,13 +123,13 @@ async def test_a_locked_database_does_not_block_the_event_loop(tmp_path: Path) -
             last = loop.time()
 
     ticker = asyncio.create_task(tick())
-    started = loop.time()
     await store.create_task(make_task(1))
-    waited = loop.time() - started
+    finished = time.monotonic()
     ticker.cancel()
-    await holder
-    assert waited >= 0.3, "the write should have waited for the lock"
-    assert len(gaps) >= 20 and max(gaps) < 0.2
+    released = await holder
+    assert finished >= released, "the write should have waited for the lock"
+    # blocked, the loop would have stalled for the whole wait (about 0.5 s) in one gap
+    assert len(gaps) >= 5 and max(gaps) < 0.35
     assert (await store.count_by_status())[TaskStatus.PENDING] == 1
     await store.close()
 
