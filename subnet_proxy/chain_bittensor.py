@@ -89,11 +89,14 @@ class BittensorChain(Chain):
         """Check registration and the rate limit, process the weights for the netuid, emit them."""
         if len(uids) != len(weights):
             return WeightsResult(False, f"{len(uids)} uids but {len(weights)} weights")
-        snap = await self.snapshot()
+        try:
+            snap = await self.snapshot()
+            limit = await self._weights_rate_limit()
+        except ChainError as exc:
+            return WeightsResult(False, str(exc))
         me = snap.by_hotkey(self.hotkey)
         if me is None:
             return WeightsResult(False, f"hotkey {self.hotkey} is not registered on netuid {self.netuid}")
-        limit = await self._weights_rate_limit()
         last = max(me.last_update, self._last_weights_block or 0)
         if snap.block - last <= limit:
             return WeightsResult(False, f"too soon: {snap.block - last} blocks since the last update, "
@@ -151,9 +154,8 @@ class BittensorChain(Chain):
     async def _call(self, what: str, fn: Callable[[], T]) -> T:
         """Run ``fn`` on the chain pool within the call timeout; any failure becomes ``ChainError``."""
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._pool, fn)
         try:
-            return await asyncio.wait_for(future, self._timeout)
+            return await asyncio.wait_for(loop.run_in_executor(self._pool, fn), self._timeout)
         except TimeoutError as exc:
             self._drop_client_later()
             raise ChainError(f"chain {what} timed out after {self._timeout} s") from exc

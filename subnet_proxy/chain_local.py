@@ -180,11 +180,15 @@ class LocalChain(Chain):
 
     def snapshot_sync(self) -> MetagraphSnapshot:
         state = self._read()
-        neurons = tuple(
-            Neuron(uid=int(n["uid"]), hotkey=n["hotkey"], coldkey=n["coldkey"], stake=float(n["stake"]), ip=n["ip"],
-                   port=int(n["port"]), validator_permit=bool(n["validator_permit"]), last_update=int(n["last_update"]))
-            for n in state["neurons"]
-        )
+        try:
+            neurons = tuple(
+                Neuron(uid=int(n["uid"]), hotkey=n["hotkey"], coldkey=n["coldkey"], stake=float(n["stake"]),
+                       ip=n["ip"], port=int(n["port"]), validator_permit=bool(n["validator_permit"]),
+                       last_update=int(n["last_update"]))
+                for n in state["neurons"]
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ChainError(f"the local chain file {self.path} has a malformed neuron: {exc!r}") from exc
         return MetagraphSnapshot(netuid=self.netuid, block=self._block_of(state), neurons=neurons)
 
     def set_weights_sync(self, uids: Sequence[int], weights: Sequence[float], *, version_key: int) -> WeightsResult:
@@ -265,8 +269,8 @@ class LocalChain(Chain):
 
     def _update(self, change: Callable[[dict[str, Any]], T]) -> T:
         """Read-modify-write under the file lock; the file is replaced whole or not at all."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             with self._lock:
                 state = self._read()
                 result = change(state)
@@ -274,3 +278,5 @@ class LocalChain(Chain):
                 return result
         except Timeout as exc:
             raise ChainError(f"the local chain {self.path} stayed locked for {self._lock.timeout} s") from exc
+        except OSError as exc:
+            raise ChainError(f"cannot write the local chain {self.path}: {exc}") from exc

@@ -115,7 +115,10 @@ class WeightSetter:
         if left > 0:
             return None
         plan = compute_weights(self._book.stats(), snapshot, self.own_hotkey, validator_stake=self._validator_stake)
-        result = await self._chain.set_weights(list(plan.uids), list(plan.weights), version_key=self.version_key)
+        try:
+            result = await self._chain.set_weights(list(plan.uids), list(plan.weights), version_key=self.version_key)
+        except ChainError as exc:
+            result = WeightsResult(False, str(exc))
         if result.success:
             self.last_set_block = block
             self.failures = 0

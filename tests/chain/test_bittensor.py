@@ -197,7 +197,12 @@ async def test_set_weights_refusals_and_failures_never_raise() -> None:
     result = await chain.set_weights([1], [1.0], version_key=1)
     assert not result.success and "node went away" in result.message
     assert "2 uids but 1" in (await chain.set_weights([1, 2], [1.0], version_key=1)).message
+    sub.fail_next = 1
+    result = await chain.set_weights([1], [1.0], version_key=1)  # the metagraph read fails
+    assert not result.success and "websocket closed" in result.message
     await chain.close()
+    with pytest.raises(ChainError):  # a closed chain refuses calls with the chain's own error
+        await chain.current_block()
 
 
 def test_snapshot_of_handles_an_empty_metagraph() -> None:

@@ -139,6 +139,14 @@ async def test_a_broken_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ChainError, match="netuid 3"):
         await chain(path, Clock()).snapshot()
     assert path.read_text() == json.dumps({"format": 1, "netuid": 3})  # nothing overwritten
+    path.write_text(json.dumps({"format": 1, "netuid": 7, "genesis": 0, "block_time_s": 12, "weights_rate_limit": 1,
+                                "neurons": [{"uid": 0}], "weights": []}))
+    with pytest.raises(ChainError, match="malformed neuron"):
+        await chain(path, Clock()).snapshot()
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    with pytest.raises(ChainError, match="cannot write"):
+        await chain(blocked / "c.json", Clock()).register(Registration(hotkey="a", coldkey="b"))
 
 
 async def test_open_chain_under_mock_shares_one_file(tmp_path: Path, wallet_factory) -> None:

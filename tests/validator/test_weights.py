@@ -98,6 +98,7 @@ class FlakyChain(Chain):
         self.down = True
         self.calls: list[tuple[list[int], list[float], int]] = []
         self.refuse = False
+        self.raise_on_set = False
 
     async def snapshot(self) -> MetagraphSnapshot:
         return self.snap
@@ -111,6 +112,8 @@ class FlakyChain(Chain):
         return self.snap.by_hotkey(hotkey) is not None
 
     async def set_weights(self, uids: Sequence[int], weights: Sequence[float], *, version_key: int) -> WeightsResult:
+        if self.raise_on_set:
+            raise ChainError("the local chain stayed locked")
         self.calls.append((list(uids), list(weights), version_key))
         return WeightsResult(not self.refuse, "refused" if self.refuse else "ok")
 
@@ -137,6 +140,16 @@ async def test_failures_back_off_and_never_raise() -> None:
     chain.refuse = False
     assert (await setter.step(SNAP)).result.success and setter.failures == 0
     assert len(chain.calls) == 2 and setter.last_set_block == 1000
+
+
+async def test_a_chain_error_while_sending_is_a_failed_outcome() -> None:
+    chain = FlakyChain(SNAP)
+    chain.down, chain.raise_on_set = False, True
+    book = ScoreBook(alpha=0.5)
+    setter = WeightSetter(chain, book, own_hotkey="me", epoch_length=100, clock=Clock())
+    outcome = await setter.step(SNAP)
+    assert outcome is not None and not outcome.result.success and "locked" in outcome.result.message
+    assert setter.failures == 1 and setter.last_set_block is None
 
 
 async def test_an_unregistered_validator_sets_nothing() -> None:
