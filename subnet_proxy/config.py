@@ -141,6 +141,9 @@ class EngineSettings(_Section):
 class MinerSettings(_Section):
     min_stake: float = Field(0.0, ge=0, description="Least stake a caller needs (besides a validator permit).")
     allow_non_validators: bool = Field(False, description="Answer callers without a validator permit (testing only).")
+    max_body_mb: float = Field(40.0, gt=0, description="Largest request body the axon reads, in MB.")
+    max_audio_s: float = Field(600.0, gt=0, description="Longest audio transcribed, in seconds.")
+    tts_format: Literal["wav", "flac"] = Field("flac", description="Container of synthesized audio.")
 
 
 class Settings(_Section):

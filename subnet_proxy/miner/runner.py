@@ -1,0 +1,104 @@
+"""The reference miner's life: load the models, start the axon, announce it, keep the metagraph fresh.
+
+Everything that can be wrong with the set-up (a missing model, a wallet file, a taken port, an
+unregistered hotkey) fails here at start with a message that names it, before any request is
+taken. Once serving, a chain that cannot be read only delays the next metagraph refresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from bittensor_wallet import Wallet
+
+from subnet_proxy.chain import Chain, ChainError, open_chain
+from subnet_proxy.config import Settings
+from subnet_proxy.engines import build_engines
+from subnet_proxy.miner.admission import AdmissionPolicy, MetagraphView
+from subnet_proxy.miner.server import MinerAxon
+from subnet_proxy.miner.service import MinerLimits, MinerService
+from subnet_proxy.offline import pin_external_ip
+from subnet_proxy.wallets import open_wallet
+
+log = logging.getLogger(__name__)
+
+#: the address a --mock miner announces (local runs never look their IP up online).
+MOCK_EXTERNAL_IP = "127.0.0.1"
+
+
+class MinerStartError(RuntimeError):
+    """The miner cannot start serving; the message says what to fix."""
+
+
+async def announce(settings: Settings, wallet: Wallet, chain: Chain, axon: MinerAxon) -> None:
+    """Make the axon findable: register into the local chain under --mock, else serve it on chain."""
+    ip = axon.external_ip or MOCK_EXTERNAL_IP
+    port = settings.axon.external_port or axon.port
+    if settings.mock.enabled:
+        from subnet_proxy.chain_local import LocalChain, Registration
+
+        if not isinstance(chain, LocalChain):
+            raise MinerStartError("--mock needs the local chain")
+        uid = await chain.register(Registration.of_wallet(wallet, ip=ip, port=port))
+        log.info("registered on the local chain %s as uid %d at %s:%d", chain.path, uid, ip, port)
+        return
+    hotkey = wallet.hotkey.ss58_address
+    if not await chain.is_registered(hotkey):
+        raise MinerStartError(f"hotkey {hotkey} is not registered on netuid {settings.netuid}; "
+                              f"register it first (btcli subnet register)")
+    import bittensor as bt
+
+    network = settings.subtensor.chain_endpoint or settings.subtensor.network
+
+    def serve() -> None:
+        result = bt.Subtensor(network=network).serve_axon(netuid=settings.netuid, axon=axon.axon)
+        if not getattr(result, "success", True):
+            raise MinerStartError(f"serving the axon on chain failed: {getattr(result, 'message', result)}")
+
+    await asyncio.wait_for(asyncio.to_thread(serve), settings.subtensor.call_timeout * 4)
+    log.info("axon served on netuid %d at %s:%d", settings.netuid, ip, port)
+
+
+async def keep_in_sync(chain: Chain, view: MetagraphView, interval_s: float, stop: asyncio.Event) -> None:
+    """Refresh the metagraph every ``interval_s`` until ``stop`` is set; a failed read keeps the last one."""
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), interval_s)
+            return
+        except TimeoutError:
+            pass
+        try:
+            view.update(await chain.snapshot())
+        except ChainError as exc:
+            log.warning("metagraph refresh failed, keeping the one from block %d: %s", view.snapshot.block, exc)
+
+
+async def run_miner(settings: Settings, stop: asyncio.Event) -> None:
+    """Serve until ``stop`` is set."""
+    if settings.mock.enabled:
+        pin_external_ip(settings.axon.external_ip or MOCK_EXTERNAL_IP)
+    wallet = open_wallet(settings)
+    chain = open_chain(settings, wallet)
+    engines = build_engines(settings.engine)
+    try:
+        await engines.load()
+        view = MetagraphView(await chain.snapshot())
+        policy = AdmissionPolicy(min_stake=settings.miner.min_stake,
+                                 allow_non_validators=settings.miner.allow_non_validators)
+        limits = MinerLimits(max_audio_s=settings.miner.max_audio_s, tts_format=settings.miner.tts_format)
+        service = MinerService(engines, view, policy, limits)
+        external_ip = settings.axon.external_ip or (MOCK_EXTERNAL_IP if settings.mock.enabled else None)
+        axon = MinerAxon(settings.axon, wallet, service, max_body_bytes=int(settings.miner.max_body_mb * 1_000_000),
+                         external_ip=external_ip)
+        await axon.start()
+        try:
+            await announce(settings, wallet, chain, axon)
+            view.update(await chain.snapshot())
+            log.info("miner %s serving on port %d", wallet.hotkey.ss58_address, axon.port)
+            await keep_in_sync(chain, view, settings.neuron.resync_s, stop)
+        finally:
+            axon.stop()
+    finally:
+        engines.close()
+        await chain.close()

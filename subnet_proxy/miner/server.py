@@ -1,0 +1,63 @@
+"""The miner's axon: a bittensor Axon serving the service, behind a body size limit, started and ready.
+
+bittensor's ``Axon.start`` returns while uvicorn is still starting in its thread (queries then get
+refused), so ``start`` waits until the port accepts connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import bittensor as bt
+from bittensor_wallet import Wallet
+
+from subnet_proxy.config import AxonSettings
+from subnet_proxy.miner.body_limit import BodyLimitMiddleware
+from subnet_proxy.miner.handlers import attach_service
+from subnet_proxy.miner.service import MinerService
+
+READY_TIMEOUT_S = 15.0
+
+
+class AxonNotReady(RuntimeError):
+    """The axon's server did not start listening in time (port taken, or uvicorn failed)."""
+
+
+class MinerAxon:
+    """One started axon; ``stop`` shuts it down."""
+
+    def __init__(self, settings: AxonSettings, wallet: Wallet, service: MinerService, *, max_body_bytes: int,
+                 external_ip: str | None = None) -> None:
+        self.settings = settings
+        self.external_ip = external_ip or settings.external_ip
+        self.axon = bt.Axon(wallet=wallet, ip=settings.ip, port=settings.port, external_ip=self.external_ip,
+                            external_port=settings.external_port or settings.port)
+        attach_service(self.axon, service)
+        # Added last, so outermost: nothing of the axon's reads a body this layer refused.
+        self.axon.app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+
+    @property
+    def port(self) -> int:
+        return int(self.settings.port)
+
+    async def start(self) -> None:
+        self.axon.start()
+        host = "127.0.0.1" if self.settings.ip in ("0.0.0.0", "", "::") else self.settings.ip
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            try:
+                _, writer = await asyncio.open_connection(host, self.port)
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.axon.stop()
+                    raise AxonNotReady(f"the axon is not listening on {host}:{self.port} after "
+                                       f"{READY_TIMEOUT_S:.0f} s (is the port in use?)") from None
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            await writer.wait_closed()
+            return
+
+    def stop(self) -> None:
+        self.axon.stop()
