@@ -19,6 +19,7 @@ from subnet_proxy.chain import MetagraphSnapshot
 from subnet_proxy.rewards import ScoringEngines, score_task
 from subnet_proxy.store.base import TaskStore
 from subnet_proxy.tasks import Evaluation, MinerResponse, MinerReward, Task, TaskStatus
+from subnet_proxy.telemetry import Telemetry
 from subnet_proxy.validator.scores import ScoreBook
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,20 @@ class EngineScorer:
 class TaskObserver(Protocol):
     def task_evaluated(self, task: Task, responses: Sequence[MinerResponse], rewards: Sequence[MinerReward]) -> None:
         ...
+
+
+class TelemetryObserver:
+    """Per task: rewards and latencies by uid; then the per-uid scores (wandb, via ``Telemetry``)."""
+
+    def __init__(self, telemetry: Telemetry, scores: ScoreBook) -> None:
+        self.telemetry = telemetry
+        self.scores = scores
+
+    def task_evaluated(self, task: Task, responses: Sequence[MinerResponse], rewards: Sequence[MinerReward]) -> None:
+        latencies = {r.uid: r.latency_s for r in responses if r.valid and r.latency_s is not None}
+        self.telemetry.log_task(task_id=task.task_id, kind=task.kind.value, rewards={r.uid: r.reward for r in rewards},
+                                latencies=latencies, synthetic=task.synthetic, status=task.status.value)
+        self.telemetry.log_scores(self.scores.stats())
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from subnet_proxy.chain import Chain, MetagraphSnapshot
 from subnet_proxy.config import RetentionSettings
 from subnet_proxy.retention import run_retention
 from subnet_proxy.store.base import TaskStore
+from subnet_proxy.telemetry import Telemetry
 from subnet_proxy.validator.loop_runner import LoopRunner
 from subnet_proxy.validator.scores import ScoreBook
 from subnet_proxy.validator.weights import WeightSetter, WeightsOutcome
@@ -58,18 +59,24 @@ class WeightsLoop(LoopRunner):
 
     name = "weights"
 
-    def __init__(self, setter: WeightSetter, view: MetagraphView, scores: ScoreBook, *, interval_s: float) -> None:
+    def __init__(self, setter: WeightSetter, view: MetagraphView, scores: ScoreBook, *, interval_s: float,
+                 telemetry: Telemetry | None = None) -> None:
         super().__init__(interval_s=interval_s)
         self.setter = setter
         self.view = view
         self.scores = scores
+        self.telemetry = telemetry
         self.last: WeightsOutcome | None = None
 
     async def run_step(self) -> None:
         outcome = await self.setter.step(self.view())
-        if outcome is not None:
-            self.last = outcome
-            await self.scores.persist()
+        if outcome is None:
+            return
+        self.last = outcome
+        await self.scores.persist()
+        if self.telemetry is not None:
+            plan = outcome.plan
+            self.telemetry.log_weights(plan.uids, plan.weights, block=plan.block, success=outcome.result.success)
 
 
 class RetentionLoop(LoopRunner):

@@ -21,9 +21,10 @@ from subnet_proxy.config import Settings
 from subnet_proxy.engines import Engines
 from subnet_proxy.store.base import TaskStore
 from subnet_proxy.tasks import MinerStat
+from subnet_proxy.telemetry import Telemetry
 from subnet_proxy.validator.dendrite import FanoutDendrite
 from subnet_proxy.validator.dispatch import Dispatcher, ScoredSelector
-from subnet_proxy.validator.evaluation import Evaluator, Scorer, TaskObserver
+from subnet_proxy.validator.evaluation import Evaluator, Scorer, TelemetryObserver
 from subnet_proxy.validator.forward import ForwardLoop
 from subnet_proxy.validator.loop_runner import LoopRunner
 from subnet_proxy.validator.loops import MetagraphView, ResyncLoop, RetentionLoop, WeightsLoop
@@ -52,7 +53,7 @@ class Validator:
         scorer: Scorer,
         engines: Engines | None = None,
         external_ip: str = "127.0.0.1",
-        observers: list[TaskObserver] | None = None,
+        telemetry: Telemetry | None = None,
         rng: random.Random | None = None,
     ) -> None:
         neuron = settings.neuron
@@ -67,7 +68,8 @@ class Validator:
         dispatcher = Dispatcher(settings, store, blobs, self.dendrite, ScoredSelector(self.scores, self.hotkey, rng),
                                 self.metagraph, claimer=self.hotkey)
         self.evaluator = Evaluator(store, scorer, self.scores, self.metagraph, validator_hotkey=self.hotkey,
-                                   quorum=settings.proxy.quorum, observers=observers or [])
+                                   quorum=settings.proxy.quorum,
+                                   observers=[TelemetryObserver(telemetry, self.scores)] if telemetry else [])
         self.synthetic: SyntheticLoop | None = None
         if engines is not None and neuron.synthetic_rate > 0:
             self.synthetic = SyntheticLoop(store, blobs, engines, owner=f"synthetic:{self.hotkey}",
@@ -81,7 +83,7 @@ class Validator:
         self.resync = ResyncLoop(chain, self.metagraph, self.scores, interval_s=neuron.resync_s)
         self.weights = WeightsLoop(
             WeightSetter(chain, self.scores, own_hotkey=self.hotkey, epoch_length=neuron.epoch_length),
-            self.metagraph, self.scores, interval_s=block_s,
+            self.metagraph, self.scores, interval_s=block_s, telemetry=telemetry,
         )
         self.retention = RetentionLoop(store, blobs, settings.retention)
         self._background: list[LoopRunner] = [self.resync, self.weights, self.retention]

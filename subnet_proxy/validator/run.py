@@ -1,0 +1,142 @@
+"""A validator process from Settings: open every part, run the loops and the side-server, close in order.
+
+``run_validator`` is what ``neurons/proxy_validator.py`` calls. Under ``--mock`` it also pins the
+external IP to loopback, registers this validator in the local chain (with a validator permit),
+starts ``--mock.miners`` reference miners as child processes, keeps wandb offline, and prints a
+development API key with ready ``curl`` commands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+
+from subnet_proxy.blobs import open_blob_store
+from subnet_proxy.chain import open_chain
+from subnet_proxy.config import Settings
+from subnet_proxy.engines import build_engines
+from subnet_proxy.offline import pin_external_ip
+from subnet_proxy.rewards import ScoringEngines
+from subnet_proxy.server.app import create_app, start_server
+from subnet_proxy.server.events import WatchedStore
+from subnet_proxy.store import open_task_store
+from subnet_proxy.store.keys import KeyStore, Role, open_key_store
+from subnet_proxy.telemetry import Telemetry
+from subnet_proxy.validator.evaluation import EngineScorer
+from subnet_proxy.validator.mock_miners import MockMiners
+from subnet_proxy.validator.neuron import Validator
+from subnet_proxy.wallets import open_wallet
+
+log = logging.getLogger(__name__)
+
+LOOPBACK = "127.0.0.1"
+#: stake the validator registers with on the local chain: enough to count as a validator.
+MOCK_VALIDATOR_STAKE = 10_000.0
+
+
+async def run_validator(settings: Settings, stop: asyncio.Event, *, say: Callable[[str], None] = print) -> None:
+    """Serve until ``stop`` is set, then shut down gracefully (see ``Validator.stop``)."""
+    mock = settings.mock.enabled
+    if mock:
+        pin_external_ip(LOOPBACK)
+    wallet = open_wallet(settings)
+    hotkey = wallet.hotkey.ss58_address
+    async with AsyncExitStack() as exits:
+        chain = open_chain(settings, wallet)
+        exits.push_async_callback(chain.close)
+        if mock:
+            await _register_mock_validator(chain, wallet)
+        store = WatchedStore(open_task_store(settings))
+        exits.push_async_callback(store.close)
+        blobs = open_blob_store(settings)
+        exits.push_async_callback(blobs.close)
+        keys = open_key_store(settings)
+        exits.push_async_callback(keys.close)
+        engines = build_engines(settings.engine)
+        exits.callback(engines.close)
+        scoring = await asyncio.to_thread(ScoringEngines.build, engines, settings.engine)
+
+        if mock and settings.mock.miners:
+            miners = MockMiners(settings, settings.mock.miners)
+            exits.push_async_callback(miners.stop)
+            miners.start()
+            say(f"starting {settings.mock.miners} reference miner(s); loading their models ...")
+            await miners.wait_ready(chain)
+
+        telemetry = Telemetry(settings, hotkey=hotkey)
+        await telemetry.start()
+        exits.push_async_callback(telemetry.close)
+        validator = Validator(settings, keypair=wallet.hotkey, chain=chain, store=store, blobs=blobs,
+                              scorer=EngineScorer(scoring, blobs), engines=engines,
+                              external_ip=LOOPBACK if mock else _external_ip(), telemetry=telemetry)
+        await validator.start()
+        exits.push_async_callback(validator.stop)
+
+        if settings.proxy.enabled:
+            app = create_app(settings, store=store, blobs=blobs, keys=keys, metagraph=validator.metagraph,
+                             own_hotkey=hotkey, miner_stats=validator.miner_stats)
+            server = await start_server(app, settings)
+            exits.push_async_callback(server.stop)  # runs first: no new requests while the loop drains
+            if mock:
+                say(await _dev_banner(settings, keys, server.url))
+            else:
+                say(f"side-server on {server.url}")
+        await stop.wait()
+        log.info("shutting down: stopping intake, finishing in-flight tasks")
+
+
+async def _register_mock_validator(chain: object, wallet: object) -> None:
+    from subnet_proxy.chain_local import LocalChain, Registration
+
+    if isinstance(chain, LocalChain):
+        await chain.register(Registration.of_wallet(wallet, stake=MOCK_VALIDATOR_STAKE,  # type: ignore[arg-type]
+                                                    validator_permit=True))
+
+
+def _external_ip() -> str:
+    from bittensor.utils import networking
+
+    return str(networking.get_external_ip())
+
+
+def _dev_key(settings: Settings) -> str:
+    """The development API key of this data dir: the first --proxy.api_key, else one kept in a file."""
+    if settings.proxy.api_key:
+        return settings.proxy.api_key[0]
+    path = settings.data_dir / "dev_api_key"
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    key = "spx_dev_" + secrets.token_urlsafe(24)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(key + "\n")
+    return key
+
+
+async def _dev_banner(settings: Settings, keys: KeyStore, url: str) -> str:
+    key = await asyncio.to_thread(_dev_key, settings)
+    await keys.seed(key, role=Role.CLIENT, name="dev (--mock)")
+    return "\n".join([
+        "",
+        f"subnet-proxy validator (local mode) on {url}  data: {settings.data_dir}",
+        f"dev API key: {key}",
+        "",
+        "  # summarize text",
+        f"  curl -s -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\",
+        "       -d '{\"text\": \"The river rose overnight. Farmers moved their herds to higher ground.\"}' \\",
+        f"       {url}/api/v1/summarization",
+        "  # transcribe a WAV file",
+        f"  curl -s -H 'Authorization: Bearer {key}' -F audio=@speech.wav {url}/api/v1/transcription",
+        "  # speak text",
+        f"  curl -s -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\",
+        f"       -d '{{\"text\": \"Hello from the subnet.\"}}' {url}/api/v1/tts",
+        "  # then wait for the result (audio results come back as audio/wav: add -o out.wav)",
+        f"  curl -s -H 'Authorization: Bearer {key}' '{url}/api/v1/task/TASK_ID/result?wait=30'",
+        f"  # miners and their scores: curl -s {url}/api/v1/miners   API docs: {url}/docs",
+        "",
+    ])
