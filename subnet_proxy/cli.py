@@ -1,0 +1,178 @@
+"""The ``subnet-proxy`` console script: submit tasks, wait with a progress line, fetch status and results.
+
+    subnet-proxy submit transcription speech.wav --wait
+    subnet-proxy submit tts "Hello there" -o hello.wav
+    subnet-proxy submit summarize @article.txt --max-words 60 --wait
+    subnet-proxy status TASK_ID
+    subnet-proxy result TASK_ID -o out.wav
+
+The server URL and key come from ``--url``/``--api-key`` or ``SUBNET_PROXY_URL``/``SUBNET_PROXY_API_KEY``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from protocol.audio import sniff_format
+from subnet_proxy.client import ProxyClient, ProxyError, TaskResult
+from subnet_proxy.server.schemas import TaskStatusView
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+def _text_arg(value: str) -> str:
+    """Text given inline, as ``@file``, or ``-`` for standard input."""
+    if value == "-":
+        return sys.stdin.read()
+    if value.startswith("@"):
+        return Path(value[1:]).read_text(encoding="utf-8")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="subnet-proxy", description="Client of a subnet-proxy side-server.")
+    parser.add_argument("--url", default=os.environ.get("SUBNET_PROXY_URL", DEFAULT_URL), help="Server base URL.")
+    parser.add_argument("--api-key", default=os.environ.get("SUBNET_PROXY_API_KEY"), help="Client API key.")
+    parser.add_argument("--timeout", type=float, default=300.0, help="Seconds to wait for a result.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    submit = sub.add_parser("submit", help="Submit a task.")
+    kinds = submit.add_subparsers(dest="kind", required=True)
+    tr = kinds.add_parser("transcription", help="Transcribe an audio file.")
+    tr.add_argument("file", type=Path)
+    tr.add_argument("--language")
+    tts = kinds.add_parser("tts", help="Speak a text (writes audio; implies --wait).")
+    tts.add_argument("text")
+    tts.add_argument("--voice")
+    sm = kinds.add_parser("summarize", aliases=["summarization"], help="Summarize a text (inline, @file or -).")
+    sm.add_argument("text")
+    sm.add_argument("--max-words", type=int)
+    for p in (tr, tts, sm):
+        p.add_argument("--wait", action="store_true", help="Wait for the result with a progress display.")
+        p.add_argument("--final", action="store_true", help="Wait for the evaluated result, not the first answer.")
+        p.add_argument("-o", "--output", type=Path, help="Write the result here (audio for TTS).")
+        p.add_argument("--idempotency-key", help="Same key, same task: safe to retry.")
+
+    st = sub.add_parser("status", help="Show a task's status.")
+    st.add_argument("task_id")
+    rs = sub.add_parser("result", help="Fetch a task's result.")
+    rs.add_argument("task_id")
+    rs.add_argument("--wait", action="store_true")
+    rs.add_argument("--final", action="store_true")
+    rs.add_argument("-o", "--output", type=Path)
+    sub.add_parser("health", help="Show the server's health.")
+    sub.add_parser("miners", help="Show the miner table.")
+    return parser
+
+
+def progress_line(view: TaskStatusView, started: float) -> str:
+    answered = sum(1 for m in view.miners if m.state != "waiting")
+    miners = f"miners {answered}/{len(view.miners)} answered" if view.miners else "waiting for miners"
+    first = " · first answer in" if view.first_response else ""
+    return f"[{view.status.value:>11}] {miners}{first} · {time.monotonic() - started:5.1f}s"
+
+
+class Progress:
+    """One self-overwriting status line on stderr (plain lines when stderr is not a terminal)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.started = time.monotonic()
+        self.last = ""
+
+    def __call__(self, view: TaskStatusView) -> None:
+        line = progress_line(view, self.started)
+        if self.stream.isatty():
+            self.stream.write("\r" + line)
+        elif line.split("·")[0] != self.last.split("·")[0]:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+        self.last = line
+
+    def done(self) -> None:
+        if self.stream.isatty():
+            self.stream.write("\n")
+
+
+def emit(result: TaskResult, output: Path | None, task_id: str) -> None:
+    if result.audio is not None:
+        fmt = sniff_format(result.audio) or "bin"
+        path = output or Path(f"{task_id}.{fmt}")
+        path.write_bytes(result.audio)
+        print(f"{result.stage} result: {len(result.audio)} bytes of {result.content_type} written to {path}")
+        return
+    text = result.text or ""
+    if output is not None:
+        output.write_text(text + "\n", encoding="utf-8")
+        print(f"{result.stage} result written to {output}")
+    else:
+        print(text)
+
+
+async def _wait_and_emit(client: ProxyClient, task_id: str, args: argparse.Namespace) -> None:
+    progress = Progress(sys.stderr)
+    try:
+        result = await client.wait(task_id, timeout_s=args.timeout, stage="final" if args.final else "any",
+                                   on_progress=progress)
+    finally:
+        progress.done()
+    emit(result, args.output, task_id)
+
+
+async def run(args: argparse.Namespace) -> int:
+    async with ProxyClient(args.url, api_key=args.api_key, timeout_s=min(args.timeout, 60.0)) as client:
+        if args.command == "health":
+            print((await client.health()).model_dump_json(indent=2))
+        elif args.command == "miners":
+            print((await client.miners()).model_dump_json(indent=2))
+        elif args.command == "status":
+            print((await client.status(args.task_id)).model_dump_json(indent=2))
+        elif args.command == "result":
+            if args.wait:
+                await _wait_and_emit(client, args.task_id, args)
+            else:
+                found = await client.result(args.task_id, stage="final" if args.final else "any")
+                if found is None:
+                    print("no result yet", file=sys.stderr)
+                    return 3
+                emit(found, args.output, args.task_id)
+        else:
+            if args.kind == "transcription":
+                accepted = await client.submit_transcription(args.file, language=args.language,
+                                                             idempotency_key=args.idempotency_key)
+            elif args.kind == "tts":
+                accepted = await client.submit_tts(args.text, voice=args.voice, idempotency_key=args.idempotency_key)
+            else:
+                accepted = await client.submit_summarization(_text_arg(args.text), max_words=args.max_words,
+                                                             idempotency_key=args.idempotency_key)
+            print(json.dumps(accepted.model_dump(mode="json")), file=sys.stderr if args.wait else sys.stdout)
+            if args.wait or args.kind == "tts":
+                await _wait_and_emit(client, accepted.task_id, args)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return asyncio.run(run(args))
+    except ProxyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except TimeoutError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 4
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

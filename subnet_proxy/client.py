@@ -1,0 +1,312 @@
+"""Python client of the side-server: async ``ProxyClient`` (clients, admins, signing neurons) and a small sync wrapper.
+
+Requests and responses use the server's own pydantic models, so a client cannot drift from the API.
+Errors come back as ``ProxyError`` with the server's status, code and message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+from bittensor_wallet import Keypair
+from pydantic import BaseModel
+
+from protocol.audio import b64encode
+from subnet_proxy.server.schemas import (
+    AnswerAccepted,
+    EvaluationOutcome,
+    EvaluationRequest,
+    HealthView,
+    KeyCreate,
+    KeyCreated,
+    KeyList,
+    KeyView,
+    MinerList,
+    ResultPending,
+    SummarizationRequest,
+    TaskAccepted,
+    TaskStatusView,
+    TextResult,
+    TTSRequest,
+    ValidatorTaskPage,
+)
+from subnet_proxy.signing import sign_request
+from subnet_proxy.tasks import MinerReward
+
+M = TypeVar("M", bound=BaseModel)
+
+DEFAULT_TIMEOUT_S = 60.0
+#: each long-poll asks the server to hold this long at most (the server caps it too).
+POLL_S = 10.0
+
+
+class ProxyError(Exception):
+    """The server refused a request; ``code`` is the machine-readable reason."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class TaskResult:
+    """A result: text (``text``/``segments``) for transcription and summarization, ``audio`` for TTS."""
+
+    task_id: str
+    stage: str
+    text: str | None = None
+    segments: list[dict[str, Any]] | None = None
+    score: float | None = None
+    uid: int | None = None
+    audio: bytes | None = None
+    content_type: str | None = None
+
+
+async def _raise_for_error(resp: aiohttp.ClientResponse) -> None:
+    if resp.status < 400:
+        return
+    try:
+        error = (await resp.json())["error"]
+        code, message = str(error["code"]), str(error["message"])
+    except (aiohttp.ContentTypeError, json.JSONDecodeError, KeyError, TypeError):
+        code, message = "http_error", (await resp.text())[:500]
+    raise ProxyError(resp.status, code, message)
+
+
+class ProxyClient:
+    """Async client. ``api_key`` for client/admin endpoints; ``keypair`` + ``receiver_hotkey`` to sign
+    miner/validator requests. Use as ``async with ProxyClient(url, api_key=...) as client``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        keypair: Keypair | None = None,
+        receiver_hotkey: str | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key
+        self.keypair = keypair
+        self.receiver_hotkey = receiver_hotkey
+        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout_s, sock_read=timeout_s + POLL_S)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> ProxyClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    # -- plumbing ------------------------------------------------------------------------------------
+    def _key_headers(self) -> dict[str, str]:
+        if not self.api_key:
+            raise ValueError("this call needs an API key")
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+    def _signed_headers(self, body: bytes) -> dict[str, str]:
+        if self.keypair is None or not self.receiver_hotkey:
+            raise ValueError("signed calls need keypair and receiver_hotkey")
+        return sign_request(self.keypair, body, self.receiver_hotkey)
+
+    async def _json(self, method: str, path: str, model: type[M], *, payload: BaseModel | None = None,
+                    signed: bool = False, headers: dict[str, str] | None = None,
+                    params: dict[str, str] | None = None) -> M:
+        body = payload.model_dump_json(exclude_none=True).encode() if payload is not None else b""
+        hdrs = dict(headers or {})
+        hdrs.update(self._signed_headers(body) if signed else self._key_headers())
+        if payload is not None:
+            hdrs["Content-Type"] = "application/json"
+        async with self.session.request(method, self.base_url + path, data=body or None, headers=hdrs,
+                                        params=params) as resp:
+            await _raise_for_error(resp)
+            return model.model_validate(await resp.json())
+
+    @staticmethod
+    def _idempotency(key: str | None) -> dict[str, str]:
+        return {"Idempotency-Key": key} if key else {}
+
+    # -- client endpoints ------------------------------------------------------------------------------
+    async def submit_transcription(self, audio: bytes | Path, *, language: str | None = None,
+                                   filename: str = "audio", idempotency_key: str | None = None) -> TaskAccepted:
+        if isinstance(audio, Path):
+            filename, audio = audio.name, await asyncio.to_thread(audio.read_bytes)
+        form = aiohttp.FormData()
+        form.add_field("audio", audio, filename=filename, content_type="application/octet-stream")
+        if language:
+            form.add_field("language", language)
+        headers = {**self._key_headers(), **self._idempotency(idempotency_key)}
+        async with self.session.post(self.base_url + "/api/v1/transcription", data=form, headers=headers) as resp:
+            await _raise_for_error(resp)
+            return TaskAccepted.model_validate(await resp.json())
+
+    async def submit_tts(self, text: str, *, voice: str | None = None,
+                         idempotency_key: str | None = None) -> TaskAccepted:
+        return await self._json("POST", "/api/v1/tts", TaskAccepted, payload=TTSRequest(text=text, voice=voice),
+                                headers=self._idempotency(idempotency_key))
+
+    async def submit_summarization(self, text: str, *, max_words: int | None = None,
+                                   idempotency_key: str | None = None) -> TaskAccepted:
+        return await self._json("POST", "/api/v1/summarization", TaskAccepted,
+                                payload=SummarizationRequest(text=text, max_words=max_words),
+                                headers=self._idempotency(idempotency_key))
+
+    async def status(self, task_id: str) -> TaskStatusView:
+        return await self._json("GET", f"/api/v1/task/{task_id}/status", TaskStatusView)
+
+    async def result(self, task_id: str, *, wait: float = 0.0, stage: str = "any") -> TaskResult | None:
+        """The result, or None when there is none yet after ``wait`` seconds."""
+        params = {"wait": f"{wait:g}", "stage": stage}
+        url = f"{self.base_url}/api/v1/task/{task_id}/result"
+        async with self.session.get(url, params=params, headers=self._key_headers()) as resp:
+            await _raise_for_error(resp)
+            if resp.status == 202:
+                ResultPending.model_validate(await resp.json())
+                return None
+            stage_header = resp.headers.get("X-Result-Stage", "final")
+            if resp.content_type == "application/json":
+                body = TextResult.model_validate(await resp.json())
+                return TaskResult(task_id=task_id, stage=body.stage, text=body.text, segments=body.segments,
+                                  score=body.score, uid=body.uid)
+            return TaskResult(task_id=task_id, stage=stage_header, audio=await resp.read(),
+                              content_type=resp.content_type)
+
+    async def wait(self, task_id: str, *, timeout_s: float = 300.0, stage: str = "any",
+                   on_progress: Callable[[TaskStatusView], None] | None = None) -> TaskResult:
+        """Long-poll until a result exists; ``on_progress`` sees the status between polls.
+        Raises TimeoutError when ``timeout_s`` passes, ProxyError when the task failed or expired."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if on_progress is not None:
+                on_progress(await self.status(task_id))
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no result for task {task_id} within {timeout_s:g} s")
+            found = await self.result(task_id, wait=min(POLL_S if on_progress is None else 1.0, remaining),
+                                      stage=stage)
+            if found is not None:
+                return found
+
+    async def events(self, task_id: str) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """The task's server-sent events as (event, data), until the ``end`` event."""
+        url = f"{self.base_url}/api/v1/task/{task_id}/events"
+        async with self.session.get(url, headers=self._key_headers()) as resp:
+            await _raise_for_error(resp)
+            event, data = "message", ""
+            async for raw in resp.content:
+                line = raw.decode().rstrip("\r\n")
+                if line.startswith("event:"):
+                    event = line[6:].strip()
+                elif line.startswith("data:"):
+                    data += line[5:].strip()
+                elif not line and data:
+                    yield event, json.loads(data)
+                    if event == "end":
+                        return
+                    event, data = "message", ""
+
+    async def health(self) -> HealthView:
+        async with self.session.get(self.base_url + "/api/v1/health") as resp:
+            if resp.status not in (200, 503):
+                await _raise_for_error(resp)
+            return HealthView.model_validate(await resp.json())
+
+    async def miners(self) -> MinerList:
+        async with self.session.get(self.base_url + "/api/v1/miners") as resp:
+            await _raise_for_error(resp)
+            return MinerList.model_validate(await resp.json())
+
+    # -- admin -------------------------------------------------------------------------------------------
+    async def create_key(self, name: str, *, role: str = "client", rate_per_s: float | None = None,
+                         burst: int | None = None, max_in_flight: int | None = None) -> KeyCreated:
+        req = KeyCreate(name=name, role=role, rate_per_s=rate_per_s, burst=burst,
+                        max_in_flight=max_in_flight)
+        return await self._json("POST", "/api/v1/admin/keys", KeyCreated, payload=req)
+
+    async def list_keys(self, *, include_revoked: bool = False) -> KeyList:
+        return await self._json("GET", "/api/v1/admin/keys", KeyList,
+                                params={"include_revoked": str(include_revoked).lower()})
+
+    async def revoke_key(self, key_id: str) -> KeyView:
+        return await self._json("DELETE", f"/api/v1/admin/keys/{key_id}", KeyView)
+
+    # -- signed (neurons) ---------------------------------------------------------------------------------
+    async def miner_response(self, task_id: str, *, text: str | None = None, audio: bytes | None = None,
+                             audio_format: str | None = None,
+                             segments: list[dict[str, Any]] | None = None) -> AnswerAccepted:
+        payload: dict[str, Any] = {"task_id": task_id, "text": text, "segments": segments,
+                                   "audio_b64": b64encode(audio) if audio else None, "audio_format": audio_format}
+        body = json.dumps({k: v for k, v in payload.items() if v is not None}).encode()
+        headers = {**self._signed_headers(body), "Content-Type": "application/json"}
+        async with self.session.post(self.base_url + "/api/v1/miner/response", data=body, headers=headers) as resp:
+            await _raise_for_error(resp)
+            return AnswerAccepted.model_validate(await resp.json())
+
+    async def validator_tasks(self, *, limit: int = 20, cursor: str | None = None) -> ValidatorTaskPage:
+        params = {"limit": str(limit), **({"cursor": cursor} if cursor else {})}
+        return await self._json("GET", "/api/v1/validator/tasks", ValidatorTaskPage, signed=True, params=params)
+
+    async def validator_blob(self, url_path: str) -> bytes:
+        async with self.session.get(self.base_url + url_path, headers=self._signed_headers(b"")) as resp:
+            await _raise_for_error(resp)
+            return await resp.read()
+
+    async def evaluate(self, task_id: str, rewards: list[MinerReward]) -> EvaluationOutcome:
+        return await self._json("POST", "/api/v1/validator/evaluation", EvaluationOutcome, signed=True,
+                                payload=EvaluationRequest(task_id=task_id, rewards=rewards))
+
+
+class SyncProxyClient:
+    """Blocking wrapper for scripts: the common client calls, each run to completion on a private loop."""
+
+    def __init__(self, base_url: str, *, api_key: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        self._runner = asyncio.Runner()
+        self._client = ProxyClient(base_url, api_key=api_key, timeout_s=timeout_s)
+
+    def __enter__(self) -> SyncProxyClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._runner.run(self._client.close())
+        self._runner.close()
+
+    def submit_transcription(self, audio: bytes | Path, **kw: Any) -> TaskAccepted:
+        return self._runner.run(self._client.submit_transcription(audio, **kw))
+
+    def submit_tts(self, text: str, **kw: Any) -> TaskAccepted:
+        return self._runner.run(self._client.submit_tts(text, **kw))
+
+    def submit_summarization(self, text: str, **kw: Any) -> TaskAccepted:
+        return self._runner.run(self._client.submit_summarization(text, **kw))
+
+    def status(self, task_id: str) -> TaskStatusView:
+        return self._runner.run(self._client.status(task_id))
+
+    def result(self, task_id: str, **kw: Any) -> TaskResult | None:
+        return self._runner.run(self._client.result(task_id, **kw))
+
+    def wait(self, task_id: str, **kw: Any) -> TaskResult:
+        return self._runner.run(self._client.wait(task_id, **kw))

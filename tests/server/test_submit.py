@@ -1,0 +1,162 @@
+"""Client submission through a real server: every kind, every refusal at the door, idempotency, no orphans."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import aiohttp
+import numpy as np
+
+from protocol import b64encode, encode_audio
+from subnet_proxy.blobs.base import BlobError, blob_key
+from subnet_proxy.tasks import TaskKind, TaskStatus
+from tests.conftest import tone
+from tests.server.conftest import ADMIN_KEY, CLIENT_KEY, Harness, auth, error_of
+
+
+def audio_form(data: bytes, **fields: str) -> aiohttp.FormData:
+    form = aiohttp.FormData()
+    form.add_field("audio", io.BytesIO(data), filename="speech.bin", content_type="application/octet-stream")
+    for name, value in fields.items():
+        form.add_field(name, value)
+    return form
+
+
+async def test_transcription_multipart_stores_blob_then_task(harness: Harness, wav_bytes: bytes) -> None:
+    resp = await harness.client.post("/api/v1/transcription", data=audio_form(wav_bytes, language="en"),
+                                     headers=auth())
+    assert resp.status == 202, await resp.text()
+    body = await resp.json()
+    assert body["status"] == "pending"
+    assert body["status_url"] == f"/api/v1/task/{body['task_id']}/status"
+    assert body["result_url"] == f"/api/v1/task/{body['task_id']}/result"
+    assert resp.headers["Location"] == body["status_url"]
+    task = await harness.store.get_task(body["task_id"])
+    assert task.kind is TaskKind.TRANSCRIPTION and task.status is TaskStatus.PENDING
+    assert task.owner == await harness.client_key_id()
+    assert task.input.audio_blob == blob_key(wav_bytes)
+    assert task.input.audio_format == "wav" and task.input.language == "en"
+    assert abs((task.input.audio_seconds or 0) - 1.0) < 1e-3
+    assert await harness.blobs.get(task.input.audio_blob) == wav_bytes
+    assert task.deadline is not None
+    ttl = (task.deadline - task.created_at).total_seconds()
+    assert abs(ttl - harness.settings.proxy.task_ttl_s) < 5
+
+
+async def test_transcription_json_flac_and_x_api_key(harness: Harness) -> None:
+    flac = encode_audio(tone(0.5), 16_000, "flac")
+    resp = await harness.client.post("/api/v1/transcription", json={"audio_b64": b64encode(flac), "format": "flac"},
+                                     headers={"X-API-Key": CLIENT_KEY})
+    assert resp.status == 202, await resp.text()
+    task = await harness.store.get_task((await resp.json())["task_id"])
+    assert task.input.audio_format == "flac"
+
+
+async def test_tts_and_summarization(harness: Harness) -> None:
+    resp = await harness.client.post("/api/v1/tts", json={"text": "Hello there.", "voice": "joe"}, headers=auth())
+    assert resp.status == 202
+    tts = await harness.store.get_task((await resp.json())["task_id"])
+    assert (tts.kind, tts.input.text, tts.input.voice) == (TaskKind.TTS, "Hello there.", "joe")
+    resp = await harness.client.post("/api/v1/summarization", json={"text": "Some text. " * 20, "max_words": 10},
+                                     headers=auth())
+    assert resp.status == 202
+    summ = await harness.store.get_task((await resp.json())["task_id"])
+    assert (summ.kind, summ.input.max_words) == (TaskKind.SUMMARIZATION, 10)
+
+
+async def test_refusals_at_the_door(harness: Harness, wav_bytes: bytes) -> None:
+    c = harness.client
+    silence_wav = encode_audio(np.zeros(0, dtype=np.float32), 16_000, "wav")
+    long_wav = encode_audio(tone(6.0, rate=8_000), 8_000, "wav")  # limit is 5 s
+    cases = [
+        (c.post("/api/v1/summarization", data=b"{not json", headers={**auth(), "Content-Type": "application/json"}),
+         400, "malformed_json"),
+        (c.post("/api/v1/summarization", json=["a list"], headers=auth()), 400, "invalid_request"),
+        (c.post("/api/v1/summarization", json={"text": 42}, headers=auth()), 400, "invalid_request"),
+        (c.post("/api/v1/summarization", json={"text": "x", "max_words": "many"}, headers=auth()), 400,
+         "invalid_request"),
+        (c.post("/api/v1/summarization", json={"text": ""}, headers=auth()), 400, "invalid_request"),
+        (c.post("/api/v1/summarization", json={"text": "x" * 100_001}, headers=auth()), 400, "invalid_request"),
+        (c.post("/api/v1/summarization", json={"text": "ok", "temperature": 1}, headers=auth()), 400,
+         "unknown_field"),
+        (c.post("/api/v1/summarization", data="text=hi", headers={**auth(), "Content-Type": "text/plain"}), 415,
+         "unsupported_media_type"),
+        (c.post("/api/v1/tts", json={"text": "y" * 2_001}, headers=auth()), 400, "invalid_request"),
+        (c.post("/api/v1/tts", json={"text": "hi", "voice": "../etc/passwd"}, headers=auth()), 400,
+         "invalid_request"),
+        (c.post("/api/v1/transcription", data=audio_form(b"this is plainly not audio" * 10), headers=auth()), 415,
+         "unsupported_audio"),
+        (c.post("/api/v1/transcription", data=audio_form(b""), headers=auth()), 400, "empty_audio"),
+        (c.post("/api/v1/transcription", data=audio_form(silence_wav), headers=auth()), 400, "invalid_audio"),
+        (c.post("/api/v1/transcription", data=audio_form(b"RIFF\x00\x00\x00\x00WAVEfmt garbage"), headers=auth()),
+         400, "invalid_audio"),
+        (c.post("/api/v1/transcription", data=audio_form(long_wav), headers=auth()), 413, "audio_too_long"),
+        (c.post("/api/v1/transcription", data=audio_form(wav_bytes, speaker="bob"), headers=auth()), 400,
+         "unknown_field"),
+        (c.post("/api/v1/transcription", data=audio_form(wav_bytes, language="english!"), headers=auth()), 400,
+         "invalid_request"),
+        (c.post("/api/v1/transcription", json={"audio_b64": "%%%notbase64"}, headers=auth()), 400, "invalid_base64"),
+        (c.post("/api/v1/transcription", json={"audio_b64": b64encode(wav_bytes), "format": "mp3"}, headers=auth()),
+         400, "format_mismatch"),
+        (c.post("/api/v1/transcription", json={"audio_b64": b64encode(wav_bytes), "extra": 1}, headers=auth()), 400,
+         "unknown_field"),
+        (c.post("/api/v1/transcription", data=b"raw", headers={**auth(), "Content-Type": "audio/wav"}), 415,
+         "unsupported_media_type"),
+        (c.post("/api/v1/summarization", json={"text": "hi"}), 401, "missing_api_key"),
+        (c.post("/api/v1/summarization", json={"text": "hi"}, headers=auth("wrong-key")), 401, "invalid_api_key"),
+        (c.post("/api/v1/summarization", json={"text": "hi"}, headers={**auth(), "Idempotency-Key": "x" * 200}), 400,
+         "invalid_idempotency_key"),
+    ]
+    for request, status, code in cases:
+        resp = await request
+        assert resp.status == status, (code, await resp.text())
+        assert await error_of(resp) == code
+    page = await harness.store.list_tasks()
+    assert page.tasks == [], "a refused submission created a task"
+
+
+async def test_oversized_body_refused_while_reading(harness: Harness) -> None:
+    limit = int(harness.settings.proxy.max_upload_mb * 1024 * 1024)
+    big = encode_audio(tone(1.0), 16_000, "wav") + b"\x00" * (limit + 1)
+
+    async def chunks():  # no Content-Length: the server must count as it reads (JSON may carry base64: 4/3)
+        for _ in range(2 * limit // (256 * 1024) + 1):
+            yield b" " * (256 * 1024)
+
+    form = aiohttp.FormData()
+    form.add_field("audio", io.BytesIO(big), filename="big.wav", content_type="audio/wav")
+    resp = await harness.client.post("/api/v1/transcription", data=form, headers=auth())
+    assert resp.status == 413 and await error_of(resp) == "body_too_large"
+    resp = await harness.client.post("/api/v1/summarization", data=chunks(),
+                                     headers={**auth(), "Content-Type": "application/json"})
+    assert resp.status == 413 and await error_of(resp) == "body_too_large"
+    assert (await harness.store.list_tasks()).tasks == []
+
+
+async def test_idempotency_key_returns_same_task(harness: Harness, wav_bytes: bytes) -> None:
+    headers = {**auth(), "Idempotency-Key": "order-42"}
+    first = await harness.client.post("/api/v1/transcription", data=audio_form(wav_bytes), headers=headers)
+    second = await harness.client.post("/api/v1/transcription", data=audio_form(wav_bytes), headers=headers)
+    assert first.status == second.status == 202
+    assert (await first.json())["task_id"] == (await second.json())["task_id"]
+    assert second.headers["Idempotent-Replayed"] == "true" and "Idempotent-Replayed" not in first.headers
+    # the same key for another kind of task is a conflict, not a silent mix-up
+    resp = await harness.client.post("/api/v1/summarization", json={"text": "hi"}, headers=headers)
+    assert resp.status == 409 and await error_of(resp) == "idempotency_conflict"
+    # keys are per client: another client's identical key makes its own task
+    other = await harness.client.post("/api/v1/transcription", data=audio_form(wav_bytes),
+                                      headers={**auth(ADMIN_KEY), "Idempotency-Key": "order-42"})
+    assert (await other.json())["task_id"] != (await first.json())["task_id"]
+    assert len((await harness.store.list_tasks()).tasks) == 2
+
+
+async def test_blob_failure_leaves_no_task(harness: Harness, wav_bytes: bytes, monkeypatch) -> None:
+    async def broken_put(data: bytes, *, content_type: str):
+        raise BlobError("disk full (injected)")
+
+    monkeypatch.setattr(harness.blobs, "put", broken_put)
+    resp = await harness.client.post("/api/v1/transcription", data=audio_form(wav_bytes), headers=auth())
+    assert resp.status == 503 and await error_of(resp) == "backend_unavailable"
+    assert (await harness.store.list_tasks()).tasks == []
+    assert "disk full" not in json.dumps(await resp.json())
