@@ -55,3 +55,12 @@ def engines():
     built = build_engines(EngineSettings())
     yield built
     built.close()
+
+
+@pytest.fixture(scope="session")
+def scoring_engines(engines):
+    """The validator's scoring models (the session engines plus MiniLM and Silero VAD), loaded once."""
+    from subnet_proxy.config import EngineSettings
+    from subnet_proxy.rewards import ScoringEngines
+
+    return ScoringEngines.build(engines, EngineSettings())
