@@ -198,4 +198,6 @@ def snapshot_of(metagraph: Any, netuid: int) -> MetagraphSnapshot:
                validator_permit=bool(permits[i]), last_update=int(last_update[i]))
         for i, uid in enumerate(np.asarray(metagraph.uids, dtype=np.int64))
     )
-    return MetagraphSnapshot(netuid=netuid, block=int(metagraph.block), neurons=neurons)
+    # ``block`` is a 0-d array after a sync but a 1-element one on a fresh metagraph.
+    block = int(np.asarray(metagraph.block).reshape(-1)[0])
+    return MetagraphSnapshot(netuid=netuid, block=block, neurons=neurons)

@@ -78,6 +78,15 @@ def setup_logging(settings: LoggingSettings, *, stream: IO[str] | None = None) -
     return handler
 
 
+def public_config(settings: Settings) -> dict[str, Any]:
+    """The settings as a run's config, with secrets (API and admin keys) masked."""
+    config = settings.model_dump(mode="json")
+    proxy = config["proxy"]
+    proxy["api_key"] = ["***"] * len(proxy["api_key"])
+    proxy["admin_key"] = "***" if proxy["admin_key"] else None
+    return config
+
+
 def _wandb_errors(wandb: Any) -> tuple[type[BaseException], ...]:
     """What a failing wandb call raises: its own errors, I/O errors, and bad values it refuses."""
     return (wandb.errors.Error, OSError, RuntimeError, ValueError, TypeError)
@@ -91,7 +100,7 @@ class Telemetry:
         self._settings = settings.wandb
         self._offline = settings.wandb.offline or settings.mock.enabled
         self._dir = settings.data_dir / "wandb"
-        self._config = dict(config) if config is not None else settings.model_dump(mode="json")
+        self._config = dict(config) if config is not None else public_config(settings)
         self._hotkey = hotkey
         self._session = uuid.uuid4().hex[:8]
         self._wandb = wandb_module

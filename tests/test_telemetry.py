@@ -15,7 +15,7 @@ from wandb.proto import wandb_internal_pb2 as pb
 
 from subnet_proxy.config import LoggingSettings, Settings
 from subnet_proxy.tasks import MinerStat
-from subnet_proxy.telemetry import MAX_CONSECUTIVE_ERRORS, TRACE, Telemetry, setup_logging
+from subnet_proxy.telemetry import MAX_CONSECUTIVE_ERRORS, TRACE, Telemetry, public_config, setup_logging
 
 
 @pytest.fixture(autouse=True)
@@ -154,6 +154,13 @@ async def test_wandb_off_does_nothing(tmp_path: Path) -> None:
     telemetry.log_task(task_id="t", kind="tts", rewards={0: 1.0}, latencies={})
     await telemetry.close()
     assert flaky.inits == 0 and not (tmp_path / "data" / "wandb").exists()
+
+
+def test_the_run_config_masks_secrets(tmp_path: Path) -> None:
+    config = public_config(Settings.model_validate({"proxy": {"api_key": ["sk-live-1", "sk-live-2"],
+                                                              "admin_key": "adm-secret"}}))
+    assert config["proxy"]["api_key"] == ["***", "***"] and config["proxy"]["admin_key"] == "***"
+    assert "sk-live" not in json.dumps(config) and config["neuron"]["sample_size"] == 3
 
 
 def test_online_unless_offline_or_mock(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
-"""The real chain over a faked ``bt.Subtensor`` (no node can run here): timeouts, retries, rate
-limit, weight processing with bittensor's own ``process_weights_for_netuid``."""
+"""The real chain over a faked ``bt.Subtensor`` (no node can run here) serving real ``bt.Metagraph``
+objects: timeouts, retries, rate limit, weight processing with bittensor's own
+``process_weights_for_netuid``."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import bittensor as bt
 import numpy as np
 import pytest
+from bittensor.core.chain_data import AxonInfo
 from bittensor.core.types import ExtrinsicResponse
 
 from subnet_proxy.chain import ChainError, open_chain
@@ -18,30 +21,26 @@ from subnet_proxy.chain_bittensor import BittensorChain, snapshot_of
 from subnet_proxy.config import Settings
 
 
-@dataclass
-class Axon:
-    ip: str
-    port: int
-
-
-class FakeMetagraph:
-    def __init__(self, hotkeys: list[str], block: int, last_update: list[int], permits: list[bool]) -> None:
-        self.n = len(hotkeys)
-        self.uids = np.arange(self.n)
-        self.hotkeys = hotkeys
-        self.coldkeys = [f"ck-{h}" for h in hotkeys]
-        self.S = np.array([10_000.0 if p else 1.0 for p in permits], dtype=np.float32)
-        self.axons = [Axon("0.0.0.0", 0) if p else Axon("10.1.2.3", 8091 + i) for i, p in enumerate(permits)]
-        self.validator_permit = np.array(permits)
-        self.last_update = np.array(last_update)
-        self.block = np.int64(block)
+def real_metagraph(hotkeys: list[str], block: int, last_update: list[int], permits: list[bool]) -> bt.Metagraph:
+    """A real ``bt.Metagraph`` (never synced: no network) filled in as a lite sync would fill it."""
+    metagraph = bt.Metagraph(netuid=3, network="local", sync=False)
+    metagraph.n = np.array(len(hotkeys), dtype=np.int64)
+    metagraph.uids = np.arange(len(hotkeys), dtype=np.int64)
+    metagraph.stake = np.array([10_000.0 if p else 1.0 for p in permits], dtype=np.float32)
+    metagraph.axons = [AxonInfo(version=1, ip="0.0.0.0", port=0, ip_type=4, hotkey=h, coldkey=f"ck-{h}") if p
+                       else AxonInfo(version=1, ip="10.1.2.3", port=8091 + i, ip_type=4, hotkey=h, coldkey=f"ck-{h}")
+                       for i, (h, p) in enumerate(zip(hotkeys, permits, strict=True))]
+    metagraph.validator_permit = np.array(permits, dtype=bool)
+    metagraph.last_update = np.array(last_update, dtype=np.int64)
+    metagraph.block = np.array([block], dtype=np.int64)  # the shape of a fresh metagraph's block
+    return metagraph
 
 
 @dataclass
 class FakeSubtensor:
     """Stands in for bt.Subtensor: the calls the chain makes, with faults to inject."""
 
-    metagraph_obj: FakeMetagraph
+    metagraph_obj: bt.Metagraph
     rate_limit: int = 100
     max_weight_limit_value: float = 0.5
     min_allowed_weights_value: int = 1
@@ -57,13 +56,13 @@ class FakeSubtensor:
             self.fail_next -= 1
             raise ConnectionError("websocket closed")
 
-    def metagraph(self, netuid: int, lite: bool = True) -> FakeMetagraph:
+    def metagraph(self, netuid: int, lite: bool = True) -> bt.Metagraph:
         self._maybe_fail()
         return self.metagraph_obj
 
     def get_current_block(self) -> int:
         self._maybe_fail()
-        return int(self.metagraph_obj.block)
+        return int(np.asarray(self.metagraph_obj.block).reshape(-1)[0])
 
     def is_hotkey_registered(self, hotkey: str, netuid: int) -> bool:
         return hotkey in self.metagraph_obj.hotkeys
@@ -105,8 +104,8 @@ def make(sub: FakeSubtensor, **kw: Any) -> tuple[BittensorChain, list[FakeSubten
     return BittensorChain(factory, netuid=3, wallet=FakeWallet(), **kw), built
 
 
-def graph(block: int = 1000, last_update_val: int = 800) -> FakeMetagraph:
-    return FakeMetagraph(["val", "m1", "m2", "m3"], block, [last_update_val, 0, 0, 0], [True, False, False, False])
+def graph(block: int = 1000, last_update_val: int = 800) -> bt.Metagraph:
+    return real_metagraph(["val", "m1", "m2", "m3"], block, [last_update_val, 0, 0, 0], [True, False, False, False])
 
 
 async def test_snapshot_converts_the_metagraph() -> None:
@@ -179,13 +178,13 @@ async def test_set_weights_honours_the_chain_rate_limit() -> None:
     result = await chain.set_weights([1], [1.0], version_key=1)
     assert not result.success and "50 blocks" in result.message and "rate limit is 100" in result.message
     assert sub.set_weights_calls == []
-    sub.metagraph_obj.block = np.int64(1051)
+    sub.metagraph_obj.block = np.array(1051, dtype=np.int64)  # 0-d, as after a sync
     assert (await chain.set_weights([1], [1.0], version_key=1)).success
     await chain.close()
 
 
 async def test_set_weights_refusals_and_failures_never_raise() -> None:
-    sub = FakeSubtensor(FakeMetagraph(["a", "b"], 1000, [0, 0], [False, False]))
+    sub = FakeSubtensor(real_metagraph(["a", "b"], 1000, [0, 0], [False, False]))
     chain, _ = make(sub, attempts=1)
     assert "not registered" in (await chain.set_weights([0], [1.0], version_key=1)).message
     sub.metagraph_obj = graph()
@@ -206,7 +205,7 @@ async def test_set_weights_refusals_and_failures_never_raise() -> None:
 
 
 def test_snapshot_of_handles_an_empty_metagraph() -> None:
-    snap = snapshot_of(FakeMetagraph([], 5, [], []), 9)
+    snap = snapshot_of(real_metagraph([], 5, [], []), 9)
     assert snap.n == 0 and snap.block == 5
 
 
