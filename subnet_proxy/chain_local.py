@@ -4,7 +4,8 @@ No subtensor node can run on the development machines, and bittensor 10.5's ``Mo
 broken for metagraph sync and ``set_weights``. So local runs keep the subnet in a JSON file:
 validators and miners started separately register into it (under a file lock, so concurrent
 writers lose nothing), blocks advance with wall time from the genesis stamp, and ``set_weights``
-calls are processed with bittensor's own ``process_weights`` and recorded with a bounded history.
+calls are processed with bittensor's own ``process_weights`` and recorded in a bounded history
+(a JSON-lines file beside the chain file, so reading the metagraph never parses it).
 
 Writers take the lock and replace the file atomically (tmp + ``os.replace``); readers need no lock
 because they only ever see a whole file. Every call runs in a worker thread: file I/O never blocks
@@ -17,6 +18,7 @@ import asyncio
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -27,7 +29,7 @@ import numpy as np
 from bittensor.utils.weight_utils import process_weights
 from filelock import FileLock, Timeout
 
-from subnet_proxy.atomic_file import write_json_atomic
+from subnet_proxy.atomic_file import write_bytes_atomic, write_json_atomic
 from subnet_proxy.chain import Chain, ChainError, MetagraphSnapshot, Neuron, WeightsResult
 
 if TYPE_CHECKING:
@@ -40,7 +42,7 @@ FORMAT_VERSION = 1
 DEFAULT_MAX_UIDS = 256
 #: blocks a validator waits between two weight settings (the chain's ``WeightsSetRateLimit``).
 DEFAULT_WEIGHTS_RATE_LIMIT = 1
-#: set_weights calls kept in the file; older ones are dropped.
+#: set_weights calls kept in the history file; older ones are dropped.
 DEFAULT_HISTORY_LIMIT = 500
 #: the local subnet's weight hyperparameters (``MinAllowedWeights``, ``MaxWeightsLimit`` as a share).
 MIN_ALLOWED_WEIGHTS = 1
@@ -119,6 +121,7 @@ class LocalChain(Chain):
         self._history_limit = history_limit
         self._clock = clock
         self._warned_block_time = False
+        self._genesis_seen: dict[str, Any] | None = None
 
     # -- the Chain interface -------------------------------------------------------------------
 
@@ -126,7 +129,10 @@ class LocalChain(Chain):
         return await self._run(self.snapshot_sync)
 
     async def current_block(self) -> int:
-        return await self._run(lambda: self._block_of(self._read()))
+        """From the genesis stamp; once the file has been read no I/O is needed (genesis never moves)."""
+        if self._genesis_seen is None:
+            return await self._run(lambda: self._block_of(self._read()))
+        return self._block_of(self._genesis_seen)
 
     async def is_registered(self, hotkey: str) -> bool:
         return await self._run(lambda: any(n["hotkey"] == hotkey for n in self._read()["neurons"]))
@@ -219,17 +225,38 @@ class LocalChain(Chain):
             out_uids, out_weights = process_weights(
                 uids=np.asarray(uids, dtype=np.int64), weights=raw, num_neurons=len(neurons),
                 min_allowed_weights=MIN_ALLOWED_WEIGHTS, max_weight_limit=MAX_WEIGHT_LIMIT)
-            record = WeightsRecord(block=block, time=self._clock(), hotkey=hotkey, uid=int(me["uid"]),
-                                   uids=[int(u) for u in out_uids], weights=[float(w) for w in out_weights],
-                                   version_key=int(version_key))
-            state["weights"] = (state["weights"] + [asdict(record)])[-self._history_limit:]
+            records.append(WeightsRecord(block=block, time=self._clock(), hotkey=hotkey, uid=int(me["uid"]),
+                                         uids=[int(u) for u in out_uids], weights=[float(w) for w in out_weights],
+                                         version_key=int(version_key)))
             me["last_update"] = me["weights_block"] = block
             return WeightsResult(True, f"weights set at block {block}")
 
-        return self._update(change)
+        records: list[WeightsRecord] = []
+        try:
+            with self._lock:  # reentrant: the state write and the history append are one step
+                result = self._update(change)
+                if records:
+                    self._append_history(records[0])
+        except Timeout as exc:
+            raise ChainError(f"the local chain {self.path} stayed locked for {self._lock.timeout} s") from exc
+        except OSError as exc:
+            raise ChainError(f"cannot write the weights history {self.history_path}: {exc}") from exc
+        return result
 
     def weights_history_sync(self, limit: int | None = None) -> list[WeightsRecord]:
-        records = [WeightsRecord(**r) for r in self._read()["weights"]]
+        """The recorded set_weights calls, oldest first (the last ``limit`` when given)."""
+        try:
+            lines = self.history_path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise ChainError(f"cannot read the weights history {self.history_path}: {exc}") from exc
+        records = []
+        for line in lines[-self._history_limit:]:
+            try:
+                records.append(WeightsRecord(**json.loads(line)))
+            except (json.JSONDecodeError, TypeError) as exc:
+                log.warning("skipping an unreadable line of %s: %s", self.history_path, exc)
         return records[-limit:] if limit else records
 
     # -- the file --------------------------------------------------------------------------------
@@ -237,13 +264,28 @@ class LocalChain(Chain):
     async def _run(self, fn: Callable[[], T]) -> T:
         return await asyncio.to_thread(fn)
 
+    @property
+    def history_path(self) -> Path:
+        """set_weights records, one JSON line each, beside the chain file (kept out of every snapshot read)."""
+        return self.path.with_name(self.path.stem + ".weights.jsonl")
+
+    def _append_history(self, record: WeightsRecord) -> None:
+        """Append under the lock; past twice the limit, keep the newest ``history_limit`` lines."""
+        with self.history_path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(asdict(record)) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        lines = self.history_path.read_text(encoding="utf-8").splitlines()
+        if len(lines) > 2 * self._history_limit:
+            write_bytes_atomic(self.history_path, ("\n".join(lines[-self._history_limit:]) + "\n").encode("utf-8"))
+
     def _block_of(self, state: dict[str, Any]) -> int:
         return max(0, int((self._clock() - state["genesis"]) / state["block_time_s"]))
 
     def _genesis(self) -> dict[str, Any]:
         return {"format": FORMAT_VERSION, "netuid": self.netuid, "genesis": self._clock(),
                 "block_time_s": self._block_time_s, "weights_rate_limit": self._rate_limit,
-                "neurons": [], "weights": []}
+                "neurons": []}
 
     def _read(self) -> dict[str, Any]:
         """The chain's state; a missing file is a chain with no neurons yet (created on first write)."""
@@ -261,6 +303,7 @@ class LocalChain(Chain):
             raise ChainError(f"the local chain file {self.path} has an unknown format")
         if state.get("netuid") != self.netuid:
             raise ChainError(f"the local chain file {self.path} is for netuid {state.get('netuid')}, not {self.netuid}")
+        self._genesis_seen = {"genesis": state["genesis"], "block_time_s": state["block_time_s"]}
         if state["block_time_s"] != self._block_time_s and not self._warned_block_time:
             self._warned_block_time = True
             log.warning("the local chain %s keeps its block time of %s s (asked for %s s): it is fixed at creation",

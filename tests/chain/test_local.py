@@ -128,6 +128,15 @@ async def test_history_is_bounded(tmp_path: Path) -> None:
         assert (await val.set_weights([0], [1.0], version_key=1)).success
     history = await val.weights_history()
     assert [r.block for r in history] == [6, 8, 10]
+    for _ in range(2):
+        clock.now += 24
+        assert (await val.set_weights([0], [1.0], version_key=1)).success
+    assert len(val.history_path.read_text().splitlines()) == 3  # 7 lines > 2 x 3: trimmed to the newest 3
+    assert [r.block for r in await val.weights_history()] == [10, 12, 14]
+    assert "weights" not in json.loads(path.read_text())  # snapshots never parse the history
+    with val.history_path.open("a") as fh:
+        fh.write("{torn line\n")
+    assert [r.block for r in await val.weights_history(limit=2)] == [12, 14]
 
 
 async def test_a_broken_file_is_a_clear_error(tmp_path: Path) -> None:
