@@ -51,8 +51,15 @@ class UidRecord:
     attempts: int = 0
     consecutive_failures: int = 0
     last_weight: float | None = None
+    #: the row last built from this record; dropped on every change (rows are asked for per task).
+    cached: MinerStat | None = field(default=None, repr=False, compare=False)
 
     def stat(self, uid: int) -> MinerStat:
+        if self.cached is None:
+            self.cached = self._build_stat(uid)
+        return self.cached
+
+    def _build_stat(self, uid: int) -> MinerStat:
         rate = sum(self.outcomes) / len(self.outcomes) if self.outcomes else None
         return MinerStat(uid=uid, hotkey=self.hotkey, ema_score=self.ema, latency_s=self.latency_s,
                          success_rate=rate, last_weight=self.last_weight, attempts=self.attempts,
@@ -158,6 +165,7 @@ class ScoreBook:
             reward = 0.0
         reward = min(1.0, max(0.0, reward))
         ok = reward > 0 if success is None else success
+        record.cached = None
         record.ema = (1 - self.alpha) * record.ema + self.alpha * reward
         record.attempts += 1
         record.outcomes.append(ok)
@@ -173,6 +181,7 @@ class ScoreBook:
         by_uid = dict(zip((int(u) for u in uids), (float(w) for w in weights), strict=True))
         for uid, record in enumerate(self._records):
             record.last_weight = by_uid.get(uid, 0.0)
+            record.cached = None
         self._dirty = True
 
     # -- reading -----------------------------------------------------------------------------------

@@ -78,6 +78,20 @@ def test_the_book_grows_with_the_metagraph() -> None:
     assert book.scores().tolist() == pytest.approx([0.5, 0.0, 0.0])
 
 
+def test_stats_rows_follow_every_change() -> None:
+    book = ScoreBook(alpha=0.5)
+    book.sync(snap("a", "b"))
+    first = book.stats()
+    assert book.stats()[0] is first[0]  # unchanged rows are not rebuilt
+    book.update(1, "b", 1.0, latency_s=0.2)
+    second = book.stats()
+    assert second[0] is first[0] and second[1].ema_score == 0.5 and second[1].latency_s == 0.2
+    book.record_weights([1], [1.0])
+    assert [s.last_weight for s in book.stats()] == [0.0, 1.0]
+    book.sync(snap("a", "c"))
+    assert book.stats()[1].hotkey == "c" and book.stats()[1].ema_score == 0.0
+
+
 def test_record_weights_and_stats() -> None:
     book = ScoreBook(alpha=0.5)
     book.sync(snap("a", "b", "c"))
