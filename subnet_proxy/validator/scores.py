@@ -39,7 +39,11 @@ FORMAT_VERSION = 1
 LATENCY_ALPHA = 0.2
 #: outcomes kept for the recent success rate.
 SUCCESS_WINDOW = 20
-SCORES_FILE = "scores.json"
+
+
+def scores_path(settings: Settings) -> Path:
+    """Where a validator keeps its book: ``DATA_DIR/scores/netuid-NETUID.json``."""
+    return settings.data_dir / "scores" / f"netuid-{settings.netuid}.json"
 
 
 @dataclass
@@ -115,8 +119,8 @@ class ScoreBook:
 
     @classmethod
     def for_settings(cls, settings: Settings) -> ScoreBook:
-        """The validator's book: ``DATA_DIR/scores.json`` restored, alpha from the settings."""
-        return cls.restore(settings.data_dir / SCORES_FILE, alpha=settings.neuron.moving_average_alpha)
+        """The validator's book for its netuid, restored from ``scores_path``; alpha from the settings."""
+        return cls.restore(scores_path(settings), alpha=settings.neuron.moving_average_alpha)
 
     # -- the metagraph -----------------------------------------------------------------------------
 

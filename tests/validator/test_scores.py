@@ -154,5 +154,5 @@ def test_for_settings_restores_the_book_under_the_data_dir(tmp_path: Path) -> No
     book.update(0, "a", 1.0)
     book.save()
     again = ScoreBook.for_settings(settings)
-    assert again.path == tmp_path / "scores.json" and again.alpha == 0.25
+    assert again.path == tmp_path / "scores" / "netuid-1.json" and again.alpha == 0.25
     assert again.scores().tolist() == pytest.approx([0.25])
