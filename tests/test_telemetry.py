@@ -170,36 +170,42 @@ def test_online_unless_offline_or_mock(tmp_path: Path) -> None:
     assert Telemetry(offline, hotkey="hk").mode == "offline"
 
 
+@pytest.fixture
+def restore_logging():
+    """setup_logging changes process-wide logging: put it back for the tests that follow."""
+    names = ["", "websockets", "urllib3", "asyncio", "filelock", "wandb"]
+    levels = {name: logging.getLogger(name).level for name in names}
+    handlers = list(logging.getLogger().handlers)
+    yield
+    for handler in [h for h in logging.getLogger().handlers if h not in handlers]:
+        logging.getLogger().removeHandler(handler)
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+
+
+@pytest.mark.usefixtures("restore_logging")
 def test_structured_logging_writes_json_lines() -> None:
     stream = io.StringIO()
-    handler = setup_logging(LoggingSettings(structured=True, trace=True), stream=stream)
+    setup_logging(LoggingSettings(structured=True, trace=True), stream=stream)
+    logger = logging.getLogger("subnet_proxy.test")
+    logger.log(TRACE, "fine detail")
+    logger.info("task %s done", "t1", extra={"task_id": "t1", "uid": 3})
     try:
-        logger = logging.getLogger("subnet_proxy.test")
-        logger.log(TRACE, "fine detail")
-        logger.info("task %s done", "t1", extra={"task_id": "t1", "uid": 3})
-        try:
-            raise ValueError("boom")
-        except ValueError:
-            logger.exception("failed")
-        lines = [json.loads(line) for line in stream.getvalue().splitlines()]
-        assert [line["level"] for line in lines] == ["TRACE", "INFO", "ERROR"]
-        assert lines[1]["msg"] == "task t1 done" and lines[1]["task_id"] == "t1" and lines[1]["uid"] == 3
-        assert "ValueError: boom" in lines[2]["exc"]
-    finally:
-        logging.getLogger().removeHandler(handler)
-        logging.getLogger().setLevel(logging.WARNING)
+        raise ValueError("boom")
+    except ValueError:
+        logger.exception("failed")
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line["level"] for line in lines] == ["TRACE", "INFO", "ERROR"]
+    assert lines[1]["msg"] == "task t1 done" and lines[1]["task_id"] == "t1" and lines[1]["uid"] == 3
+    assert "ValueError: boom" in lines[2]["exc"]
 
 
+@pytest.mark.usefixtures("restore_logging")
 def test_plain_logging_levels() -> None:
     stream = io.StringIO()
     handler = setup_logging(LoggingSettings(debug=True), stream=stream)
-    try:
-        logging.getLogger("subnet_proxy.test").debug("visible")
-        logging.getLogger("subnet_proxy.test").log(TRACE, "hidden")
-        assert "visible" in stream.getvalue() and "hidden" not in stream.getvalue()
-        assert setup_logging(LoggingSettings(), stream=stream) is not handler  # replaced, not stacked
-        assert [h.get_name() for h in logging.getLogger().handlers].count("subnet_proxy") == 1
-    finally:
-        for h in [h for h in logging.getLogger().handlers if h.get_name() == "subnet_proxy"]:
-            logging.getLogger().removeHandler(h)
-        logging.getLogger().setLevel(logging.WARNING)
+    logging.getLogger("subnet_proxy.test").debug("visible")
+    logging.getLogger("subnet_proxy.test").log(TRACE, "hidden")
+    assert "visible" in stream.getvalue() and "hidden" not in stream.getvalue()
+    assert setup_logging(LoggingSettings(), stream=stream) is not handler  # replaced, not stacked
+    assert [h.get_name() for h in logging.getLogger().handlers].count("subnet_proxy") == 1
