@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import multiprocessing
 from pathlib import Path
@@ -170,28 +171,48 @@ async def test_open_chain_under_mock_shares_one_file(tmp_path: Path, wallet_fact
     assert await reader.is_registered(wallet.hotkey.ss58_address)
 
 
-def _register_many(path: str, prefix: str, count: int) -> None:
-    import asyncio
+BLOCK_S = 0.02  # fast blocks so the weights writer passes the 1-block rate limit quickly
 
+
+def _register_many(path: str, prefix: str, count: int) -> None:
     async def run() -> None:
-        c = LocalChain(Path(path), netuid=7, block_time_s=12.0)
+        c = LocalChain(Path(path), netuid=7, block_time_s=BLOCK_S)
         for i in range(count):
             await c.register(Registration(hotkey=f"{prefix}-{i}", coldkey="ck", ip="127.0.0.1", port=1000 + i))
 
     asyncio.run(run())
 
 
+def _set_weights_many(path: str, count: int) -> None:
+    async def run() -> None:
+        c = LocalChain(Path(path), netuid=7, hotkey="val", block_time_s=BLOCK_S)
+        done = 0
+        while done < count:
+            if (await c.set_weights([0], [1.0], version_key=done)).success:
+                done += 1
+            await asyncio.sleep(BLOCK_S)
+
+    asyncio.run(run())
+
+
 @pytest.mark.slow
-async def test_concurrent_writers_in_two_processes_lose_nothing(tmp_path: Path) -> None:
+async def test_concurrent_writers_in_separate_processes_lose_nothing(tmp_path: Path) -> None:
     path = tmp_path / "shared.json"
+    await LocalChain(path, netuid=7, block_time_s=BLOCK_S).register(
+        Registration(hotkey="val", coldkey="ck", stake=10_000, validator_permit=True))
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=_register_many, args=(str(path), name, 40)) for name in ("p", "q")]
+    procs.append(ctx.Process(target=_set_weights_many, args=(str(path), 10)))
     for proc in procs:
         proc.start()
     for proc in procs:
         proc.join(120)
         assert proc.exitcode == 0
-    snap = await LocalChain(path, netuid=7, block_time_s=12.0).snapshot()
-    assert snap.n == 80
-    assert [n.uid for n in snap.neurons] == list(range(80))
-    assert {n.hotkey for n in snap.neurons} == {f"{p}-{i}" for p in ("p", "q") for i in range(40)}
+    chain = LocalChain(path, netuid=7, block_time_s=BLOCK_S)
+    snap = await chain.snapshot()
+    assert snap.n == 81
+    assert [n.uid for n in snap.neurons] == list(range(81))
+    assert {n.hotkey for n in snap.neurons[1:]} == {f"{p}-{i}" for p in ("p", "q") for i in range(40)}
+    history = await chain.weights_history()
+    assert [r.version_key for r in history] == list(range(10))  # every accepted call recorded, in order
+    assert snap.by_hotkey("val").last_update == history[-1].block
