@@ -80,6 +80,8 @@ class ProxySettings(_Section):
                                 "other processes).")
     shutdown_grace_s: float = Field(10.0, ge=0, description="Seconds in-flight requests get to finish on shutdown.")
     nonce_cache_size: int = Field(100_000, ge=100, description="Signed-request nonces remembered (replay protection).")
+    neuron_rate_per_s: float = Field(100.0, gt=0, description="Per-hotkey rate of signed (miner/validator) calls.")
+    neuron_burst: int = Field(200, ge=1, description="Per-hotkey burst of signed calls.")
 
 
 class StoreSettings(_Section):

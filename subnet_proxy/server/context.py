@@ -47,9 +47,10 @@ class ServerContext:
         return self.store.events
 
     def limits_for(self, api_key: ApiKey | None) -> Limits:
+        """A key's limits (its own, else the defaults); ``None``: a signed neuron's per-hotkey limits."""
         proxy = self.settings.proxy
         if api_key is None:
-            return Limits(proxy.rate_per_s, proxy.burst, proxy.max_in_flight)
+            return Limits(proxy.neuron_rate_per_s, proxy.neuron_burst, proxy.max_in_flight)
         return Limits(
             api_key.rate_per_s or proxy.rate_per_s,
             api_key.burst or proxy.burst,
