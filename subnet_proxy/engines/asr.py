@@ -130,15 +130,17 @@ class WhisperTranscriber(Transcriber):
         segments: list[TranscriptSegment] = []
         detected = code
         for start, end in chunk_bounds(samples, WHISPER_SAMPLE_RATE, self._settings.asr_chunk_s):
-            offset = start / WHISPER_SAMPLE_RATE
+            offset, length = start / WHISPER_SAMPLE_RATE, (end - start) / WHISPER_SAMPLE_RATE
             pieces, info = self._model.transcribe(samples[start:end], language=detected,
                                                   beam_size=self._settings.asr_beam_size, vad_filter=True)
             for piece in pieces:
                 text = piece.text.strip()
                 if text:
-                    segments.append(TranscriptSegment(start=round(offset + max(piece.start, 0.0), 3),
-                                                      end=round(offset + max(piece.end, piece.start, 0.0), 3),
-                                                      text=text))
+                    # Whisper rounds the last timestamp of a window up (to 10.0 for 9.5 s of audio): clamp.
+                    seg_end = min(max(piece.end, 0.0), length)
+                    seg_start = min(max(piece.start, 0.0), seg_end)
+                    segments.append(TranscriptSegment(start=round(offset + seg_start, 3),
+                                                      end=round(offset + seg_end, 3), text=text))
             # Later chunks keep the language of the first, so one file is never read as two languages.
             detected = detected or info.language
         return Transcript(text=" ".join(s.text for s in segments), segments=tuple(segments), language=detected)

@@ -14,7 +14,7 @@ from bittensor_wallet import Wallet
 
 from subnet_proxy.chain import Chain, ChainError, open_chain
 from subnet_proxy.config import Settings
-from subnet_proxy.engines import build_engines
+from subnet_proxy.engines import Engines, build_engines
 from subnet_proxy.miner.admission import AdmissionPolicy, MetagraphView
 from subnet_proxy.miner.server import MinerAxon
 from subnet_proxy.miner.service import MinerLimits, MinerService
@@ -74,13 +74,15 @@ async def keep_in_sync(chain: Chain, view: MetagraphView, interval_s: float, sto
             log.warning("metagraph refresh failed, keeping the one from block %d: %s", view.snapshot.block, exc)
 
 
-async def run_miner(settings: Settings, stop: asyncio.Event) -> None:
-    """Serve until ``stop`` is set."""
+async def run_miner(settings: Settings, stop: asyncio.Event, *, engines: Engines | None = None) -> None:
+    """Serve until ``stop`` is set; ``engines`` given are shared (and left open), else built from settings."""
     if settings.mock.enabled:
         pin_external_ip(settings.axon.external_ip or MOCK_EXTERNAL_IP)
     wallet = open_wallet(settings)
     chain = open_chain(settings, wallet)
-    engines = build_engines(settings.engine)
+    owned = engines is None
+    if engines is None:
+        engines = build_engines(settings.engine)
     try:
         await engines.load()
         view = MetagraphView(await chain.snapshot())
@@ -98,7 +100,8 @@ async def run_miner(settings: Settings, stop: asyncio.Event) -> None:
             log.info("miner %s serving on port %d", wallet.hotkey.ss58_address, axon.port)
             await keep_in_sync(chain, view, settings.neuron.resync_s, stop)
         finally:
-            axon.stop()
+            await axon.stop()
     finally:
-        engines.close()
+        if owned:
+            engines.close()
         await chain.close()

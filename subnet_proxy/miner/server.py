@@ -1,7 +1,7 @@
 """The miner's axon: a bittensor Axon serving the service, behind a body size limit, started and ready.
 
 bittensor's ``Axon.start`` returns while uvicorn is still starting in its thread (queries then get
-refused), so ``start`` waits until the port accepts connections.
+refused), so ``start`` waits until the port accepts connections, and ``stop`` until it no longer does.
 """
 
 from __future__ import annotations
@@ -41,23 +41,32 @@ class MinerAxon:
     def port(self) -> int:
         return int(self.settings.port)
 
-    async def start(self) -> None:
-        self.axon.start()
-        host = "127.0.0.1" if self.settings.ip in ("0.0.0.0", "", "::") else self.settings.ip
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while True:
-            try:
-                _, writer = await asyncio.open_connection(host, self.port)
-            except OSError:
-                if time.monotonic() > deadline:
-                    self.axon.stop()
-                    raise AxonNotReady(f"the axon is not listening on {host}:{self.port} after "
-                                       f"{READY_TIMEOUT_S:.0f} s (is the port in use?)") from None
-                await asyncio.sleep(0.05)
-                continue
-            writer.close()
-            await writer.wait_closed()
-            return
+    def _host(self) -> str:
+        return "127.0.0.1" if self.settings.ip in ("0.0.0.0", "", "::") else self.settings.ip
 
-    def stop(self) -> None:
+    async def _accepts(self) -> bool:
+        try:
+            _, writer = await asyncio.open_connection(self._host(), self.port)
+        except OSError:
+            return False
+        writer.close()
+        await writer.wait_closed()
+        return True
+
+    async def start(self) -> None:
+        """Start serving and return once the port accepts connections."""
+        self.axon.start()
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while not await self._accepts():
+            if time.monotonic() > deadline:
+                self.axon.stop()
+                raise AxonNotReady(f"the axon is not listening on {self._host()}:{self.port} after "
+                                   f"{READY_TIMEOUT_S:.0f} s (is the port in use?)")
+            await asyncio.sleep(0.05)
+
+    async def stop(self) -> None:
+        """Stop serving and return once the port is closed (uvicorn exits in its own thread)."""
         self.axon.stop()
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while await self._accepts() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)

@@ -58,8 +58,9 @@ def test_segments_are_ordered_with_timestamps(engines):
     segments = transcript.segments
     assert len(segments) >= 2
     assert all(s.start < s.end for s in segments)
+    assert segments[0].start < 1.0 and segments[-1].start > 4.0  # the second sentence starts after ~5 s
     assert all(a.end <= b.start + 1e-6 for a, b in itertools.pairwise(segments))
-    assert segments[-1].end <= len(samples) / 16_000 + 0.5
+    assert segments[-1].end <= len(samples) / 16_000  # never past the end of the audio
     assert transcript.text == " ".join(s.text for s in segments)
     assert "sister" in transcript.text.lower()
 

@@ -71,7 +71,7 @@ def miner(tmp_path_factory: pytest.TempPathFactory, engines: Engines) -> Iterato
     try:
         yield running
     finally:
-        axon.stop()
+        asyncio.run(axon.stop())
 
 
 @pytest.fixture
