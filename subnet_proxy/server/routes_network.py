@@ -32,6 +32,7 @@ from subnet_proxy.server.schemas import (
     ValidatorTask,
     ValidatorTaskPage,
 )
+from subnet_proxy.server.streaming import stream_blob
 from subnet_proxy.tasks import Evaluation, MinerResponse, Task, TaskKind, TaskStatus, utcnow
 
 _TEXT_LIMITS = {TaskKind.TRANSCRIPTION: MAX_TRANSCRIPT_CHARS, TaskKind.SUMMARIZATION: MAX_SUMMARY_CHARS}
@@ -127,15 +128,7 @@ async def get_validator_tasks(request: web.Request) -> web.Response:
 async def get_validator_blob(request: web.Request) -> web.StreamResponse:
     context = ctx(request)
     key = check_key(request.match_info["key"])
-    ref = await context.blobs.stat(key)
-    if ref is None:
-        raise ApiError(404, "blob_not_found", "no such blob")
-    resp = web.StreamResponse(headers={"Content-Type": ref.content_type, "Content-Length": str(ref.size)})
-    await resp.prepare(request)
-    async for chunk in context.blobs.stream(key):
-        await resp.write(chunk)
-    await resp.write_eof()
-    return resp
+    return await stream_blob(request, context.blobs, key)
 
 
 async def post_validator_evaluation(request: web.Request) -> web.Response:

@@ -28,6 +28,7 @@ from subnet_proxy.server.schemas import (
     TaskStatusView,
     TextResult,
 )
+from subnet_proxy.server.streaming import stream_blob
 from subnet_proxy.store.base import TaskNotFound
 from subnet_proxy.store.keys import Role
 from subnet_proxy.tasks import FinalResult, MinerResponse, Task, TaskKind, TaskStatus
@@ -117,7 +118,7 @@ def _closed_error(task: Task) -> ApiError:
 async def serve_answer(request: web.Request, task: Task, answer: Answer) -> web.StreamResponse:
     context = ctx(request)
     stage, item = answer
-    headers = {"X-Result-Stage": stage}
+    headers: dict[str, str] = {"X-Result-Stage": stage}
     if task.kind is not TaskKind.TTS:
         score = item.score if isinstance(item, FinalResult) else None
         body = TextResult(task_id=task.task_id, kind=task.kind, stage=stage, uid=item.uid, text=item.text,
@@ -129,16 +130,8 @@ async def serve_answer(request: web.Request, task: Task, answer: Answer) -> web.
     url = await context.blobs.signed_url(blob, expires_s=context.settings.blobs.signed_url_ttl_s)
     if url is not None:
         raise web.HTTPTemporaryRedirect(url, headers=headers)
-    ref = await context.blobs.stat(blob)
-    if ref is None:
-        raise ApiError(404, "blob_not_found", "the result audio is no longer stored")
-    content_type = mime_type(item.output_format or "") if item.output_format else ref.content_type
-    resp = web.StreamResponse(headers={**headers, "Content-Type": content_type, "Content-Length": str(ref.size)})
-    await resp.prepare(request)
-    async for chunk in context.blobs.stream(blob):
-        await resp.write(chunk)
-    await resp.write_eof()
-    return resp
+    content_type = mime_type(item.output_format) if item.output_format else None
+    return await stream_blob(request, context.blobs, blob, content_type=content_type, headers=headers)
 
 
 async def get_result(request: web.Request) -> web.StreamResponse:
