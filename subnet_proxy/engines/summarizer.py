@@ -75,17 +75,22 @@ class _PysbdTokenizer:
 
 
 class _WordBudget:
-    """sumy's sentence selector: given sentences best-rated first, keep those that fit the budget."""
+    """sumy's sentence selector: given sentences best-rated first, keep those that fit the budget.
+
+    A sentence repeated in the source is kept once: repeating it adds words, not information.
+    """
 
     def __init__(self, budget: int) -> None:
         self._budget = budget
 
     def __call__(self, infos: Sequence[Any]) -> list[Any]:
-        chosen, left = [], self._budget
+        chosen, left, seen = [], self._budget, set()
         for info in infos:
-            size = _word_count(str(info.sentence))
-            if size <= left:
+            text = str(info.sentence)
+            size = _word_count(text)
+            if size <= left and text not in seen:
                 chosen.append(info)
+                seen.add(text)
                 left -= size
         return chosen
 

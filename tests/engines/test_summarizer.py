@@ -48,6 +48,12 @@ def test_summary_is_never_the_source_itself(summarizer):
     assert summary in text
 
 
+def test_repeated_sentences_are_kept_once(summarizer):
+    text = "The storm reached the coast. Fishermen pulled their boats onto the beach. " * 50
+    summary = summarizer.summarize(text, 30)
+    assert summary == "The storm reached the coast. Fishermen pulled their boats onto the beach."
+
+
 def test_one_long_sentence_is_cut_to_the_budget(summarizer):
     text = "this run-on text has no full stop and just keeps going on and on about nothing in particular at all"
     summary = summarizer.summarize(text, 6)
