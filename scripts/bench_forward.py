@@ -20,6 +20,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -28,13 +29,26 @@ from typing import Any, ClassVar
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import aiohttp  # noqa: E402
 import bittensor as bt  # noqa: E402
 from bittensor_wallet import Keypair  # noqa: E402
 
 from protocol import SummarizationSynapse  # noqa: E402
+from subnet_proxy import approval  # noqa: E402
+from subnet_proxy.blobs import LocalBlobStore  # noqa: E402
 from subnet_proxy.chain import Neuron  # noqa: E402
+from subnet_proxy.chain_local import LocalChain, Registration  # noqa: E402
+from subnet_proxy.config import EngineSettings, MockSettings, NeuronSettings, Settings  # noqa: E402
+from subnet_proxy.engines import build_engines  # noqa: E402
 from subnet_proxy.offline import pin_external_ip  # noqa: E402
+from subnet_proxy.rewards import ScoringEngines  # noqa: E402
+from subnet_proxy.store import SQLiteTaskStore  # noqa: E402
+from subnet_proxy.tasks import Evaluation, MinerResponse, Task, TaskInput, TaskKind, TaskStatus  # noqa: E402
 from subnet_proxy.validator.dendrite import FanoutDendrite  # noqa: E402
+from subnet_proxy.validator.evaluation import EngineScorer  # noqa: E402
+from subnet_proxy.validator.neuron import Validator  # noqa: E402
+from subnet_proxy.validator.run import MOCK_VALIDATOR_STAKE  # noqa: E402
+from subnet_proxy.validator.scores import ScoreBook  # noqa: E402
 
 SOURCE = "The river rose overnight. Farmers moved their herds to higher ground before dawn. " * 4
 
@@ -121,6 +135,193 @@ async def bench_fanout(farm: Farm, sizes: list[int], delay: float, rounds: int) 
     return rows
 
 
+# -- 2. the whole loop: dispatch latency and tasks/s ------------------------------------------------
+
+LOOP_MINERS = 4
+LOOP_SAMPLE = 3
+TEMPLATE_POLL_S = 1.0
+
+
+def bench_task(tag: str) -> Task:
+    """A summarization task whose text starts with ``tag`` (the miners log it with the arrival time)."""
+    return Task(kind=TaskKind.SUMMARIZATION, owner="bench", input=TaskInput(text=f"{tag} {SOURCE}", max_words=20))
+
+
+class Bed:
+    """A fresh embedded store, local blobs and a local chain with the farm's first miners registered."""
+
+    def __init__(self, root: Path, farm: Farm, keypair: Keypair) -> None:
+        self.root = root
+        self.store = SQLiteTaskStore(root / "tasks.db")
+        self.blobs = LocalBlobStore(root / "blobs")
+        chain_file = root / "chain.json"
+        registrar = LocalChain(chain_file, netuid=1)
+        registrar.register_sync(Registration(hotkey=keypair.ss58_address, coldkey=keypair.ss58_address,
+                                             stake=MOCK_VALIDATOR_STAKE, validator_permit=True))
+        for n in farm.neurons(LOOP_MINERS):
+            registrar.register_sync(Registration(hotkey=n.hotkey, coldkey=n.hotkey, ip=n.ip, port=n.port))
+        self.chain = LocalChain(chain_file, netuid=1, hotkey=keypair.ss58_address)
+        self.settings = Settings(netuid=1, neuron=NeuronSettings(data_dir=str(root), sample_size=LOOP_SAMPLE,
+                                                                 concurrency=16, synthetic_rate=0, timeout=5.0),
+                                 mock=MockSettings(enabled=True))
+
+    async def wait_all(self, n: int, timeout: float = 300.0) -> None:
+        """Until ``n`` tasks are approved (the benchmark's own probe: 5 ms apart)."""
+        deadline = time.monotonic() + timeout
+        while (await self.store.count_by_status())[TaskStatus.APPROVED] < n:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"fewer than {n} tasks approved")
+            await asyncio.sleep(0.005)
+
+    async def close(self) -> None:
+        await self.store.close()
+        await self.blobs.close()
+
+
+class TemplateLoop:
+    """The baseline: the subnet template's validator step, one task at a time.
+
+    Poll the store every ``TEMPLATE_POLL_S`` for a pending task; claim one; query the miners with
+    the stock ``bt.Dendrite`` and wait for all of them; record the answers; score; approve; update
+    the scores; repeat. Same store, scoring and approval as the forward loop.
+    """
+
+    def __init__(self, bed: Bed, keypair: Keypair, scorer: EngineScorer) -> None:
+        self.bed = bed
+        self.hotkey = keypair.ss58_address
+        self.dendrite = bt.Dendrite(wallet=keypair)
+        self.scorer = scorer
+        self.scores = ScoreBook(alpha=0.1)
+        self.running = True
+
+    async def run(self) -> None:
+        store = self.bed.store
+        snapshot = await self.bed.chain.snapshot()
+        self.scores.sync(snapshot)
+        miners = [n for n in snapshot.neurons if n.hotkey != self.hotkey][:LOOP_SAMPLE]
+        axons = [bt.AxonInfo(version=0, ip=n.ip, port=n.port, ip_type=4, hotkey=n.hotkey, coldkey=n.coldkey)
+                 for n in miners]
+        while self.running:
+            claimed = await store.claim_tasks(self.hotkey, limit=1, lease_s=60)
+            if not claimed:
+                await asyncio.sleep(TEMPLATE_POLL_S)
+                continue
+            task = claimed[0]
+            await store.assign_miners(task.task_id, self.hotkey, [(n.uid, n.hotkey) for n in miners])
+            synapse = SummarizationSynapse(text=task.input.text or "", max_words=task.input.max_words)
+            answers = await self.dendrite.forward(axons, synapse, timeout=5.0, deserialize=False)
+            for n, answer in zip(miners, answers, strict=True):
+                ok = answer.is_success and bool(answer.summary)
+                await store.record_response(MinerResponse(
+                    task_id=task.task_id, hotkey=n.hotkey, uid=n.uid, state="ok" if ok else "error",
+                    latency_s=float(answer.dendrite.process_time or 5.0), text=answer.summary if ok else None))
+            task = await store.transition(task.task_id, TaskStatus.DONE, claimer=self.hotkey)
+            responses = await store.list_responses(task.task_id)
+            rewards = await self.scorer.score(task, responses, timeout_s=5.0)
+            await approval.record_evaluation(store, Evaluation(task_id=task.task_id, validator_hotkey=self.hotkey,
+                                                               rewards=rewards), snapshot, 1.0)
+            for r in rewards:
+                self.scores.update(r.uid, r.hotkey, r.reward)
+
+    async def close(self) -> None:
+        await self.dendrite.aclose_session()
+
+
+async def received_at(farm: Farm) -> dict[str, float]:
+    """Task tag -> the earliest time a miner received it."""
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"http://127.0.0.1:{farm.miners[0]['port']}/_received") as resp:
+            log = await resp.json()
+    first: dict[str, float] = {}
+    for text, at in log:
+        tag = text.split(" ", 1)[0]
+        first[tag] = min(at, first.get(tag, at))
+    return first
+
+
+async def measure(name: str, bed: Bed, farm: Farm, latency_n: int, burst_n: int) -> dict[str, Any]:
+    """Submit ``latency_n`` tasks 50 ms apart (dispatch latency), then ``burst_n`` at once (tasks/s);
+    a warm-up task is already approved."""
+    accepted: dict[str, float] = {}
+    for i in range(latency_n):
+        tag = f"{name}-lat-{i}"
+        await bed.store.create_task(bench_task(tag))
+        accepted[tag] = time.time()
+        await asyncio.sleep(0.05)
+    await bed.wait_all(1 + latency_n)
+    arrivals = await received_at(farm)
+    latencies = sorted((arrivals[tag] - at) * 1000 for tag, at in accepted.items())
+
+    start, cpu = time.perf_counter(), time.process_time()
+    for i in range(burst_n):
+        await bed.store.create_task(bench_task(f"{name}-burst-{i}"))
+    await bed.wait_all(1 + latency_n + burst_n)
+    wall = time.perf_counter() - start
+    return {"dispatch_p50_ms": latencies[len(latencies) // 2],
+            "dispatch_p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+            "tasks_per_s": burst_n / wall, "cpu_ms_per_task": (time.process_time() - cpu) * 1000 / burst_n,
+            "burst": burst_n}
+
+
+async def run_forward(name: str, bed: Bed, farm: Farm, keypair: Keypair, scoring: ScoringEngines,
+                      latency_n: int, burst_n: int) -> dict[str, Any]:
+    validator = Validator(bed.settings, keypair=keypair, chain=bed.chain, store=bed.store, blobs=bed.blobs,
+                          scorer=EngineScorer(scoring, bed.blobs))
+    await validator.start()
+    try:
+        await bed.store.create_task(bench_task(f"{name}-warmup"))
+        await bed.wait_all(1)
+        return await measure(name, bed, farm, latency_n, burst_n)
+    finally:
+        await validator.stop()
+
+
+async def run_template(name: str, bed: Bed, farm: Farm, keypair: Keypair, scoring: ScoringEngines,
+                       latency_n: int, burst_n: int) -> dict[str, Any]:
+    template = TemplateLoop(bed, keypair, EngineScorer(scoring, bed.blobs))
+    runner = asyncio.create_task(template.run())
+    try:
+        await bed.store.create_task(bench_task(f"{name}-warmup"))
+        await bed.wait_all(1)
+        return await measure(name, bed, farm, latency_n, burst_n)
+    finally:
+        template.running = False
+        await runner
+        await template.close()
+
+
+async def bench_loops(farm: Farm, latency_n: int, burst_n: int, reps: int, root: Path) -> dict[str, Any]:
+    """Each loop ``reps`` times, alternating (the machine is shared: the best run of each is kept)."""
+    keypair = Keypair.create_from_seed("0x" + "22" * 32)
+    engines = build_engines(EngineSettings())
+    scoring = await asyncio.to_thread(ScoringEngines.build, engines, EngineSettings())
+    runs: dict[str, list[dict[str, Any]]] = {"forward": [], "template": []}
+    try:
+        for rep in range(reps):
+            for name, run in (("forward", run_forward), ("template", run_template)):
+                bed = Bed(root / f"{name}-{rep}", farm, keypair)
+                try:
+                    runs[name].append(await run(f"{name}{rep}", bed, farm, keypair, scoring, latency_n, burst_n))
+                finally:
+                    await bed.close()
+    finally:
+        engines.close()
+    figures: dict[str, Any] = {name: max(rows, key=lambda r: r["tasks_per_s"]) | {
+        "dispatch_p50_ms": min(r["dispatch_p50_ms"] for r in rows),
+        "dispatch_p99_ms": min(r["dispatch_p99_ms"] for r in rows)} for name, rows in runs.items()}
+    f, t = figures["forward"], figures["template"]
+    figures["dispatch_p50_ratio"] = t["dispatch_p50_ms"] / max(f["dispatch_p50_ms"], 1e-3)
+    figures["tasks_per_s_ratio"] = f["tasks_per_s"] / max(t["tasks_per_s"], 1e-9)
+    for name in ("forward", "template"):
+        row = figures[name]
+        print(f"loop {name:8s}  dispatch p50 {row['dispatch_p50_ms']:8.1f} ms  p99 {row['dispatch_p99_ms']:8.1f} ms"
+              f"   {row['tasks_per_s']:6.2f} tasks/s  {row['cpu_ms_per_task']:6.1f} ms CPU/task"
+              f"  ({row['burst']} tasks, real scoring, best of {reps})", flush=True)
+    print(f"loop ratios: dispatch p50 x{figures['dispatch_p50_ratio']:.0f} faster, "
+          f"throughput x{figures['tasks_per_s_ratio']:.1f}", flush=True)
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="Fewer rounds and sizes (a smoke run).")
@@ -131,10 +332,18 @@ def main() -> None:
     pin_external_ip("127.0.0.1")
     sizes = [16, 64] if args.quick else [16, 64, 256]
     rounds = 2 if args.quick else 5
+    latency_n, burst_n, reps = (20, 20, 1) if args.quick else (100, 60, 2)
 
+    figures: dict[str, Any] = {}
     farm = Farm(max(sizes), args.delay)
     try:
-        figures: dict[str, Any] = {"fanout": asyncio.run(bench_fanout(farm, sizes, args.delay, rounds))}
+        figures["fanout"] = asyncio.run(bench_fanout(farm, sizes, args.delay, rounds))
+    finally:
+        farm.stop()
+    farm = Farm(LOOP_MINERS, 0.0)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            figures["loop"] = asyncio.run(bench_loops(farm, latency_n, burst_n, reps, Path(tmp)))
     finally:
         farm.stop()
     if args.json:

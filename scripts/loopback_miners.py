@@ -6,7 +6,7 @@ aiohttp site on its own port with its own sr25519 hotkey that does what the axon
 request: checks the dendrite's signature (nonce, hotkeys, uuid, body hash), refuses a replayed
 nonce per (hotkey, uuid), waits a fixed delay, fills the summarization output and answers the
 synapse as JSON with the ``bt_header_*`` headers. Both the stock ``bt.Dendrite`` and the fan-out
-client query it unchanged.
+client query it unchanged. ``GET /_received`` on any port lists when each request arrived.
 
 Run: ``python scripts/loopback_miners.py --count 256 --delay 0.1``; prints one JSON line
 ``{"miners": [{"hotkey": ..., "port": ...}, ...]}`` once every port listens, serves until stdin
@@ -27,16 +27,18 @@ from aiohttp import web
 from bittensor_wallet import Keypair
 
 OUTPUTS = {"summary": "The river rose; herds moved to higher ground."}
+#: leading characters of a request's text kept in the received log (benchmarks tag tasks there).
+TAG_CHARS = 40
 
 
 class LoopbackMiner:
-    """One miner: its hotkey, its nonce table, its fixed answer delay."""
+    """One miner: its hotkey, its nonce table, its fixed answer delay, the log of what it received."""
 
-    def __init__(self, index: int, delay: float) -> None:
+    def __init__(self, index: int, delay: float, log: list[tuple[str, float]]) -> None:
         self.keypair = Keypair.create_from_seed(hashlib.sha256(f"loopback-miner-{index}".encode()).hexdigest())
         self.delay = delay
         self.nonces: dict[str, int] = {}
-        self.received = 0
+        self.log = log
 
     def verify(self, headers: dict[str, str]) -> str | None:
         """None when the request is authentic; else why not (the axon answers 401)."""
@@ -54,12 +56,12 @@ class LoopbackMiner:
         return None
 
     async def handle(self, request: web.Request) -> web.Response:
-        self.received += 1
         started = time.time()
         problem = self.verify(dict(request.headers))
         if problem:
             return web.json_response({"message": problem}, status=401)
         body = await request.json()
+        self.log.append((str(body.get("text", ""))[:TAG_CHARS], started))
         await asyncio.sleep(self.delay)
         for field, value in OUTPUTS.items():
             if field in body:
@@ -77,12 +79,19 @@ class LoopbackMiner:
 
 
 async def serve(count: int, delay: float, host: str) -> None:
-    miners = [LoopbackMiner(i, delay) for i in range(count)]
+    log: list[tuple[str, float]] = []
+    miners = [LoopbackMiner(i, delay, log) for i in range(count)]
     runners = []
     listing = []
+
+    async def received(request: web.Request) -> web.Response:
+        """(text tag, wall time received) of every request so far: the dispatch latency benchmark's probe."""
+        return web.json_response(log)
+
     for miner in miners:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/{name}", miner.handle)
+        app.router.add_get("/_received", received)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, host, 0, backlog=512)

@@ -35,7 +35,7 @@ from subnet_proxy.validator.codec import (
     max_output_bytes,
     stored_response,
 )
-from subnet_proxy.validator.dendrite import AxonResult, FanoutDendrite
+from subnet_proxy.validator.dendrite import FanoutDendrite
 from subnet_proxy.validator.scores import ScoreBook
 from subnet_proxy.validator.selection import select_miners
 
@@ -71,8 +71,6 @@ class DispatchOutcome:
     task: Task
     responses: list[MinerResponse]
     timeout_s: float
-    #: AxonResults as measured (latency, outcome) for the selection statistics.
-    results: list[AxonResult]
 
 
 class Dispatcher:
@@ -103,9 +101,8 @@ class Dispatcher:
         except BadTaskInput as exc:
             failed = await self.store.transition(task.task_id, TaskStatus.FAILED, reason="bad input",
                                                  error=("bad_input", str(exc)), claimer=self.claimer)
-            return DispatchOutcome(failed, [], timeout, [])
+            return DispatchOutcome(failed, [], timeout)
 
-        results: list[AxonResult] = []
         responses = await self.store.list_responses(task.task_id)  # a re-claimed task may have some
         answered = {r.hotkey for r in responses}
         tried = set(answered)
@@ -117,7 +114,7 @@ class Dispatcher:
                 break
             tried.update(m.hotkey for m in miners)
             task = await self.store.assign_miners(task.task_id, self.claimer, [(m.uid, m.hotkey) for m in miners])
-            results += await self._fan_out(task, synapse, miners, timeout)
+            await self._fan_out(task, synapse, miners, timeout)
             responses = await self.store.list_responses(task.task_id)
 
         if any(r.valid for r in responses):
@@ -126,19 +123,16 @@ class Dispatcher:
             task = await self.store.transition(task.task_id, TaskStatus.FAILED, reason="no valid answer",
                                                error=("no_valid_response", _failure_reason(responses, tried)),
                                                claimer=self.claimer)
-        return DispatchOutcome(task, responses, timeout, results)
+        return DispatchOutcome(task, responses, timeout)
 
-    async def _fan_out(self, task: Task, synapse: AudioSynapse, miners: Sequence[Neuron],
-                       timeout: float) -> list[AxonResult]:
-        """Query the miners; record each answer as it completes. Returns the raw results."""
+    async def _fan_out(self, task: Task, synapse: AudioSynapse, miners: Sequence[Neuron], timeout: float) -> None:
+        """Query the miners; record each answer as it completes."""
         started = time.monotonic()
-        results: list[AxonResult] = []
         empty: list[MinerResponse] = []
         stream = self.dendrite.fanout(synapse, miners, timeout=timeout,
                                       max_output_bytes=max_output_bytes(task.kind))
         async with aclosing(stream) as answers:
             async for result in answers:
-                results.append(result)
                 decoded = decode_result(task, result)
                 if decoded.response.message == _NO_OUTPUT:
                     empty.append(decoded.response)
@@ -146,7 +140,6 @@ class Dispatcher:
                 await self.store.record_response(await stored_response(decoded, self.blobs))
         if empty:
             await self._await_deliveries(task, empty, started + timeout)
-        return results
 
     async def _await_deliveries(self, task: Task, empty: list[MinerResponse], deadline: float) -> None:
         """Give miners that answered empty until the deadline to deliver through the side-server."""

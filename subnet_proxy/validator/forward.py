@@ -2,15 +2,20 @@
 
 Intake waits on the store's own new-task signal (``wait_for_task``: an in-process event on the
 embedded store), never on a sleep-and-poll cadence, and claims only as many tasks as there are free
-slots, so a burst queues in the store rather than in memory. Each claimed task is worked by its
-own coroutine: dispatch (``dispatch.Dispatcher``), then evaluation (``evaluation.Evaluator``);
-its lease is renewed every third of the lease while it is out with miners, and the work stops if
-the lease is lost (another validator took the task over).
+dispatch slots, so a burst queues in the store rather than in memory. Each claimed task is
+dispatched by its own coroutine (``dispatch.Dispatcher``); its lease is renewed every third of the
+lease while it is out with miners, and the work stops if the lease is lost (another validator took
+the task over).
 
-Shutdown stops intake first, gives in-flight tasks ``grace_s`` to finish, then cancels the rest and
-releases their leases (DISTRIBUTED -> PENDING) so the next start, or another validator, picks them
-up at once instead of waiting for the lease to run out. On start, DONE tasks this validator has not
-evaluated yet (it stopped between the two) are evaluated first.
+Evaluation (``evaluation.Evaluator``: the models) runs after the dispatch slot is freed, at most
+``concurrency`` at once: when scoring is the bottleneck, new tasks still reach miners (and their
+clients the first answer) at once. The evaluation backlog is bounded too (``EVAL_BACKLOG`` x
+concurrency): beyond it, intake waits.
+
+Shutdown stops intake first, gives in-flight work ``grace_s`` to finish, then cancels the rest and
+releases the leases of tasks still out with miners (DISTRIBUTED -> PENDING), so the next start, or
+another validator, picks them up at once instead of waiting for the lease to run out. On start,
+DONE tasks this validator has not evaluated yet (it stopped between the two) are evaluated first.
 """
 
 from __future__ import annotations
@@ -22,7 +27,6 @@ from collections.abc import Awaitable, Callable
 from subnet_proxy.rewards.registry import task_timeout
 from subnet_proxy.store.base import LeaseLost, StoreError, TaskStore
 from subnet_proxy.tasks import IllegalTransition, Task, TaskStatus
-from subnet_proxy.validator.dendrite import AxonResult
 from subnet_proxy.validator.dispatch import Dispatcher
 from subnet_proxy.validator.evaluation import Evaluator
 from subnet_proxy.validator.loop_runner import LoopRunner
@@ -31,6 +35,8 @@ log = logging.getLogger(__name__)
 
 #: longest single wait on the store's new-task signal (a backstop; the signal normally wakes us).
 MAX_IDLE_WAIT_S = 5.0
+#: evaluations waiting or running, as a multiple of the concurrency, before intake pauses.
+EVAL_BACKLOG = 4
 
 
 class ForwardLoop(LoopRunner):
@@ -47,7 +53,6 @@ class ForwardLoop(LoopRunner):
         lease_s: float,
         base_timeout_s: float,
         grace_s: float = 30.0,
-        on_results: Callable[[list[AxonResult]], None] | None = None,
         on_dispatched: Callable[[Task], None] | None = None,
     ) -> None:
         super().__init__(interval_s=MAX_IDLE_WAIT_S)
@@ -59,10 +64,11 @@ class ForwardLoop(LoopRunner):
         self.lease_s = lease_s
         self.base_timeout_s = base_timeout_s
         self.grace_s = grace_s
-        self.on_results = on_results
         self.on_dispatched = on_dispatched
         self.completed = 0
         self._inflight: dict[str, asyncio.Task[None]] = {}
+        self._evaluating: set[asyncio.Task[None]] = set()
+        self._eval_slots = asyncio.Semaphore(concurrency)
         self._slot_freed = asyncio.Event()
         self._more_waiting = False
 
@@ -70,9 +76,14 @@ class ForwardLoop(LoopRunner):
     def in_flight(self) -> int:
         return len(self._inflight)
 
+    def _free_slots(self) -> int:
+        if len(self._evaluating) >= EVAL_BACKLOG * self.concurrency:
+            return 0
+        return self.concurrency - len(self._inflight)
+
     # -- intake -------------------------------------------------------------------------------------
     async def run_step(self) -> None:
-        free = self.concurrency - len(self._inflight)
+        free = self._free_slots()
         self._more_waiting = False
         if free <= 0:
             return
@@ -84,7 +95,7 @@ class ForwardLoop(LoopRunner):
     async def wait_next(self) -> None:
         if self.stopping:
             return
-        if len(self._inflight) >= self.concurrency:
+        if self._free_slots() <= 0:
             self._slot_freed.clear()
             await self._race(self._slot_freed.wait())
         elif not self._more_waiting:
@@ -109,15 +120,24 @@ class ForwardLoop(LoopRunner):
                 outcome = await self.dispatcher.run(task)
             finally:
                 keeper.cancel()
-            if self.on_results is not None and outcome.results:
-                self.on_results(outcome.results)
             if outcome.responses:
-                await self.evaluator.evaluate(outcome.task, timeout_s=outcome.timeout_s)
-            self.completed += 1
+                evaluation = asyncio.create_task(self._evaluate(outcome.task, outcome.timeout_s))
+                self._evaluating.add(evaluation)
+            else:
+                self.completed += 1
         except LeaseLost:
             log.warning("task %s: lease lost; another validator has it now", task.task_id)
         finally:
             self._inflight.pop(task.task_id, None)
+            self._slot_freed.set()
+
+    async def _evaluate(self, task: Task, timeout_s: float) -> None:
+        try:
+            async with self._eval_slots:
+                await self.evaluator.evaluate(task, timeout_s=timeout_s)
+            self.completed += 1
+        finally:
+            self._evaluating.discard(asyncio.current_task())
             self._slot_freed.set()
 
     async def _keep_lease(self, task_id: str, worker: asyncio.Task[object] | None) -> None:
@@ -151,16 +171,15 @@ class ForwardLoop(LoopRunner):
             cursor = page.next_cursor
 
     async def stop(self) -> None:
-        """Stop intake, let in-flight tasks finish within ``grace_s``, release the rest."""
+        """Stop intake, let in-flight work finish within ``grace_s``, release what is still out."""
         await super().stop()
-        if not self._inflight:
-            return
-        log.info("forward: %d task(s) in flight; waiting up to %.0f s", len(self._inflight), self.grace_s)
-        _, late = await asyncio.wait(set(self._inflight.values()), timeout=self.grace_s)
-        unfinished = [tid for tid, fut in self._inflight.items() if fut in late]
-        for fut in late:
-            fut.cancel()
-        await asyncio.gather(*late, return_exceptions=True)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.grace_s
+        if self._inflight:
+            log.info("forward: %d task(s) out with miners; waiting up to %.0f s", len(self._inflight), self.grace_s)
+            await asyncio.wait(set(self._inflight.values()), timeout=self.grace_s)
+        unfinished = list(self._inflight)
+        await _cancel(set(self._inflight.values()))
         for task_id in unfinished:
             try:
                 await self.store.release_task(task_id, self.claimer, reason="validator shutdown")
@@ -168,3 +187,14 @@ class ForwardLoop(LoopRunner):
                 pass  # already moved on (DONE, or another validator's): nothing to give back
         if unfinished:
             log.info("forward: released %d unfinished task(s)", len(unfinished))
+        if self._evaluating:  # dispatch may have queued more: wait for them in what is left of the grace
+            await asyncio.wait(set(self._evaluating), timeout=max(0.0, deadline - loop.time()))
+        if self._evaluating:
+            log.info("forward: %d evaluation(s) left for the next start", len(self._evaluating))
+            await _cancel(set(self._evaluating))
+
+
+async def _cancel(tasks: set[asyncio.Task[None]]) -> None:
+    for fut in tasks:
+        fut.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
