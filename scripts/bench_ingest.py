@@ -7,9 +7,10 @@ aiohttp client at rising concurrency, for two workloads:
 - ``audio``: a 0.5 s 16 kHz WAV as multipart (proxy: plus decode and blob write).
 
 The bare handler reads the same body (parses the JSON / reads the multipart field) and answers 202:
-the ceiling of this stack on this machine. Printed per row: requests/s and p50/p99 latency of both,
-and proxy/bare throughput as a ratio. Targets (issue 4): ratio >= 0.5, proxy p99 < 50 ms at 64
-clients. Run: ``python scripts/bench_ingest.py [--quick]``.
+the ceiling of this stack on this machine. Printed per row: requests/s, p50/p99 latency and the
+server process's CPU ms per request of both, proxy/bare throughput as a ratio and the CPU cost as a
+multiple (CPU per request does not move with other load on a shared machine; throughput does).
+Targets (issue 4): ratio >= 0.5, proxy p99 < 50 ms at 64 clients. Run: ``python scripts/bench_ingest.py [--quick]``.
 """
 
 from __future__ import annotations
@@ -114,6 +115,11 @@ class Child:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) the server process has used: a figure other load cannot inflate."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
         try:
@@ -145,9 +151,11 @@ def make_request(workload: str, audio: bytes) -> Callable[[aiohttp.ClientSession
     return post_audio
 
 
-async def load(url: str, request: Callable[[aiohttp.ClientSession, str], Awaitable[int]], concurrency: int,
-               seconds: float) -> tuple[float, float, float, int]:
-    """(requests/s, p50 ms, p99 ms, errors) for ``concurrency`` clients looping for ``seconds``."""
+async def load(server: Child, request: Callable[[aiohttp.ClientSession, str], Awaitable[int]], concurrency: int,
+               seconds: float) -> tuple[float, float, float, int, float]:
+    """(requests/s, p50 ms, p99 ms, errors, server CPU ms per request) for ``concurrency`` clients looping
+    for ``seconds``."""
+    url = server.url
     latencies: list[float] = []
     errors = 0
     connector = aiohttp.TCPConnector(limit=concurrency)
@@ -165,12 +173,13 @@ async def load(url: str, request: Callable[[aiohttp.ClientSession, str], Awaitab
                 if status != 202:
                     errors += 1
 
-        started = time.perf_counter()
+        started, cpu_before = time.perf_counter(), server.cpu_s()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, server.cpu_s() - cpu_before
     latencies.sort()
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-    return len(latencies) / elapsed, statistics.median(latencies) * 1000, p99 * 1000, errors
+    n = len(latencies)
+    return n / elapsed, statistics.median(latencies) * 1000, p99 * 1000, errors, cpu / n * 1000
 
 
 async def bench(quick: bool) -> None:
@@ -184,15 +193,16 @@ async def bench(quick: bool) -> None:
         bare, proxy = Child("bare", tmp), Child("proxy", tmp)
         try:
             print(f"ingest benchmark: {seconds:g} s per row, client and each server in separate processes, 2 cores")
-            print(f"{'workload':<14}{'conc':>5} | {'bare rps':>9}{'p50 ms':>8}{'p99 ms':>8} | "
-                  f"{'proxy rps':>9}{'p50 ms':>8}{'p99 ms':>8} | {'ratio':>6}{'errors':>7}")
+            print(f"{'workload':<14}{'conc':>5} | {'bare rps':>9}{'p50 ms':>8}{'p99 ms':>8}{'cpu ms':>8} | "
+                  f"{'proxy rps':>9}{'p50 ms':>8}{'p99 ms':>8}{'cpu ms':>8} | {'ratio':>6}{'cpu x':>7}{'errors':>7}")
             for workload in ("summarization", "audio"):
                 request = make_request(workload, audio)
                 for conc in levels:
-                    b = await load(bare.url, request, conc, seconds)
-                    p = await load(proxy.url, request, conc, seconds)
-                    print(f"{workload:<14}{conc:>5} | {b[0]:>9.0f}{b[1]:>8.2f}{b[2]:>8.2f} | "
-                          f"{p[0]:>9.0f}{p[1]:>8.2f}{p[2]:>8.2f} | {p[0] / b[0]:>6.2f}{b[3] + p[3]:>7}", flush=True)
+                    b = await load(bare, request, conc, seconds)
+                    p = await load(proxy, request, conc, seconds)
+                    print(f"{workload:<14}{conc:>5} | {b[0]:>9.0f}{b[1]:>8.2f}{b[2]:>8.2f}{b[4]:>8.3f} | "
+                          f"{p[0]:>9.0f}{p[1]:>8.2f}{p[2]:>8.2f}{p[4]:>8.3f} | {p[0] / b[0]:>6.2f}{p[4] / b[4]:>7.2f}"
+                          f"{b[3] + p[3]:>7}", flush=True)
         finally:
             bare.stop()
             proxy.stop()

@@ -13,6 +13,7 @@ from subnet_proxy.blobs.base import BlobStore
 from subnet_proxy.chain import MetagraphSnapshot
 from subnet_proxy.config import Settings
 from subnet_proxy.server.events import TaskEvents, WatchedStore
+from subnet_proxy.server.ids import IdSource
 from subnet_proxy.server.limits import Limiter, Limits
 from subnet_proxy.server.metrics import Metrics
 from subnet_proxy.signing import SignatureVerifier
@@ -36,6 +37,7 @@ class ServerContext:
     verifier: SignatureVerifier
     limiter: Limiter
     metrics: Metrics
+    ids: IdSource = field(default_factory=IdSource)
     started_at: float = field(default_factory=time.monotonic)
     #: set when shutdown begins: long-polls and event streams end early so in-flight requests finish.
     closing: asyncio.Event = field(default_factory=asyncio.Event)

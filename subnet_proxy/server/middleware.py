@@ -6,7 +6,6 @@ import json
 import logging
 import re
 import time
-import uuid
 
 from aiohttp import web
 
@@ -31,7 +30,8 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
     """Outermost: give the request an id (the client's own if it sent a sane one), then log and count it.
     The id goes out in a header of every response via ``add_request_id_on_prepare``."""
     incoming = request.headers.get(REQUEST_ID_HEADER, "")
-    request_id = incoming if _CLIENT_ID.match(incoming) else uuid.uuid4().hex
+    context = request.app[CONTEXT]
+    request_id = incoming if _CLIENT_ID.match(incoming) else context.ids.next()
     request[REQUEST_ID] = request_id
     started = time.perf_counter()
     status = 500
@@ -45,7 +45,7 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
     finally:
         elapsed = time.perf_counter() - started
         route = route_label(request)
-        request.app[CONTEXT].metrics.observe(request.method, route, status, elapsed)
+        context.metrics.observe(request.method, route, status, elapsed)
         if access_log.isEnabledFor(logging.INFO):
             access_log.info(json.dumps({
                 "request_id": request_id, "method": request.method, "path": request.path, "route": route,

@@ -67,6 +67,7 @@ async def accept(request: web.Request, kind: TaskKind, task_input: TaskInput) ->
     """Create the task (or find the one an Idempotency-Key already made) and answer 202."""
     context = ctx(request)
     task = Task(
+        task_id=context.ids.next(),
         kind=kind,
         owner=request[API_KEY].key_id,
         idempotency_key=idempotency_key(request),
