@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 
 import jiwer
 
@@ -29,24 +30,22 @@ def words(text: str | None) -> list[str]:
     return normalize(text).split()
 
 
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    """WER of normalised texts, clipped to [0, 1]; an empty side counts as entirely wrong."""
+def _error_rate(metric: Callable[[str, str], float], reference: str, hypothesis: str) -> float:
+    """``metric`` on normalised texts, clipped to [0, 1]; an empty side counts as entirely wrong."""
     ref, hyp = normalize(reference), normalize(hypothesis)
     if not ref and not hyp:
         return 0.0
     if not ref or not hyp:
         return 1.0
-    return min(1.0, float(jiwer.wer(ref, hyp)))
+    return min(1.0, float(metric(ref, hyp)))
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    return _error_rate(jiwer.wer, reference, hypothesis)
 
 
 def char_error_rate(reference: str, hypothesis: str) -> float:
-    """CER of normalised texts, clipped to [0, 1]; an empty side counts as entirely wrong."""
-    ref, hyp = normalize(reference), normalize(hypothesis)
-    if not ref and not hyp:
-        return 0.0
-    if not ref or not hyp:
-        return 1.0
-    return min(1.0, float(jiwer.cer(ref, hyp)))
+    return _error_rate(jiwer.cer, reference, hypothesis)
 
 
 def ngrams(tokens: list[str], n: int) -> set[tuple[str, ...]]:

@@ -76,13 +76,18 @@ class Behaviour:
     summarization: Forward
 
 
+def _answer_text(synapse: typing.Any, text: str) -> typing.Any:
+    """Put ``text`` in a text synapse's output field (a TTS synapse is left without output)."""
+    if isinstance(synapse, TranscriptionSynapse):
+        synapse.transcript = text
+    elif isinstance(synapse, SummarizationSynapse):
+        synapse.summary = text
+    return synapse
+
+
 def empty() -> Behaviour:
     async def text(synapse: typing.Any) -> typing.Any:
-        if isinstance(synapse, TranscriptionSynapse):
-            synapse.transcript = ""
-        elif isinstance(synapse, SummarizationSynapse):
-            synapse.summary = ""
-        return synapse
+        return _answer_text(synapse, "")
 
     return Behaviour(text, text, text)
 
@@ -141,11 +146,7 @@ def noise(seed: int) -> Behaviour:
 
 def silence() -> Behaviour:
     async def text(synapse: typing.Any) -> typing.Any:
-        if isinstance(synapse, TranscriptionSynapse):
-            synapse.transcript = " \n "
-        else:
-            synapse.summary = " \n "
-        return synapse
+        return _answer_text(synapse, " \n ")
 
     async def tts(synapse: TTSSynapse) -> TTSSynapse:
         return _audio(synapse, encode_audio(np.zeros(_speaking_time(synapse.text), np.float32), RATE, "flac"), "flac")
@@ -216,11 +217,7 @@ def late() -> Behaviour:
 
     async def slow(synapse: typing.Any) -> typing.Any:
         await asyncio.sleep((synapse.timeout or 12.0) + 2.0)
-        if isinstance(synapse, TranscriptionSynapse):
-            synapse.transcript = "too late"
-        elif isinstance(synapse, SummarizationSynapse):
-            synapse.summary = "too late to matter"
-        return synapse
+        return _answer_text(synapse, "an answer that comes far too late")
 
     return Behaviour(slow, slow, slow)
 
