@@ -70,6 +70,9 @@ class Limiter:
         for identity in [i for i, b in self._buckets.items() if now - b.stamp > _IDLE_DROP_S]:
             del self._buckets[identity]
 
+    def in_flight(self, identity: str) -> int:
+        return self._in_flight.get(identity, 0)
+
     @asynccontextmanager
     async def admit(self, identity: str, limits: Limits) -> AsyncIterator[None]:
         """Hold one in-flight slot for the request's duration; ApiError 429 when over either limit."""

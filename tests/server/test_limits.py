@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from subnet_proxy.server import CONTEXT
 from subnet_proxy.server.errors import ApiError
 from subnet_proxy.server.limits import Limiter, Limits, TokenBucket
 from subnet_proxy.tasks import TaskStatus
@@ -43,8 +44,11 @@ async def test_concurrency_cap(tmp_path: Path) -> None:
     try:
         task = await h.distributed_task()
         url = f"/api/v1/task/{task.task_id}/result"
-        waiting = [asyncio.create_task(h.client.get(url, params={"wait": "3"}, headers=auth())) for _ in range(2)]
-        await asyncio.sleep(0.3)
+        waiting = [asyncio.create_task(h.client.get(url, params={"wait": "20"}, headers=auth())) for _ in range(2)]
+        limiter = h.client.app[CONTEXT].limiter
+        key_id = await h.client_key_id()
+        while limiter.in_flight(key_id) < 2:  # both long-polls admitted and parked
+            await asyncio.sleep(0.01)
         resp = await h.client.get(f"/api/v1/task/{task.task_id}/status", headers=auth())
         assert resp.status == 429 and await error_of(resp) == "too_many_in_flight"
         assert resp.headers["Retry-After"] == "1"

@@ -131,7 +131,8 @@ async def test_graceful_shutdown_finishes_in_flight_requests(tmp_path: Path) -> 
         async with aiohttp.ClientSession() as session:
             url = f"{server.url}/api/v1/task/{task.task_id}/result"
             waiting = asyncio.create_task(session.get(url, params={"wait": "30"}, headers=auth()))
-            await asyncio.sleep(0.3)
+            while h.store.events.waiting() == 0:  # the long-poll is in flight, parked on the task
+                await asyncio.sleep(0.01)
             started = time.monotonic()
             await server.stop()
             resp = await waiting
