@@ -12,6 +12,8 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from protocol import DecodedAudio, decode_audio
 from subnet_proxy.blobs.base import BlobError, BlobStore
 from subnet_proxy.config import EngineSettings
@@ -53,8 +55,9 @@ async def _transcribe(scoring: ScoringEngines, audio: DecodedAudio, language: st
 
 async def transcription_references(task: Task, responses: Sequence[MinerResponse], ground_truth: str | None,
                                    scoring: ScoringEngines, blobs: BlobStore) -> TranscriptionReferences:
-    """The validator's own transcript of the task's audio (skipped when the ground truth is known)."""
-    if ground_truth is not None or not task.input.audio_blob:
+    """The validator's own transcript of the task's audio (skipped when the ground truth is known or no
+    answer is valid: there is nothing to compare it with)."""
+    if ground_truth is not None or not task.input.audio_blob or not any(r.valid for r in responses):
         return TranscriptionReferences(validator_transcript=None)
     try:
         data = await blobs.get(task.input.audio_blob)
@@ -107,11 +110,13 @@ async def summarization_references(task: Task, responses: Sequence[MinerResponse
                                    scoring: ScoringEngines, blobs: BlobStore) -> SummarizationReferences:
     """The validator's own summary, the source's embedding and every answer's embedding."""
     source = task.input.text or ""
+    answers = {r.hotkey: r.text for r in responses if r.valid and r.text and r.text.strip()}
+    if not answers:  # nothing to judge: spare the models
+        return SummarizationReferences(reference_summary="", source_embedding=np.zeros(0, dtype=np.float32))
     try:
         reference = await scoring.engines.summarize(source, task.input.max_words)
     except EngineError:
         reference = ""
-    answers = {r.hotkey: r.text for r in responses if r.valid and r.text and r.text.strip()}
     pool = scoring.engines.pool
     source_vector = await pool.run(scoring.embedder.embed_document, source)
     vectors = await pool.run(scoring.embedder.embed, list(answers.values()))

@@ -3,10 +3,11 @@
 Each challenge is a fresh random composition of sentences from the corpus shipped in
 ``subnet_proxy/data/corpus.txt`` (300 sentences, 25 topics: more combinations than any miner could
 tabulate). Transcription challenges are spoken by the validator's own TTS, then mildly augmented
-(gain, background noise, speed) and encoded in a random container, so the same text never yields
-the same bytes twice. TTS and summarization challenges are plain text. The task carries its ground
-truth (never sent to miners) and uses exactly the input fields a client task uses, so on the wire
-it looks like any other request.
+(gain, background noise, speed) and encoded in a random container at a random common sample rate,
+so the same text never yields the same bytes twice. TTS and summarization challenges are plain
+text. The task carries its ground truth (never sent to miners) and uses exactly the input fields a
+client task uses, so on the wire it looks like any other request. What remains recognisable is the
+validator's one shipped voice: a miner that could tell it apart would still have to transcribe it.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ from subnet_proxy.tasks import Task, TaskInput, TaskKind
 GAIN_DB = (-6.0, 0.0)
 SNR_DB = (22.0, 40.0)
 SPEED = (0.92, 1.08)
-#: containers a client might upload (lossless or high-quality lossy).
+#: containers and sample rates a client might upload (the voice's own rate would mark a challenge).
 AUDIO_FORMATS = ("wav", "flac", "ogg")
+SAMPLE_RATES = (16_000, 22_050, 24_000, 44_100, 48_000)
 #: sentences per challenge, by kind.
 TRANSCRIPTION_SENTENCES = (1, 3)
 TTS_SENTENCES = (1, 2)
@@ -123,12 +125,13 @@ def _synthetic(kind: TaskKind, owner: str, task_input: TaskInput, ground_truth: 
 
 async def transcription_challenge(engines: Engines, corpus: Corpus, rng: random.Random, *, owner: str) -> Challenge:
     text = " ".join(corpus.random_sentences(rng, rng.randint(*TRANSCRIPTION_SENTENCES)))
-    speech = await engines.synthesize(text)
-    samples = augment(speech.samples, speech.sample_rate, rng)
+    rate = rng.choice(SAMPLE_RATES)
+    speech = await engines.synthesize(text, sample_rate=rate)
+    samples = augment(speech.samples, rate, rng)
     fmt = rng.choice(AUDIO_FORMATS)
-    data = encode_audio(samples, speech.sample_rate, fmt)
+    data = encode_audio(samples, rate, fmt)
     key = hashlib.sha256(data).hexdigest()
-    task_input = TaskInput(audio_blob=key, audio_format=fmt, audio_seconds=round(len(samples) / speech.sample_rate, 3),
+    task_input = TaskInput(audio_blob=key, audio_format=fmt, audio_seconds=round(len(samples) / rate, 3),
                            language=rng.choice((None, "en")))
     return Challenge(task=_synthetic(TaskKind.TRANSCRIPTION, owner, task_input, text), blobs={key: data})
 

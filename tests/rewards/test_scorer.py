@@ -12,7 +12,7 @@ from subnet_proxy.blobs.local import LocalBlobStore
 from subnet_proxy.rewards import REGISTRY, score_task
 from subnet_proxy.tasks import TaskKind
 from subnet_proxy.validator.challenges import Corpus
-from tests.rewards.conftest import by_hotkey, response
+from tests.rewards.conftest import by_hotkey, make_task, response
 
 pytestmark = pytest.mark.slow
 OTHER = "The lighthouse stood on a bare rock at the mouth of the harbour."
@@ -76,3 +76,21 @@ async def test_responses_of_another_task_are_refused(engines, scoring_engines, t
     with pytest.raises(ValueError, match="another task"):
         await score_task(task, [stranger], None, scoring_engines, blobs=blobs, timeout_s=12.0)
     assert await score_task(task, [], None, scoring_engines, blobs=blobs, timeout_s=12.0) == []
+
+
+async def test_client_transcription_with_its_audio_gone_credits_nobody(engines, scoring_engines, tmp_path) -> None:
+    blobs = LocalBlobStore(tmp_path)
+    task = await challenge(TaskKind.TRANSCRIPTION, engines, blobs, seed=15)
+    orphan = task.model_copy(update={"input": task.input.model_copy(update={"audio_blob": "e" * 64})})
+    responses = [response(orphan, "a", text=task.ground_truth, order=0), response(orphan, "b", state="timeout")]
+    rewards = await score_task(orphan, responses, None, scoring_engines, blobs=blobs, timeout_s=12.0)
+    assert [r.reward for r in rewards] == [0.0, 0.0]
+    assert "rejected_no_reference" in rewards[0].breakdown and "rejected_timeout" in rewards[1].breakdown
+
+
+async def test_no_valid_answer_scores_without_touching_the_models(scoring_engines, tmp_path) -> None:
+    blobs = LocalBlobStore(tmp_path)
+    task = make_task(TaskKind.SUMMARIZATION, text="A source text that nobody summarized in time at all.")
+    responses = [response(task, "a", state="timeout"), response(task, "b", state="error")]
+    rewards = await score_task(task, responses, None, scoring_engines, blobs=blobs, timeout_s=12.0)
+    assert [r.breakdown for r in rewards] == [{"rejected_timeout": 1.0}, {"rejected_error": 1.0}]
