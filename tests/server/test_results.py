@@ -163,3 +163,22 @@ async def test_sse_streams_the_lifecycle(harness: Harness) -> None:
     assert len(result) == 1 and result[0]["score"] == 0.9
     statuses = [data["status"] for name, data in events if name == "status"]
     assert statuses == ["pending", "distributed", "done", "approved"]
+
+
+async def test_tts_result_redirects_to_a_signed_url_when_the_blob_store_signs(harness: Harness, monkeypatch) -> None:
+    task = await harness.distributed_task(kind=TaskKind.TTS, text="Say this.")
+    audio = encode_audio(tone(0.2), 16_000, "wav")
+    await harness.signed("POST", "/api/v1/miner/response", harness.neurons.miner_1,
+                         {"task_id": task.task_id, "audio_b64": b64encode(audio)})
+    signed: list[tuple[str, int]] = []
+
+    async def signed_url(key: str, *, expires_s: int) -> str:  # what a GCS store answers (backend tested apart)
+        signed.append((key, expires_s))
+        return f"http://127.0.0.1:9/signed/{key}"
+
+    monkeypatch.setattr(harness.blobs, "signed_url", signed_url)
+    resp = await harness.client.get(f"/api/v1/task/{task.task_id}/result", headers=auth(), allow_redirects=False)
+    assert resp.status == 307 and resp.headers["X-Result-Stage"] == "first"
+    [(key, ttl)] = signed
+    assert resp.headers["Location"] == f"http://127.0.0.1:9/signed/{key}"
+    assert ttl == harness.settings.blobs.signed_url_ttl_s and await harness.blobs.get(key) == audio

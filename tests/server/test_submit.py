@@ -160,3 +160,22 @@ async def test_blob_failure_leaves_no_task(harness: Harness, wav_bytes: bytes, m
     assert resp.status == 503 and await error_of(resp) == "backend_unavailable"
     assert (await harness.store.list_tasks()).tasks == []
     assert "disk full" not in json.dumps(await resp.json())
+
+
+async def test_chunked_multipart_is_counted_while_reading(harness: Harness) -> None:
+    """No Content-Length: the audio field is refused once it passes the limit, before the rest arrives."""
+    limit = int(harness.settings.proxy.max_upload_mb * 1024 * 1024)
+    boundary = "test-boundary-42"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"audio\"; filename=\"a.wav\"\r\n"
+            "Content-Type: audio/wav\r\n\r\n").encode()
+
+    async def body():
+        yield head + encode_audio(tone(0.1), 16_000, "wav")
+        for _ in range(4 * limit // (64 * 1024)):
+            yield b"\x00" * (64 * 1024)
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    resp = await harness.client.post("/api/v1/transcription", data=body(),
+                                     headers={**auth(), "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert resp.status == 413 and await error_of(resp) == "body_too_large"
+    assert (await harness.store.list_tasks()).tasks == []
