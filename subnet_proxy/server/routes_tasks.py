@@ -63,14 +63,14 @@ def idempotency_key(request: web.Request) -> str | None:
     return key
 
 
-async def accept(request: web.Request, kind: TaskKind, task_input: TaskInput) -> web.Response:
+async def accept(request: web.Request, kind: TaskKind, task_input: TaskInput, idem_key: str | None) -> web.Response:
     """Create the task (or find the one an Idempotency-Key already made) and answer 202."""
     context = ctx(request)
     task = Task(
         task_id=context.ids.next(),
         kind=kind,
         owner=request[API_KEY].key_id,
-        idempotency_key=idempotency_key(request),
+        idempotency_key=idem_key,
         input=task_input,
         deadline=utcnow() + timedelta(seconds=context.settings.proxy.task_ttl_s),
     )
@@ -134,6 +134,7 @@ async def audio_input(context: ServerContext, audio: bytes, *, declared: str | N
 
 async def submit_transcription(request: web.Request) -> web.Response:
     context = ctx(request)
+    idem_key = idempotency_key(request)  # checked before any audio is stored
     if request.content_type == "multipart/form-data":
         audio, language = await _read_form(request, upload_limit(context))
         if audio is None:
@@ -149,19 +150,20 @@ async def submit_transcription(request: web.Request) -> web.Response:
     else:
         raise ApiError(415, "unsupported_media_type", "send multipart/form-data (field 'audio') or application/json")
     task_input = await audio_input(context, audio, declared=declared, language=language)
-    return await accept(request, TaskKind.TRANSCRIPTION, task_input)
+    return await accept(request, TaskKind.TRANSCRIPTION, task_input, idem_key)
 
 
 async def submit_tts(request: web.Request) -> web.Response:
     require_json(request)
     body = parse_json(await read_limited(request, _json_limit(ctx(request))), TTSRequest)
-    return await accept(request, TaskKind.TTS, TaskInput(text=body.text, voice=body.voice))
+    return await accept(request, TaskKind.TTS, TaskInput(text=body.text, voice=body.voice), idempotency_key(request))
 
 
 async def submit_summarization(request: web.Request) -> web.Response:
     require_json(request)
     body = parse_json(await read_limited(request, _json_limit(ctx(request))), SummarizationRequest)
-    return await accept(request, TaskKind.SUMMARIZATION, TaskInput(text=body.text, max_words=body.max_words))
+    task_input = TaskInput(text=body.text, max_words=body.max_words)
+    return await accept(request, TaskKind.SUMMARIZATION, task_input, idempotency_key(request))
 
 
 _SUBMIT_ERRORS = (400, 401, 409, 413, 415, 429)
