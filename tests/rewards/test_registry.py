@@ -40,3 +40,12 @@ def test_challenge_kinds_follow_their_weights() -> None:
     total = sum(spec.challenge_weight for spec in REGISTRY.values())
     for kind, spec in REGISTRY.items():
         assert counts[kind] / 3_000 == pytest.approx(spec.challenge_weight / total, abs=0.04)
+
+
+def test_the_public_surface_is_what_it_claims() -> None:
+    import subnet_proxy.rewards as rewards
+
+    assert sorted(rewards.__all__) == sorted(set(rewards.__all__))
+    for name in rewards.__all__:
+        assert getattr(rewards, name) is not None, name
+    assert rewards.score_task.__module__ == "subnet_proxy.rewards.scorer"
