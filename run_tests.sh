@@ -20,5 +20,15 @@ export HF_HUB_OFFLINE=1 WANDB_MODE=offline WANDB_SILENT=true
 echo "== ruff"; ruff check protocol subnet_proxy neurons scripts tests
 echo "== mypy"; mypy
 
+echo "== emulators"
+# Firestore and GCS backends run against Google's Firestore emulator and fake-gcs-server; a missing
+# emulator fails here with what to install. Each run gets its own pair, stopped by PID on any exit.
+scripts/emulators.sh install-deps
+export EMULATORS_DIR=${EMULATORS_DIR:-$(mktemp -d -t subnet-proxy-emulators.XXXXXX)}
+trap 'scripts/emulators.sh stop' EXIT
+scripts/emulators.sh start
+# shellcheck disable=SC1091
+. "$EMULATORS_DIR/env"
+
 echo "== pytest"
 python -m pytest -q "$@"

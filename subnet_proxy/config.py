@@ -91,6 +91,8 @@ class StoreSettings(_Section):
     firestore_database: str = Field("(default)", description="Firestore database id.")
     firestore_prefix: str = Field("", description="Prefix of every collection name (several deployments, one project).")
     poll_s: float = Field(2.0, gt=0, description="New-task poll interval where no listener can serve.")
+    firestore_listen: bool = Field(True, description="Firestore: wake on new tasks through a snapshot listener "
+                                   "(off: poll every poll_s, for networks that cut long-lived streams).")
 
 
 class BlobSettings(_Section):
@@ -99,6 +101,8 @@ class BlobSettings(_Section):
     gcs_bucket: str | None = Field(None, description="GCS bucket name.")
     gcs_prefix: str = Field("blobs/", description="Object name prefix in the bucket.")
     signed_url_ttl_s: int = Field(900, ge=60, le=7 * 86400, description="Lifetime of signed result URLs.")
+    gcs_signing_key: str | None = Field(None, description="Service-account JSON key that signs result URLs "
+                                        "(default: the GCS credentials, when they hold a key; else no signed URLs).")
 
 
 class RetentionSettings(_Section):

@@ -23,6 +23,7 @@ import pytest
 
 from subnet_proxy.blobs import BlobStore, LocalBlobStore
 from subnet_proxy.store import SQLiteTaskStore, TaskStore
+from tests.store import emulators
 
 TaskStoreOpener = Callable[[Path], AbstractAsyncContextManager[Callable[[], TaskStore]]]
 
@@ -58,9 +59,11 @@ async def local_blob_backend(tmp_path: Path) -> AsyncIterator[BlobHarness]:
 
 TASK_STORE_BACKENDS: dict[str, tuple[TaskStoreOpener, tuple[pytest.MarkDecorator, ...]]] = {
     "sqlite": (sqlite_backend, ()),
+    "firestore": (emulators.firestore_backend, (pytest.mark.firestore,)),
 }
 BLOB_BACKENDS: dict[str, tuple[BlobOpener, tuple[pytest.MarkDecorator, ...]]] = {
     "local": (local_blob_backend, ()),
+    "gcs": (emulators.gcs_blob_backend, (pytest.mark.gcs,)),  # type: ignore[dict-item]
 }
 
 
