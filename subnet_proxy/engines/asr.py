@@ -9,6 +9,7 @@ timestamps still count from the start of the file.
 
 from __future__ import annotations
 
+import math
 import threading
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,11 @@ def chunk_bounds(samples: np.ndarray, rate: int, chunk_s: float) -> list[tuple[i
         start = cut
     bounds.append((start, total))
     return bounds
+
+
+def _ms_floor(seconds: float) -> float:
+    """Whole milliseconds, rounded down so a clamped end never passes the last sample."""
+    return math.floor(seconds * 1000) / 1000
 
 
 def _resolve_device(setting: str) -> str:
@@ -139,8 +145,8 @@ class WhisperTranscriber(Transcriber):
                     # Whisper rounds the last timestamp of a window up (to 10.0 for 9.5 s of audio): clamp.
                     seg_end = min(max(piece.end, 0.0), length)
                     seg_start = min(max(piece.start, 0.0), seg_end)
-                    segments.append(TranscriptSegment(start=round(offset + seg_start, 3),
-                                                      end=round(offset + seg_end, 3), text=text))
+                    segments.append(TranscriptSegment(start=_ms_floor(offset + seg_start),
+                                                      end=_ms_floor(offset + seg_end), text=text))
             # Later chunks keep the language of the first, so one file is never read as two languages.
             detected = detected or info.language
         return Transcript(text=" ".join(s.text for s in segments), segments=tuple(segments), language=detected)
