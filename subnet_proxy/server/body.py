@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, TypeVar
 
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from subnet_proxy.server.errors import ApiError
@@ -32,16 +32,6 @@ async def read_limited(request: web.Request, limit: int) -> bytes:
     async for chunk in request.content.iter_chunked(_CHUNK):
         buf += chunk
         if len(buf) > limit:
-            raise too_large(limit)
-    return bytes(buf)
-
-
-async def read_part_limited(part: BodyPartReader, budget: int, limit: int) -> bytes:
-    """One multipart field, counted against what remains of the request's ``budget`` bytes."""
-    buf = bytearray()
-    while chunk := await part.read_chunk(_CHUNK):
-        buf += chunk
-        if len(buf) > budget:
             raise too_large(limit)
     return bytes(buf)
 

@@ -11,15 +11,16 @@ import asyncio
 import re
 from datetime import timedelta
 
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 from pydantic import BaseModel
 
 from protocol import AudioDecodeError, decode_audio, mime_type, sniff_format
 from protocol.audio import b64decode
 from subnet_proxy.server.auth import API_KEY
-from subnet_proxy.server.body import check_declared_length, parse_json, read_limited, read_part_limited, require_json
+from subnet_proxy.server.body import parse_json, read_limited, require_json
 from subnet_proxy.server.context import ServerContext, ctx
 from subnet_proxy.server.errors import ApiError
+from subnet_proxy.server.form import boundary_of, parse_form
 from subnet_proxy.server.routing import Endpoint
 from subnet_proxy.server.schemas import (
     LANGUAGE_PATTERN,
@@ -34,6 +35,8 @@ from subnet_proxy.tasks import Task, TaskInput, TaskKind, utcnow
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")
 _LANGUAGE = re.compile(LANGUAGE_PATTERN)
 _SMALL_FIELD = 256
+#: room for the form's boundaries and part headers around the audio itself.
+_FORM_OVERHEAD = 64 * 1024
 _MB = 1024 * 1024
 
 
@@ -89,22 +92,19 @@ async def accept(request: web.Request, kind: TaskKind, task_input: TaskInput, id
 
 async def _read_form(request: web.Request, limit: int) -> tuple[bytes | None, str | None]:
     """(audio, language) from multipart/form-data; other fields are refused."""
-    check_declared_length(request, limit + 64 * 1024)
-    reader = await request.multipart()
+    boundary = boundary_of(request.headers.get("Content-Type", ""))
+    body = await read_limited(request, limit + _FORM_OVERHEAD)
     audio: bytes | None = None
     language: str | None = None
-    budget = limit
-    while (part := await reader.next()) is not None:
-        if not isinstance(part, BodyPartReader):
-            raise ApiError(400, "invalid_request", "nested multipart bodies are not accepted")
-        if part.name == "audio":
-            audio = await read_part_limited(part, budget, limit)
-            budget -= len(audio)
-        elif part.name == "language":
-            language = (await read_part_limited(part, _SMALL_FIELD, _SMALL_FIELD)).decode("utf-8", "replace").strip()
-            language = language or None
+    for field in parse_form(body, boundary):
+        if field.name == "audio":
+            audio = field.data
+        elif field.name == "language":
+            if len(field.data) > _SMALL_FIELD:
+                raise ApiError(400, "invalid_request", "language is too long")
+            language = field.data.decode("utf-8", "replace").strip() or None
         else:
-            raise ApiError(400, "unknown_field", f"unknown form field {part.name!r}; expected 'audio' and 'language'")
+            raise ApiError(400, "unknown_field", f"unknown form field {field.name!r}; expected 'audio' and 'language'")
     return audio, language
 
 
