@@ -89,7 +89,8 @@ or point FIRESTORE_EMULATOR_JAR at cloud-firestore-emulator.jar"
     --host=127.0.0.1 --port="$fs_port" >"$DIR/firestore.log" 2>&1 &
   echo $! >"$DIR/firestore.pid"
   "$gcs_bin" -scheme http -host 127.0.0.1 -port "$gcs_port" -backend memory \
-    -external-url "http://127.0.0.1:$gcs_port" -log-level warn >"$DIR/gcs.log" 2>&1 &
+    -external-url "http://127.0.0.1:$gcs_port" -public-host "127.0.0.1:$gcs_port" \
+    -log-level warn >"$DIR/gcs.log" 2>&1 &
   echo $! >"$DIR/gcs.pid"
 
   wait_for gcs "http://127.0.0.1:$gcs_port/_internal/healthcheck" ""
