@@ -15,8 +15,10 @@ import secrets
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 
+from bittensor_wallet import Wallet
+
 from subnet_proxy.blobs import open_blob_store
-from subnet_proxy.chain import open_chain
+from subnet_proxy.chain import Chain, open_chain
 from subnet_proxy.config import Settings
 from subnet_proxy.engines import build_engines
 from subnet_proxy.offline import pin_external_ip
@@ -89,12 +91,12 @@ async def run_validator(settings: Settings, stop: asyncio.Event, *, say: Callabl
         log.info("shutting down: stopping intake, finishing in-flight tasks")
 
 
-async def _register_mock_validator(chain: object, wallet: object) -> None:
+async def _register_mock_validator(chain: Chain, wallet: Wallet) -> None:
+    """On the local chain the validator registers itself, with a permit and validator-sized stake."""
     from subnet_proxy.chain_local import LocalChain, Registration
 
     if isinstance(chain, LocalChain):
-        await chain.register(Registration.of_wallet(wallet, stake=MOCK_VALIDATOR_STAKE,  # type: ignore[arg-type]
-                                                    validator_permit=True))
+        await chain.register(Registration.of_wallet(wallet, stake=MOCK_VALIDATOR_STAKE, validator_permit=True))
 
 
 def _external_ip() -> str:
