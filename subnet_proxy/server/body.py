@@ -52,10 +52,15 @@ def invalid_request(exc: ValidationError) -> ApiError:
     return ApiError(400, "invalid_request", f"{first['field']}: {first['message']}", details=details)
 
 
+def media_type(request: web.Request) -> str:
+    """The Content-Type without parameters, lower case. (aiohttp's ``request.content_type`` runs the
+    standard library's email header parser, which measured as a large share of a submit's CPU.)"""
+    return request.headers.get("Content-Type", "").partition(";")[0].strip().lower()
+
+
 def require_json(request: web.Request) -> None:
-    if request.content_type != "application/json":
-        raise ApiError(415, "unsupported_media_type",
-                       f"expected Content-Type application/json, got {request.content_type or 'none'}")
+    if (kind := media_type(request)) != "application/json":
+        raise ApiError(415, "unsupported_media_type", f"expected Content-Type application/json, got {kind or 'none'}")
 
 
 def parse_json(raw: bytes, model: type[M]) -> M:
