@@ -72,7 +72,7 @@ def seeded_key_id(key: str) -> str:
 
 
 class KeyStore(abc.ABC):
-    """API keys by hash. Implementations: SQLite (``keys_sqlite``)."""
+    """API keys by hash. Implementations: SQLite (``keys_sqlite``), Firestore (``keys_firestore``)."""
 
     @abc.abstractmethod
     async def create(
@@ -110,7 +110,12 @@ class KeyStore(abc.ABC):
 
 
 def open_key_store(settings: Settings) -> KeyStore:
-    """The key store for these settings: SQLite beside the task database (DATA_DIR/keys.db)."""
+    """The key store for these settings: beside the tasks, so instances sharing a Firestore queue
+    share their keys (collection ``api_keys``); else SQLite beside the task database (DATA_DIR/keys.db)."""
+    if settings.store.backend == "firestore":
+        from subnet_proxy.store.keys_firestore import FirestoreKeyStore
+
+        return FirestoreKeyStore(settings.store)
     from subnet_proxy.store.keys_sqlite import SqliteKeyStore
 
     return SqliteKeyStore(settings.data_dir / "keys.db")
