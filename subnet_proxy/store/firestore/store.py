@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
@@ -43,6 +43,21 @@ CLAIM_ROUNDS = 50
 CLAIM_SPREAD = 4
 #: transaction attempts before giving up (the client backs off between attempts).
 TX_ATTEMPTS = 10
+#: requests one store call keeps in flight at once (claims, purges, blob reference checks).
+FAN_OUT = 32
+
+T = TypeVar("T")
+
+
+async def fan_out(calls: Iterable[Awaitable[T]]) -> list[T]:
+    """``asyncio.gather`` with at most FAN_OUT calls in flight, results in order."""
+    gate = asyncio.Semaphore(FAN_OUT)
+
+    async def run(call: Awaitable[T]) -> T:
+        async with gate:
+            return await call
+
+    return list(await asyncio.gather(*(run(call) for call in calls)))
 
 
 class FirestoreTaskStore(TaskStore):
@@ -145,7 +160,7 @@ class FirestoreTaskStore(TaskStore):
             # The oldest, as the interface promises, until another claimer is seen taking the same
             # head of the queue: from then on spread over a wider window so the two stop colliding.
             pick = random.sample(candidates, min(want, len(candidates))) if contended else candidates[:want]
-            outcomes = await asyncio.gather(*(self._take(snap, claimer, lease_s, now) for snap in pick))
+            outcomes = await fan_out(self._take(snap, claimer, lease_s, now) for snap in pick)
             won = [task for task in outcomes if task is not None]
             contended = contended or len(won) < len(pick)
             for task in won:
@@ -319,7 +334,7 @@ class FirestoreTaskStore(TaskStore):
         status = TaskStatus(status)
         query = queries.older_than(self._col.tasks, status=status, before=older_than, limit=limit)
         tasks = [codec.decode_task(s.to_dict()) async for s in query.stream()]
-        reports = await asyncio.gather(*(queries.delete_task_tree(self._col, self._client, t) for t in tasks))
+        reports = await fan_out(queries.delete_task_tree(self._col, self._client, t) for t in tasks)
         keys: set[str] = set().union(*reports) if reports else set()
         return PurgeReport(task_ids=[t.task_id for t in tasks], blob_keys=keys)
 
@@ -343,7 +358,7 @@ class FirestoreTaskStore(TaskStore):
 
     async def blobs_in_use(self, keys: Iterable[str]) -> set[str]:
         unique = sorted(set(keys))
-        used = await asyncio.gather(*(queries.has_refs(self._col, codec.doc_id(k)) for k in unique))
+        used = await fan_out(queries.has_refs(self._col, codec.doc_id(k)) for k in unique)
         return {key for key, in_use in zip(unique, used, strict=True) if in_use}
 
     async def ping(self) -> None:
