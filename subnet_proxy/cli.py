@@ -92,7 +92,7 @@ class Progress:
         line = progress_line(view, self.started)
         if self.stream.isatty():
             self.stream.write("\r" + line)
-        elif line.split("·")[0] != self.last.split("·")[0]:
+        elif line.rsplit("·", 1)[0] != self.last.rsplit("·", 1)[0]:  # a new state, not just a new time
             self.stream.write(line + "\n")
         self.stream.flush()
         self.last = line

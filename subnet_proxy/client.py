@@ -205,6 +205,8 @@ class ProxyClient:
             found = await self.result(task_id, wait=min(POLL_S if on_progress is None else 1.0, remaining),
                                       stage=stage)
             if found is not None:
+                if on_progress is not None:
+                    on_progress(await self.status(task_id))  # the state the result came from
                 return found
 
     async def events(self, task_id: str) -> AsyncIterator[tuple[str, dict[str, Any]]]:

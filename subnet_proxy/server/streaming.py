@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import aclosing
+
 from aiohttp import web
 
 from subnet_proxy.blobs.base import BlobStore
@@ -17,7 +19,11 @@ async def stream_blob(request: web.Request, blobs: BlobStore, key: str, *, conte
     resp = web.StreamResponse(headers={**(headers or {}), "Content-Type": content_type or ref.content_type,
                                        "Content-Length": str(ref.size)})
     await resp.prepare(request)
-    async for chunk in blobs.stream(key):
-        await resp.write(chunk)
-    await resp.write_eof()
+    try:
+        async with aclosing(blobs.stream(key)) as chunks:  # closes the file even when the client leaves
+            async for chunk in chunks:
+                await resp.write(chunk)
+        await resp.write_eof()
+    except ConnectionResetError:
+        pass  # the client went away mid-download; nothing to clean up beyond the file
     return resp
