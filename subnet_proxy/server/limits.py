@@ -55,7 +55,6 @@ class Limiter:
         self._buckets: dict[str, TokenBucket] = {}
         self._in_flight: dict[str, int] = {}
         self._last_sweep = clock()
-        self.refused = 0
 
     def _bucket(self, identity: str, limits: Limits, now: float) -> TokenBucket:
         bucket = self._buckets.get(identity)
@@ -78,13 +77,11 @@ class Limiter:
         """Hold one in-flight slot for the request's duration; ApiError 429 when over either limit."""
         in_flight = self._in_flight.get(identity, 0)
         if in_flight >= limits.max_in_flight:
-            self.refused += 1
             raise ApiError(429, "too_many_in_flight",
                            f"at most {limits.max_in_flight} concurrent requests per key",
                            headers={"Retry-After": "1"})
         wait = self._bucket(identity, limits, self._clock()).take(self._clock())
         if wait > 0:
-            self.refused += 1
             raise ApiError(429, "rate_limited",
                            f"rate limit of {limits.rate_per_s:g} requests/s (burst {limits.burst}) exceeded",
                            headers={"Retry-After": str(max(1, math.ceil(wait)))})
