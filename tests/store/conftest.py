@@ -60,6 +60,7 @@ async def local_blob_backend(tmp_path: Path) -> AsyncIterator[BlobHarness]:
 TASK_STORE_BACKENDS: dict[str, tuple[TaskStoreOpener, tuple[pytest.MarkDecorator, ...]]] = {
     "sqlite": (sqlite_backend, ()),
     "firestore": (emulators.firestore_backend, (pytest.mark.firestore,)),
+    "firestore-poll": (emulators.firestore_poll_backend, (pytest.mark.firestore,)),
 }
 BLOB_BACKENDS: dict[str, tuple[BlobOpener, tuple[pytest.MarkDecorator, ...]]] = {
     "local": (local_blob_backend, ()),

@@ -15,7 +15,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -62,15 +62,20 @@ def firestore_settings(project: str, **fields: object) -> StoreSettings:
 
 
 @asynccontextmanager
-async def firestore_backend(tmp_path: Path) -> AsyncIterator[Callable[[], TaskStore]]:
+async def firestore_backend(tmp_path: Path, *, listen: bool = True) -> AsyncIterator[Callable[[], TaskStore]]:
+    """Stores on one fresh emulator project; ``listen=False``: the poll instead of the listener."""
     from subnet_proxy.store.firestore import FirestoreTaskStore
 
     emulator_host("FIRESTORE_EMULATOR_HOST")
     project = unique_name("conformance")
     try:
-        yield lambda: FirestoreTaskStore(firestore_settings(project))
+        yield lambda: FirestoreTaskStore(firestore_settings(project, firestore_listen=listen))
     finally:
         await asyncio.to_thread(clear_firestore, project)
+
+
+def firestore_poll_backend(tmp_path: Path) -> AbstractAsyncContextManager[Callable[[], TaskStore]]:
+    return firestore_backend(tmp_path, listen=False)
 
 
 def gcs_settings(bucket: str) -> BlobSettings:

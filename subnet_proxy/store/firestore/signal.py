@@ -45,12 +45,13 @@ class NewTaskSignal:
         *,
         listen: bool,
         make_listener_collection: Callable[[], Any],
-        any_pending: Callable[[], Awaitable[bool]],
+        oldest_pending: Callable[[], Awaitable[str | None]],
         poll_s: float,
     ) -> None:
         self._listen = listen
         self._make_listener_collection = make_listener_collection
-        self._any_pending = any_pending
+        self._oldest_pending = oldest_pending
+        self._last_oldest: str | None = None
         self._poll_s = poll_s
         self._event = asyncio.Event()
         self._watch: Any = None
@@ -83,10 +84,15 @@ class NewTaskSignal:
         return True
 
     async def _poll(self, timeout: float) -> bool:
+        """Wake when the oldest PENDING task differs from the last poll's, as the listener does: a
+        backlog nobody here claims (say, of other kinds) must not wake a waiter on every poll."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            if await self._any_pending():
+            oldest = await self._oldest_pending()
+            changed = oldest is not None and oldest != self._last_oldest
+            self._last_oldest = oldest
+            if changed:
                 return True
             left = deadline - loop.time()
             if left <= 0:

@@ -76,7 +76,7 @@ class FirestoreTaskStore(TaskStore):
         self._signal = NewTaskSignal(
             listen=settings.firestore_listen,
             make_listener_collection=self._listener_collection,
-            any_pending=self._any_pending,
+            oldest_pending=self._oldest_pending,
             poll_s=settings.poll_s,
         )
 
@@ -391,8 +391,9 @@ class FirestoreTaskStore(TaskStore):
         for key in keys:
             batch.set(self._col.blob_ref(key, task_id, source), {"blob_key": key, "task_id": task_id, "use": source})
 
-    async def _any_pending(self) -> bool:
-        return bool(await pending_query(self._col.tasks).get())
+    async def _oldest_pending(self) -> str | None:
+        found = await pending_query(self._col.tasks).get()
+        return str(found[0].id) if found else None
 
     def _listener_collection(self) -> tuple[Any, Any]:
         """A sync client for the snapshot listener (the async client cannot listen)."""
