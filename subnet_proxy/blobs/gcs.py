@@ -55,6 +55,7 @@ class GCSBlobStore(BlobStore):
         self._client = client or storage.Client()
         self._bucket = self._client.bucket(settings.gcs_bucket)
         self._prefix = settings.gcs_prefix
+        # google.cloud.client.Client keeps its credentials as ``_credentials`` (no public accessor)
         self._signer = signer or signer_from(getattr(self._client, "_credentials", None), settings.gcs_signing_key)
 
     @classmethod
