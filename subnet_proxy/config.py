@@ -129,7 +129,7 @@ class AxonSettings(_Section):
 class MockSettings(_Section):
     enabled: bool = Field(False, description="Run on the local chain (no subtensor), embedded stores, local miners.")
     miners: int = Field(0, ge=0, le=64, description="Reference miners started as child processes under --mock.")
-    block_time_s: float = Field(12.0, gt=0, description="Seconds per block of the local chain (fixed when it is created).")
+    block_time_s: float = Field(12.0, gt=0, description="Seconds per block of the local chain (fixed at creation).")
     chain_file: str | None = Field(None, description="Local chain JSON file shared by validator and miners "
                                    "(default: DATA_DIR/local_chain/netuid-NETUID.json).")
 
