@@ -78,9 +78,9 @@ class LoopbackMiner:
         return web.json_response(body, headers=headers)
 
 
-async def serve(count: int, delay: float, host: str) -> None:
+async def serve(count: int, delay: float, host: str, first: int = 0) -> None:
     log: list[tuple[str, float]] = []
-    miners = [LoopbackMiner(i, delay, log) for i in range(count)]
+    miners = [LoopbackMiner(first + i, delay, log) for i in range(count)]
     runners = []
     listing = []
 
@@ -114,10 +114,11 @@ async def serve(count: int, delay: float, host: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=16)
+    parser.add_argument("--first", type=int, default=0, help="Index of the first miner (several farms, distinct keys).")
     parser.add_argument("--delay", type=float, default=0.0, help="Seconds each miner waits before answering.")
     parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args()
-    asyncio.run(serve(args.count, args.delay, args.host))
+    asyncio.run(serve(args.count, args.delay, args.host, args.first))
 
 
 if __name__ == "__main__":
