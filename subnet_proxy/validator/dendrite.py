@@ -23,7 +23,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -129,7 +129,7 @@ class FanoutDendrite:
         *,
         timeout: float,
         max_output_bytes: int,
-    ) -> AsyncIterator[AxonResult]:
+    ) -> AsyncGenerator[AxonResult, None]:
         """Send ``synapse`` to every target at once; yield each result the moment it is complete.
 
         Stopping early (``break`` inside ``contextlib.aclosing``) cancels the requests still open.
