@@ -149,3 +149,11 @@ async def test_a_hotkey_replaced_on_a_uid_starts_from_zero(subnet: Subnet, roles
     assert row["hotkey"] == "5" + "N" * 47
     assert row["ema_score"] == 0.0 and row["attempts"] == 0
     assert row["last_weight"] in (None, 0.0)
+
+
+async def test_sigterm_stops_the_validator_cleanly(subnet: Subnet, roles: Roles, client: Client):
+    task_id = await client.submit("summarization", text=f"{SOURCE} Final bulletin.")
+    await client.wait_status(task_id, "distributed", "done", "approved")
+    assert subnet.stop_validator(signal.SIGTERM) == 0
+    book = subnet.root / "scores" / f"netuid-{subnet.chain.netuid}.json"
+    assert book.exists() and roles.honest
