@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from subnet_proxy.store import SQLiteTaskStore
+from subnet_proxy.store import SQLiteTaskStore, TaskNotFound
 from subnet_proxy.tasks import TaskStatus, utcnow
 from tests.store.factories import make_task
 
@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CLAIMER = """
 import asyncio, json, sys, time
 from pathlib import Path
-from subnet_proxy.store import SQLiteTaskStore
+from subnet_proxy.store import SQLiteTaskStore, TaskNotFound
 
 async def main(db, name, ready_dir, peers, lease_s, once):
     store = SQLiteTaskStore(db)
@@ -141,3 +141,28 @@ async def test_a_closed_store_refuses_calls(tmp_path: Path) -> None:
     await store.close()
     with pytest.raises(RuntimeError, match="closed"):
         await store.ping()
+
+
+async def test_a_create_failing_inside_a_group_fails_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A create that fails after its row was inserted (a fault injected into the blob-reference step)
+    raises to its own caller and leaves no row; the creates committed with it are stored and wake
+    a waiter."""
+    store = SQLiteTaskStore(tmp_path / "tasks.db")
+    tasks = [make_task(n) for n in range(10)]
+    doomed = tasks[5].task_id
+    add_refs = SQLiteTaskStore._add_refs
+
+    def failing_add_refs(conn: sqlite3.Connection, task_id: str, source: str, keys: list[str]) -> None:
+        if task_id == doomed:
+            raise sqlite3.OperationalError("injected fault")
+        add_refs(conn, task_id, source, keys)
+
+    monkeypatch.setattr(SQLiteTaskStore, "_add_refs", staticmethod(failing_add_refs))
+    results = await asyncio.gather(*(store.create_task(task) for task in tasks), return_exceptions=True)
+    assert isinstance(results[5], sqlite3.OperationalError)
+    assert [r for i, r in enumerate(results) if i != 5] == [(t, True) for i, t in enumerate(tasks) if i != 5]
+    assert await store.wait_for_task(0.0) is True
+    assert (await store.count_by_status())[TaskStatus.PENDING] == 9
+    with pytest.raises(TaskNotFound):
+        await store.get_task(doomed)
+    await store.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from subnet_proxy.store import InvalidCursor, LeaseLost, TaskNotFound, TaskStore
@@ -34,6 +36,34 @@ async def test_create_is_idempotent_per_owner_and_key(task_store: TaskStore) -> 
     assert created_no_key is True
     listed = [t.task_id for t in (await task_store.list_tasks(limit=10)).tasks]
     assert listed == [first.task_id, other_owner.task_id, no_key.task_id]
+
+
+async def test_concurrent_creates_each_get_their_own_answer(task_store: TaskStore) -> None:
+    """Creates arriving together (the embedded store commits them as one group): new tasks are created,
+    a repeated Idempotency-Key (already stored, or sent twice in the same burst) and a repeated task id
+    return the one stored task, and a refused task raises to its own caller only."""
+    existing, _ = await task_store.create_task(make_task(0, idempotency_key="stored"))
+    fresh = [make_task(n) for n in range(1, 21)]
+    burst = [make_task(21, idempotency_key="burst"), make_task(22, idempotency_key="burst")]
+    results = await asyncio.gather(
+        *(task_store.create_task(task) for task in fresh),
+        task_store.create_task(make_task(23, idempotency_key="stored")),
+        task_store.create_task(existing.model_copy(update={"owner": "someone-else"})),
+        *(task_store.create_task(task) for task in burst),
+        task_store.create_task(make_task(24, status=TaskStatus.DONE)),
+        return_exceptions=True,
+    )
+    created = results[:20]
+    assert created == [(task, True) for task in fresh]
+    assert results[20] == (existing, False) and results[21] == (existing, False)
+    (first, first_created), (second, second_created) = (r for r in results[22:24] if isinstance(r, tuple))
+    assert sorted([first_created, second_created]) == [False, True], "a key sent twice makes exactly one task"
+    assert first == second and first.task_id in {t.task_id for t in burst}
+    assert isinstance(results[24], ValueError)
+    for task in fresh:
+        assert await task_store.get_task(task.task_id) == task
+    assert (await task_store.count_by_status())[TaskStatus.PENDING] == 22
+    assert (await task_store.count_by_status())[TaskStatus.DONE] == 0
 
 
 async def test_create_same_task_id_twice_keeps_the_first(task_store: TaskStore) -> None:

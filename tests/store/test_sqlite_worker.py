@@ -1,0 +1,108 @@
+"""Group commit in the embedded store's worker: writes queued together share one transaction, each
+caller still gets its own result or exception, and nothing is reported written unless it committed."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+
+import pytest
+
+from subnet_proxy.store.sqlite_worker import MAX_GROUP, SQLiteWorker
+
+Write = Callable[[sqlite3.Connection], object]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (name TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS notes (name TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS children (parent TEXT NOT NULL REFERENCES items(name) DEFERRABLE INITIALLY DEFERRED)
+"""
+
+
+@pytest.fixture
+async def worker(tmp_path: Path) -> AsyncIterator[SQLiteWorker]:
+    worker = SQLiteWorker(tmp_path / "w.db", SCHEMA)
+    await worker.read(lambda conn: conn.execute("PRAGMA foreign_keys=ON"))
+    yield worker
+    await worker.close()
+
+
+async def _held(worker: SQLiteWorker, writes: Sequence[Write]) -> tuple[list[object], int]:
+    """Run ``writes`` while the worker thread is held busy, so they all queue up and flush as one batch;
+    their outcomes (results or exceptions) and how many COMMITs were run."""
+    commits: list[str] = []
+    await worker.read(lambda conn: conn.set_trace_callback(
+        lambda sql: commits.append(sql) if sql.strip().upper() == "COMMIT" else None))
+    gate = threading.Event()
+    held = asyncio.ensure_future(worker.run(gate.wait))
+    pending = [asyncio.ensure_future(worker.write(fn)) for fn in writes]
+    await asyncio.sleep(0)  # every write is queued behind the held thread
+    gate.set()
+    await held
+    outcomes = await asyncio.gather(*pending, return_exceptions=True)
+    await worker.read(lambda conn: conn.set_trace_callback(None))
+    return list(outcomes), len(commits)
+
+
+def _insert(name: str) -> Callable[[sqlite3.Connection], str]:
+    def fn(conn: sqlite3.Connection) -> str:
+        conn.execute("INSERT INTO items(name) VALUES (?)", (name,))
+        return name
+
+    return fn
+
+
+async def _names(worker: SQLiteWorker, table: str = "items") -> set[str]:
+    rows = await worker.read(lambda conn: conn.execute(f"SELECT name FROM {table}").fetchall())
+    return {name for (name,) in rows}
+
+
+async def test_queued_writes_commit_together_and_each_caller_gets_its_own_outcome(worker: SQLiteWorker) -> None:
+    def fails_after_writing(conn: sqlite3.Connection) -> str:
+        conn.execute("INSERT INTO notes(name) VALUES ('half-done')")
+        raise ValueError("refused by the caller's own rule")
+
+    writes = [_insert("a"), _insert("b"), fails_after_writing, _insert("a"), _insert("c")]
+    outcomes, commits = await _held(worker, writes)
+    assert commits == 1, "the queued writes should share one transaction"
+    assert outcomes[:2] == ["a", "b"] and outcomes[4] == "c"
+    assert isinstance(outcomes[2], ValueError) and "own rule" in str(outcomes[2])
+    assert isinstance(outcomes[3], sqlite3.IntegrityError), "a duplicate fails only its own write"
+    assert await _names(worker) == {"a", "b", "c"}
+    assert await _names(worker, "notes") == set(), "a failed write's own changes are rolled back"
+
+
+async def test_a_failed_commit_reaches_every_caller_and_keeps_nothing(worker: SQLiteWorker) -> None:
+    def orphan(conn: sqlite3.Connection) -> str:  # a deferred foreign key: fails only at COMMIT
+        conn.execute("INSERT INTO children(parent) VALUES ('nobody')")
+        return "orphan"
+
+    outcomes, commits = await _held(worker, [_insert("x"), orphan, _insert("y")])
+    assert commits == 1, "one COMMIT was tried for the whole group, and it failed"
+    assert all(isinstance(o, sqlite3.IntegrityError) for o in outcomes), outcomes
+    assert await _names(worker) == set()
+    assert await worker.write(_insert("z")) == "z", "the worker goes on after a failed group"
+    assert await _names(worker) == {"z"}
+
+
+async def test_groups_are_bounded(worker: SQLiteWorker) -> None:
+    count = MAX_GROUP * 2 + 3
+    outcomes, commits = await _held(worker, [_insert(f"n{i}") for i in range(count)])
+    assert outcomes == [f"n{i}" for i in range(count)]
+    assert commits == 3
+
+
+async def test_writes_queued_before_close_are_committed_and_later_ones_refused(tmp_path: Path) -> None:
+    worker = SQLiteWorker(tmp_path / "w.db", SCHEMA)
+    pending = [asyncio.ensure_future(worker.write(_insert(f"k{i}"))) for i in range(5)]
+    await asyncio.sleep(0)
+    await worker.close()
+    assert await asyncio.gather(*pending) == [f"k{i}" for i in range(5)]
+    with pytest.raises(RuntimeError, match="closed"):
+        await worker.write(_insert("late"))
+    reopened = SQLiteWorker(tmp_path / "w.db", SCHEMA)
+    assert await _names(reopened) == {f"k{i}" for i in range(5)}
+    await reopened.close()
