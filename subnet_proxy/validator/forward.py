@@ -127,6 +127,8 @@ class ForwardLoop(LoopRunner):
                 self.completed += 1
         except LeaseLost:
             log.warning("task %s: lease lost; another validator has it now", task.task_id)
+        except Exception:  # noqa: BLE001 - logged with traceback; the lease runs out and the task is retried
+            log.exception("task %s: dispatch failed; it will be claimed again when its lease runs out", task.task_id)
         finally:
             self._inflight.pop(task.task_id, None)
             self._slot_freed.set()
@@ -136,6 +138,8 @@ class ForwardLoop(LoopRunner):
             async with self._eval_slots:
                 await self.evaluator.evaluate(task, timeout_s=timeout_s)
             self.completed += 1
+        except Exception:  # noqa: BLE001 - logged with traceback; recover() evaluates it at the next start
+            log.exception("task %s: evaluation failed; it stays done until the next start", task.task_id)
         finally:
             self._evaluating.discard(asyncio.current_task())
             self._slot_freed.set()

@@ -166,3 +166,33 @@ async def test_unusable_input_fails_the_task_with_a_clear_error(harness):
     failed = await harness.wait_status(task.task_id, TaskStatus.FAILED)
     assert failed.error is not None and failed.error.code == "bad_input"
     assert "not found" in failed.error.message
+
+
+class FailingOnce:
+    """Fault injection: the real scorer, except that the first call raises (a model crashed)."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.calls = 0
+
+    async def score(self, task, responses, *, timeout_s):
+        self.calls += 1
+        if self.calls == 1:
+            raise RuntimeError("model crashed")
+        return await self.inner.score(task, responses, timeout_s=timeout_s)
+
+
+async def test_a_failed_evaluation_leaves_the_loop_running_and_is_redone_at_the_next_start(harness):
+    from subnet_proxy.validator.evaluation import EngineScorer
+
+    await harness.add_miner("good", summarizer(GOOD))
+    validator = await harness.validator(sample_size=1, scorer=FailingOnce(EngineScorer(harness.scoring, harness.blobs)))
+    first, _ = await harness.store.create_task(summary_task())
+    await harness.wait_status(first.task_id, TaskStatus.DONE)
+    second, _ = await harness.store.create_task(summary_task(f"{SOURCE} Second report."))
+    await harness.wait_status(second.task_id, TaskStatus.APPROVED)
+    assert (await harness.store.get_task(first.task_id)).status is TaskStatus.DONE
+    await validator.stop()
+
+    await harness.validator(sample_size=1)  # start: recover() evaluates what the last run left done
+    await harness.wait_status(first.task_id, TaskStatus.APPROVED, timeout=5)
