@@ -2,11 +2,18 @@
 # No "from __future__ import annotations": bt.Axon.attach inspects real annotation objects.
 
 import asyncio
-import threading
+import json
 import typing
 
+import aiohttp
+
 from protocol import SummarizationSynapse
+from subnet_proxy.server.app import create_app, start_server
+from subnet_proxy.server.events import WatchedStore
+from subnet_proxy.signing import sign_request
+from subnet_proxy.store.keys_sqlite import SqliteKeyStore
 from subnet_proxy.tasks import Task, TaskInput, TaskKind, TaskStatus
+from tests.conftest import make_wallet
 
 SOURCE = ("The river rose overnight after three days of rain. Farmers moved their herds to higher ground "
           "before dawn. The village council opened the school gym as a shelter. By noon the water had "
@@ -130,31 +137,40 @@ async def test_a_dead_validators_task_is_taken_over_when_its_lease_expires(harne
     assert statuses.count(TaskStatus.DISTRIBUTED) == 2 and TaskStatus.PENDING in statuses[1:]
 
 
-async def test_an_answer_delivered_through_the_store_later_is_merged(harness):
-    """A miner answering with an empty synapse and delivering via the miner-response endpoint
-    (which records into the same store) has its delivered answer counted."""
-    loop = asyncio.get_running_loop()
-    delivered = threading.Event()
+async def test_an_answer_delivered_later_through_the_side_server_is_merged(harness):
+    """A miner answering its synapse empty and delivering through the signed miner-response endpoint
+    of the side-server (same store) has its delivered answer counted."""
 
     async def deliver_later(synapse: SummarizationSynapse) -> SummarizationSynapse:
         return synapse
 
     uid = await harness.add_miner("async", deliver_later)
+    miner = make_wallet(harness.root / "wallets", "async")
     validator = await harness.validator(sample_size=1, timeout=2.0)
-    hotkey = validator.metagraph().by_uid(uid).hotkey
-    task, _ = await harness.store.create_task(summary_task())
-    await harness.wait_status(task.task_id, TaskStatus.DISTRIBUTED)
-    await asyncio.sleep(0.3)
-
-    from subnet_proxy.tasks import MinerResponse
-    response = MinerResponse(task_id=task.task_id, hotkey=hotkey, uid=uid, state="ok", latency_s=0.3, text=GOOD)
-    _, recorded = await harness.store.record_response(response)
-    delivered.set()
-    assert recorded
-    await harness.wait_status(task.task_id, TaskStatus.APPROVED)
+    keys = SqliteKeyStore(harness.root / "keys.db")
+    app = create_app(validator.settings, store=WatchedStore(harness.store), blobs=harness.blobs, keys=keys,
+                     metagraph=validator.metagraph, own_hotkey=validator.hotkey)
+    server = await start_server(app, validator.settings, host="127.0.0.1", port=0)
+    try:
+        task, _ = await harness.store.create_task(summary_task())
+        while not (await harness.store.get_task(task.task_id)).assigned:  # the synapse is on its way
+            await asyncio.sleep(0.02)
+        body = json.dumps({"task_id": task.task_id, "text": GOOD}).encode()
+        headers = {"Content-Type": "application/json",
+                   **sign_request(miner.hotkey, body, validator.hotkey)}
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{server.url}/api/v1/miner/response", data=body, headers=headers) as resp:
+                answer = await resp.json()
+        assert resp.status == 200, answer
+        assert answer["first"] is True
+        await harness.wait_status(task.task_id, TaskStatus.APPROVED)
+    finally:
+        await server.stop()
+        await keys.close()
     result = await harness.store.get_final_result(task.task_id)
-    assert result is not None and result.text == GOOD
-    assert loop.is_running() and delivered.is_set()
+    assert result is not None and result.uid == uid and result.text == GOOD
+    [response] = await harness.store.list_responses(task.task_id)
+    assert response.state == "ok" and response.latency_s is not None  # measured by the server, not claimed
 
 
 async def test_unusable_input_fails_the_task_with_a_clear_error(harness):
