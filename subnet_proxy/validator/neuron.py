@@ -22,7 +22,7 @@ from subnet_proxy.engines import Engines
 from subnet_proxy.store.base import TaskStore
 from subnet_proxy.tasks import MinerStat
 from subnet_proxy.telemetry import Telemetry
-from subnet_proxy.validator.dendrite import FanoutDendrite
+from subnet_proxy.validator.dendrite import DEFAULT_MAX_PER_AXON, FanoutDendrite
 from subnet_proxy.validator.dispatch import Dispatcher, ScoredSelector
 from subnet_proxy.validator.evaluation import Evaluator, Scorer, TelemetryObserver
 from subnet_proxy.validator.forward import ForwardLoop
@@ -63,7 +63,9 @@ class Validator:
         self.store = store
         self.scores = ScoreBook.restore(scores_path(settings), alpha=neuron.moving_average_alpha)
         self.metagraph = MetagraphView(MetagraphSnapshot(netuid=settings.netuid, block=0, neurons=()))
-        self.dendrite = FanoutDendrite(keypair, external_ip=external_ip)
+        # Every task in flight may be talking to the same miner at once: one connection each.
+        self.dendrite = FanoutDendrite(keypair, external_ip=external_ip,
+                                       max_per_axon=max(DEFAULT_MAX_PER_AXON, neuron.concurrency))
         rng = rng or random.Random()
         dispatcher = Dispatcher(settings, store, blobs, self.dendrite, ScoredSelector(self.scores, self.hotkey, rng),
                                 self.metagraph, claimer=self.hotkey)
