@@ -108,7 +108,7 @@ async def test_tasks_are_dispatched_as_they_arrive_within_the_concurrency_bound(
     finals = [(await harness.store.get_task(t.task_id)).status for t in created]
     assert finals == [TaskStatus.APPROVED] * 5
     assert peak == 2
-    assert first_seen is not None and first_seen < 0.5  # no poll cadence between submit and the miner
+    assert first_seen is not None and first_seen < 1.5  # woken by the store, not a 2-5 s poll cadence
 
 
 async def test_shutdown_releases_in_flight_tasks_and_a_restart_completes_them(harness):
