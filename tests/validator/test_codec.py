@@ -1,0 +1,83 @@
+"""Task <-> synapse translation: inputs from the blob store, answers to MinerResponses, bounds per kind."""
+
+from __future__ import annotations
+
+import pytest
+
+from protocol import SummarizationSynapse, TranscriptionSynapse, TTSSynapse, b64encode
+from subnet_proxy.blobs import LocalBlobStore
+from subnet_proxy.tasks import Task, TaskInput, TaskKind
+from subnet_proxy.validator.codec import BadTaskInput, build_synapse, decode_result, max_output_bytes, stored_response
+from subnet_proxy.validator.dendrite import AxonResult
+
+
+@pytest.fixture
+async def blobs(tmp_path):
+    store = LocalBlobStore(tmp_path / "blobs")
+    yield store
+    await store.close()
+
+
+def task(kind: TaskKind, **fields) -> Task:
+    return Task(kind=kind, owner="client", input=TaskInput(**fields))
+
+
+def result(outcome: str, synapse=None, **kw) -> AxonResult:
+    return AxonResult(uid=3, hotkey="5Miner", outcome=outcome, latency_s=0.25, synapse=synapse, **kw)  # type: ignore[arg-type]
+
+
+async def test_transcription_input_comes_from_the_blob_store(blobs, wav_bytes):
+    ref = await blobs.put(wav_bytes, content_type="audio/wav")
+    synapse = await build_synapse(task(TaskKind.TRANSCRIPTION, audio_blob=ref.key, audio_format="wav",
+                                       audio_seconds=1.0, language="en"), blobs)
+    assert isinstance(synapse, TranscriptionSynapse)
+    assert synapse.audio_format == "wav" and synapse.language == "en"
+    assert synapse.audio_b64 == b64encode(wav_bytes)
+
+
+@pytest.mark.parametrize(
+    ("kind", "fields", "reason"),
+    [
+        (TaskKind.TRANSCRIPTION, {"audio_blob": "ab" * 32, "audio_format": "wav"}, "not found"),
+        (TaskKind.TRANSCRIPTION, {}, "without audio"),
+        (TaskKind.TTS, {"text": "x" * 5_000}, "tts input unusable"),
+        (TaskKind.SUMMARIZATION, {"text": ""}, "summarization input unusable"),
+    ],
+)
+async def test_unusable_input_is_a_clear_error(blobs, kind, fields, reason):
+    with pytest.raises(BadTaskInput, match=reason):
+        await build_synapse(task(kind, **fields), blobs)
+
+
+def test_outcomes_map_to_response_states():
+    t = task(TaskKind.SUMMARIZATION, text="Some source text.")
+    states = {outcome: decode_result(t, result(outcome, message="why")).response.state
+              for outcome in ("timeout", "unreachable", "http_error", "oversize", "invalid")}
+    assert states == {"timeout": "timeout", "unreachable": "error", "http_error": "error", "oversize": "invalid",
+                      "invalid": "invalid"}
+    failed = decode_result(t, result("http_error", status_code=403, message="blacklisted")).response
+    assert failed.status_code == 403 and failed.message == "blacklisted" and failed.latency_s == 0.25
+
+
+def test_an_ok_answer_without_output_is_invalid():
+    t = task(TaskKind.SUMMARIZATION, text="Some source text.")
+    empty = decode_result(t, result("ok", SummarizationSynapse(text="Some source text."))).response
+    assert empty.state == "invalid" and empty.message == "answer carries no output"
+    ok = decode_result(t, result("ok", SummarizationSynapse(text="Some source text.", summary="Short."))).response
+    assert ok.state == "ok" and ok.text == "Short." and ok.uid == 3 and ok.task_id == t.task_id
+
+
+async def test_tts_audio_answers_are_stored_as_blobs(blobs, wav_bytes):
+    t = task(TaskKind.TTS, text="Hello there.")
+    synapse = TTSSynapse(text="Hello there.", audio_b64=b64encode(wav_bytes), audio_format="wav",
+                         audio_sample_rate=16_000)
+    decoded = decode_result(t, result("ok", synapse))
+    assert decoded.audio == wav_bytes and decoded.response.output_blob is None
+    stored = await stored_response(decoded, blobs)
+    assert stored.output_format == "wav" and stored.output_sample_rate == 16_000
+    assert await blobs.get(stored.output_blob or "") == wav_bytes
+
+
+def test_answer_bounds_follow_the_protocol():
+    assert max_output_bytes(TaskKind.TTS) > 25 * 1024 * 1024  # a full-size audio answer, base64
+    assert max_output_bytes(TaskKind.SUMMARIZATION) < max_output_bytes(TaskKind.TRANSCRIPTION)
