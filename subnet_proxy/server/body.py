@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -12,7 +11,6 @@ from subnet_proxy.server.errors import ApiError
 
 M = TypeVar("M", bound=BaseModel)
 
-_CHUNK = 64 * 1024
 
 
 def too_large(limit: int) -> ApiError:
@@ -29,7 +27,7 @@ async def read_limited(request: web.Request, limit: int) -> bytes:
     """The whole body, refused with 413 as soon as it passes ``limit`` bytes (never fully buffered)."""
     check_declared_length(request, limit)
     buf = bytearray()
-    async for chunk in request.content.iter_chunked(_CHUNK):
+    while chunk := await request.content.readany():  # what has arrived; b"" at the end of the body
         buf += chunk
         if len(buf) > limit:
             raise too_large(limit)
@@ -64,16 +62,16 @@ def require_json(request: web.Request) -> None:
 
 
 def parse_json(raw: bytes, model: type[M]) -> M:
-    """Validate a JSON body against ``model``: malformed JSON, wrong types and unknown fields are 400s."""
+    """Validate a JSON body against ``model``: malformed JSON, wrong types and unknown fields are 400s.
+    Parsed and validated in one pass by pydantic's JSON parser (a third of ``json.loads`` + validate)."""
     try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApiError(400, "malformed_json", f"body is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ApiError(400, "invalid_request", "body must be a JSON object")
-    try:
-        return model.model_validate(data)
+        return model.model_validate_json(raw)
     except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False)
+        if errors[0]["type"] == "json_invalid":
+            raise ApiError(400, "malformed_json", f"body is not valid JSON: {errors[0]['msg']}") from exc
+        if errors[0]["type"] == "model_type" and not errors[0]["loc"]:
+            raise ApiError(400, "invalid_request", "body must be a JSON object") from exc
         raise invalid_request(exc) from exc
 
 

@@ -29,10 +29,17 @@ class Metrics:
                                    registry=self.registry)
         self.rate_limited = Counter("subnet_proxy_rate_limited", "Requests refused by rate or concurrency limits.",
                                     registry=self.registry)
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route).observe(seconds)
+        # the labelled children are looked up once per (method, route, status): ``labels()`` costs more
+        # than the update itself, and routes are templates, so the table stays small.
+        children = self._children.get((method, route, status))
+        if children is None:
+            children = (self.requests.labels(method, route, str(status)), self.latency.labels(method, route))
+            self._children[(method, route, status)] = children
+        children[0].inc()
+        children[1].observe(seconds)
         if status == 429:
             self.rate_limited.inc()
 

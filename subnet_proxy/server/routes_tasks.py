@@ -90,7 +90,8 @@ async def accept(request: web.Request, kind: TaskKind, task_input: TaskInput, id
     headers = {"Location": body.status_url}
     if not created:
         headers["Idempotent-Replayed"] = "true"
-    return web.json_response(body.model_dump(mode="json"), status=202, headers=headers)
+    return web.Response(body=body.model_dump_json().encode(), status=202, headers=headers,
+                        content_type="application/json")
 
 
 async def _read_form(request: web.Request, limit: int) -> tuple[bytes | None, str | None]:

@@ -1,9 +1,10 @@
 """The embedded TaskStore: one SQLite file in WAL mode, safe for several store objects and processes.
 
 Every call runs on a dedicated worker thread (``SQLiteWorker``), never on the event loop, and each
-write is one ``BEGIN IMMEDIATE`` transaction, so a claim's read-then-update cannot interleave with
-another claimer's, even in another process. The state changes themselves are the backend-agnostic
-rules of ``store.ops``; the tables are in ``sqlite_schema``.
+write runs inside a ``BEGIN IMMEDIATE`` transaction (writes queued together share one: group commit,
+each in its own savepoint), so a claim's read-then-update cannot interleave with another claimer's,
+even in another process. The state changes themselves are the backend-agnostic rules of
+``store.ops``; the tables are in ``sqlite_schema``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import TypeVar
 from pydantic import BaseModel
 
 from subnet_proxy.store import ops
-from subnet_proxy.store.base import Page, PurgeReport, TaskNotFound, TaskStore
+from subnet_proxy.store.base import Page, PurgeReport, StoreError, TaskNotFound, TaskStore
 from subnet_proxy.store.sqlite_schema import SCHEMA, TASK_COLUMNS, task_row, ts
 from subnet_proxy.store.sqlite_worker import DEFAULT_BUSY_TIMEOUT_S, SQLiteWorker
 from subnet_proxy.tasks import (
@@ -91,15 +92,30 @@ class SQLiteTaskStore(TaskStore):
 
     def _bump_wake(self, conn: sqlite3.Connection) -> None:
         """Count a create/release for waiters in other processes; this process wakes by its event."""
-        conn.execute("UPDATE meta SET value = value + 1 WHERE name = 'wake_seq'")
-        self._wake_seen = conn.execute("SELECT value FROM meta WHERE name = 'wake_seq'").fetchone()[0]
+        (self._wake_seen,), = conn.execute(
+            "UPDATE meta SET value = value + 1 WHERE name = 'wake_seq' RETURNING value"
+        ).fetchall()
 
     @staticmethod
     def _add_refs(conn: sqlite3.Connection, task_id: str, source: str, keys: list[str]) -> None:
+        if not keys:
+            return
         conn.executemany(
             "INSERT OR IGNORE INTO blob_refs(task_id, source, blob_key) VALUES (?, ?, ?)",
             [(task_id, source, key) for key in keys],
         )
+
+    @staticmethod
+    def _existing(conn: sqlite3.Connection, task: Task) -> Task:
+        """The stored task a create of ``task`` repeats: same task id first, else same owner and key."""
+        row = conn.execute("SELECT doc FROM tasks WHERE task_id = ?", (task.task_id,)).fetchone()
+        if row is None and task.idempotency_key is not None:
+            row = conn.execute(
+                "SELECT doc FROM tasks WHERE owner = ? AND idempotency_key = ?", (task.owner, task.idempotency_key)
+            ).fetchone()
+        if row is None:
+            raise StoreError(f"task {task.task_id} was neither inserted nor found")
+        return Task.model_validate_json(row[0])
 
     async def _update(self, task_id: str, change: Callable[[Task], Task], *, wake: bool = False) -> Task:
         """Load, change (pure; may raise) and save one task in one transaction."""
@@ -121,15 +137,13 @@ class SQLiteTaskStore(TaskStore):
         ops.check_new(task)
 
         def work(conn: sqlite3.Connection) -> tuple[Task, bool]:
-            existing = conn.execute("SELECT doc FROM tasks WHERE task_id = ?", (task.task_id,)).fetchone()
-            if existing is None and task.idempotency_key is not None:
-                existing = conn.execute(
-                    "SELECT doc FROM tasks WHERE owner = ? AND idempotency_key = ?",
-                    (task.owner, task.idempotency_key),
-                ).fetchone()
-            if existing is not None:
-                return Task.model_validate_json(existing[0]), False
-            conn.execute(f"INSERT INTO tasks({TASK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", task_row(task))
+            # the insert is skipped when the task id or (owner, Idempotency-Key) is taken: the usual
+            # case (a new task) costs one statement, a repeat one more to read what is stored
+            inserted = conn.execute(
+                f"INSERT OR IGNORE INTO tasks({TASK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", task_row(task)
+            ).rowcount
+            if not inserted:
+                return self._existing(conn, task), False
             self._add_refs(conn, task.task_id, "input", task.blob_keys)
             self._bump_wake(conn)
             return task, True
