@@ -9,7 +9,7 @@ from __future__ import annotations
 import abc
 import hashlib
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 _KEY = re.compile(r"^[0-9a-f]{64}$")
@@ -63,7 +63,7 @@ class BlobStore(abc.ABC):
         """The whole blob, verified against its key; BlobNotFound if absent."""
 
     @abc.abstractmethod
-    def stream(self, key: str, *, chunk_size: int = 256 * 1024) -> AsyncIterator[bytes]:
+    def stream(self, key: str, *, chunk_size: int = 256 * 1024) -> AsyncGenerator[bytes, None]:
         """The blob in chunks, for serving large files without holding them in memory."""
 
     @abc.abstractmethod

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from datetime import timedelta
 from typing import Any
 
@@ -98,7 +98,7 @@ class GCSBlobStore(BlobStore):
             raise BlobCorrupt(f"blob {key}: stored bytes hash to {blob_key(data)}")
         return data
 
-    async def stream(self, key: str, *, chunk_size: int = 256 * 1024) -> AsyncIterator[bytes]:
+    async def stream(self, key: str, *, chunk_size: int = 256 * 1024) -> AsyncGenerator[bytes, None]:
         """Ranged reads of one object generation (a rewrite midway cannot mix two versions); the
         SHA-256 is checked as the chunks pass, and a mismatch raises after the last chunk."""
         if chunk_size < 1:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 
 from subnet_proxy.atomic_file import write_bytes_atomic
@@ -91,7 +91,7 @@ class LocalBlobStore(BlobStore):
     async def get(self, key: str) -> bytes:
         return await asyncio.to_thread(self._get, key)
 
-    async def stream(self, key: str, *, chunk_size: int = 256 * 1024) -> AsyncIterator[bytes]:
+    async def stream(self, key: str, *, chunk_size: int = 256 * 1024) -> AsyncGenerator[bytes, None]:
         """Chunks as read; the hash is checked as they go and BlobCorrupt raised after the last one
         when it does not match (a server can then abort the response instead of ending it cleanly)."""
         path = self.path_for(key)
