@@ -4,7 +4,8 @@ Each server runs in its own child process on 127.0.0.1; this process drives both
 aiohttp client at rising concurrency, for two workloads:
 
 - ``summarization``: a JSON body of ~1 KB (proxy: auth, rate limit, validation, SQLite insert);
-- ``audio``: a 0.5 s 16 kHz WAV as multipart (proxy: plus decode and blob write).
+- ``audio``: a 0.5 s 16 kHz WAV as multipart, a different file per request (proxy: plus decode and blob
+  write).
 
 The bare handler reads the same body (parses the JSON / reads the multipart field) and answers 202:
 the ceiling of this stack on this machine. Printed per row: requests/s, p50/p99 latency and the
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import itertools
 import json
 import os
 import signal
@@ -141,9 +143,14 @@ def make_request(workload: str, audio: bytes) -> Callable[[aiohttp.ClientSession
 
         return post_json
 
+    serial = itertools.count()
+
     async def post_audio(session: aiohttp.ClientSession, url: str) -> int:
+        # a different file each time (the last two 16-bit samples carry a counter): the blob store is
+        # content-addressed, so repeating one file would skip its write and flatter the proxy
+        unique = audio[:-4] + (next(serial) & 0xFFFF_FFFF).to_bytes(4, "little")
         form = aiohttp.FormData()
-        form.add_field("audio", io.BytesIO(audio), filename="a.wav", content_type="audio/wav")
+        form.add_field("audio", io.BytesIO(unique), filename="a.wav", content_type="audio/wav")
         async with session.post(url + "/api/v1/transcription", data=form, headers=headers) as resp:
             await resp.read()
             return resp.status
