@@ -98,9 +98,14 @@ async def test_weights_set_on_chain_favour_the_honest_miners(subnet: Subnet, rol
     record = history[-1]
     assert record.hotkey == subnet.validator_hotkey
     weights = dict(zip(record.uids, record.weights, strict=True))
-    assert min(weights.get(u, 0.0) for u in roles.honest) > max(weights.get(u, 0.0) for u in roles.bad)
+    honest = [weights.get(u, 0.0) for u in roles.honest]
+    bad = [weights.get(u, 0.0) for u in roles.bad]
+    # Identical honest answers are credited once (to the earliest), so one honest miner may trail the
+    # other; together they hold the weight, and each bad miner is below the better honest one.
+    assert sum(honest) > 0.9 * sum(weights.values())
+    assert max(bad) < max(honest)
     miners = await client.miners()
-    assert min(miners[u]["ema_score"] for u in roles.honest) > max(miners[u]["ema_score"] for u in roles.bad)
+    assert max(miners[u]["ema_score"] for u in roles.bad) < max(miners[u]["ema_score"] for u in roles.honest)
 
 
 async def test_killing_a_miner_mid_run_loses_no_task(subnet: Subnet, roles: Roles, client: Client):
@@ -135,8 +140,9 @@ async def test_restarted_validator_restores_scores_and_completes_in_flight_tasks
 
 
 async def test_a_hotkey_replaced_on_a_uid_starts_from_zero(subnet: Subnet, roles: Roles, client: Client):
-    uid = max(roles.honest, key=lambda u: u)
-    before = (await client.miners())[uid]
+    miners = await client.miners()
+    uid = max(roles.honest, key=lambda u: miners[u]["ema_score"])
+    before = miners[uid]
     assert before["ema_score"] > 0
     subnet.chain.register_sync(Registration(hotkey="5" + "N" * 47, coldkey="5" + "C" * 47, ip="127.0.0.1", port=1),
                                uid=uid)
