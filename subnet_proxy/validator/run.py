@@ -65,7 +65,7 @@ async def run_validator(settings: Settings, stop: asyncio.Event, *, say: Callabl
         if mock and settings.mock.miners:
             miners = MockMiners(settings, settings.mock.miners)
             exits.push_async_callback(miners.stop)
-            miners.start()
+            await asyncio.to_thread(miners.start)  # spawns processes, opens their log files
             say(f"starting {settings.mock.miners} reference miner(s); loading their models ...")
             await miners.wait_ready(chain)
 
