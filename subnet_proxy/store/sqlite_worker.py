@@ -211,8 +211,7 @@ class SQLiteWorker:
         if self._closed:
             return
         self._closed = True
-
-        if self._thread is None:
+        if self._thread is None:  # never used: no thread, no connection
             return
 
         def shut() -> None:
