@@ -103,9 +103,12 @@ class Evaluator:
             evaluation = Evaluation(task_id=task.task_id, validator_hotkey=self.hotkey, rewards=rewards)
             result = await approval.record_evaluation(self.store, evaluation, snapshot, self.quorum)
             status = result.status
+        # A valid answer is a success even when it earns nothing (a later duplicate of an honest
+        # answer, say): backoff is for miners that fail to answer, the EMA judges the quality.
         latency = {r.hotkey: r.latency_s for r in responses if r.valid}
         for reward in rewards:
-            self.scores.update(reward.uid, reward.hotkey, reward.reward, latency_s=latency.get(reward.hotkey))
+            self.scores.update(reward.uid, reward.hotkey, reward.reward, latency_s=latency.get(reward.hotkey),
+                               success=reward.hotkey in latency)
         await self.scores.persist()
         for observer in self.observers:
             observer.task_evaluated(task, responses, rewards)
