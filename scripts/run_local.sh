@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A whole local subnet on 127.0.0.1: the proxy validator on the local chain, SQLite + local blobs,
-# three reference miners as child processes, the side-server on port 8000 (prints a dev API key and
+# three reference miners as child processes, the side-server on 127.0.0.1:8000 (prints a dev API key and
 # ready curl commands). Creates .venv and installs what is missing on first use.
 # Extra arguments pass through to the validator, e.g. ./scripts/run_local.sh --proxy.port 8080
 set -euo pipefail
@@ -32,4 +32,5 @@ then
 fi
 
 export HF_HUB_OFFLINE=1 WANDB_MODE=offline WANDB_SILENT=true
-exec python neurons/proxy_validator.py --mock --mock.miners 3 --neuron.data_dir "$DATA_DIR" "$@"
+# Loopback only unless overridden (e.g. --proxy.host 0.0.0.0): a dev key is printed in clear.
+exec python neurons/proxy_validator.py --mock --mock.miners 3 --neuron.data_dir "$DATA_DIR" --proxy.host 127.0.0.1 "$@"
