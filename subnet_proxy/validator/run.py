@@ -137,7 +137,7 @@ async def _dev_banner(settings: Settings, keys: KeyStore, url: str) -> str:
         "  # speak text",
         f"  curl -s -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\",
         f"       -d '{{\"text\": \"Hello from the subnet.\"}}' {url}/api/v1/tts",
-        "  # then wait for the result (audio results come back as audio/wav: add -o out.wav)",
+        "  # then wait for the result (TTS answers are audio files, FLAC from the reference miners: add -o out.flac)",
         f"  curl -s -H 'Authorization: Bearer {key}' '{url}/api/v1/task/TASK_ID/result?wait=30'",
         f"  # miners and their scores: curl -s {url}/api/v1/miners   API docs: {url}/docs",
         "",
