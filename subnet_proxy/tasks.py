@@ -12,7 +12,7 @@ backend can invent a move the others would refuse.
 
 from __future__ import annotations
 
-import uuid
+import os
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
@@ -22,6 +22,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def new_task_id() -> str:
+    """32 random lowercase hex characters: the one rule for every task id, client or synthetic.
+
+    Miners see task ids on the wire (``task_id`` of a synapse); an id made any other way for one
+    source would tell synthetic challenges from client tasks. ``os.urandom(16).hex()`` costs under
+    1 µs (``uuid4().hex`` about 2 µs, measured here).
+    """
+    return os.urandom(16).hex()
 
 
 class TaskKind(StrEnum):
@@ -105,7 +115,7 @@ class TaskInput(_Model):
 class Task(_Model):
     """A unit of work, from client submission (or a synthetic challenge) to its final result."""
 
-    task_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    task_id: str = Field(default_factory=new_task_id)
     kind: TaskKind
     status: TaskStatus = TaskStatus.PENDING
     owner: str = Field(description="API key id of the client, or 'synthetic:<validator hotkey>'.")

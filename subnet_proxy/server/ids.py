@@ -1,9 +1,10 @@
-"""Cheap unique ids for tasks and requests: a random per-process prefix plus a counter.
+"""Cheap unique request ids (the ``X-Request-Id`` echoed on every answer): a random per-process prefix plus a counter.
 
-``uuid4`` costs a ``getrandom`` system call per id, which measured here as the largest single cost
-of a submit under load (two per request). Ids only need to be unique, not secret: a client can read
-only its own tasks (404 otherwise), so the 64 random bits of the prefix keep instances sharing one
-store apart and the counter keeps ids apart within an instance.
+Request ids only need to be unique, not unpredictable: the 64 random bits of the prefix keep
+instances sharing one log apart and the counter keeps ids apart within an instance, with no
+system call per id. Task ids are not made here: miners see them on the wire, where a prefix and a
+counter would set client tasks apart from synthetic challenges, so every task id comes from
+``subnet_proxy.tasks.new_task_id`` (random throughout).
 """
 
 from __future__ import annotations

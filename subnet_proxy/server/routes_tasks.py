@@ -72,8 +72,7 @@ def idempotency_key(request: web.Request) -> str | None:
 async def accept(request: web.Request, kind: TaskKind, task_input: TaskInput, idem_key: str | None) -> web.Response:
     """Create the task (or find the one an Idempotency-Key already made) and answer 202."""
     context = ctx(request)
-    task = Task(
-        task_id=context.ids.next(),
+    task = Task(  # task_id: tasks.new_task_id, the same rule as synthetic challenges
         kind=kind,
         owner=request[API_KEY].key_id,
         idempotency_key=idem_key,
