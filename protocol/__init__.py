@@ -28,7 +28,7 @@ from protocol.synapses import (
     TTSSynapse,
 )
 
-__version__ = "1.0.0"
+__version__ = "1.1.0"
 
 
 def spec_version(version: str) -> int:

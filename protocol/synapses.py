@@ -4,12 +4,18 @@ Inputs are listed in ``required_hash_fields`` so the axon's body-hash check cove
 request cannot be altered in flight without the miner refusing it. Outputs are optional and
 bounded too, so an oversize or malformed answer fails validation on the validator's side instead
 of reaching scoring.
+
+Every synapse may also carry ``task_id`` and ``delivery_url`` (hash-covered like the inputs): a
+miner whose work outlasts the timeout may answer empty and later POST its output, signed, to the
+validator's ``delivery_url`` for that ``task_id``. Task ids are random whatever made the task, so
+they tell a miner nothing about which tasks are synthetic challenges.
 """
 
 from __future__ import annotations
 
 from functools import cache
 from typing import Annotated, ClassVar
+from urllib.parse import urlsplit
 
 import bittensor as bt
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -26,9 +32,31 @@ MAX_SUMMARY_SOURCE_CHARS = 100_000
 MAX_SUMMARY_CHARS = 20_000
 MIN_SAMPLE_RATE = 8_000
 MAX_SAMPLE_RATE = 48_000
+MAX_DELIVERY_URL_CHARS = 512
 
 _LANGUAGE = r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$"
 _VOICE = r"^[A-Za-z0-9_.\-]{1,64}$"
+_TASK_ID = r"^[0-9a-f]{32}$"
+#: printable ASCII without spaces: no header or log injection through the URL.
+_URL_CHARS = r"^[!-~]+$"
+#: hash-covered on every synapse, after the kind's own inputs.
+DELIVERY_FIELDS = ("task_id", "delivery_url")
+
+
+def _check_delivery_url(value: str) -> str:
+    """An absolute http(s) URL with a host and no credentials or fragment."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("delivery_url must be an absolute http:// or https:// URL")
+    if parts.username is not None or parts.password is not None or parts.fragment:
+        raise ValueError("delivery_url must carry no credentials and no fragment")
+    _ = parts.port  # raises ValueError on a malformed port
+    return value
+
+
+#: where a miner may deliver a late answer (the validator's miner-response endpoint).
+DeliveryUrl = Annotated[str, Field(max_length=MAX_DELIVERY_URL_CHARS, pattern=_URL_CHARS),
+                        AfterValidator(_check_delivery_url)]
 
 
 class AudioSynapse(bt.Synapse):
@@ -38,6 +66,11 @@ class AudioSynapse(bt.Synapse):
     schema on every ``to_headers()`` call, which measured here as 85% of the dendrite's CPU per
     queried axon (and the axon pays it again when it answers).
     """
+
+    task_id: str | None = Field(default=None, pattern=_TASK_ID,
+                                description="The validator's task id, named when delivering a late answer.")
+    delivery_url: DeliveryUrl | None = Field(default=None, description="Where a late answer may be POSTed "
+                                             "(signed); None = the validator takes answers on the synapse only.")
 
     def get_required_fields(self) -> list[str]:
         return list(_required_fields(type(self)))
@@ -102,7 +135,7 @@ class TranscriptionSynapse(AudioSynapse):
     transcript: str | None = Field(default=None, max_length=MAX_TRANSCRIPT_CHARS)
     segments: list[Segment] | None = Field(default=None, max_length=MAX_SEGMENTS)
 
-    required_hash_fields: ClassVar[tuple[str, ...]] = ("audio_b64", "audio_format", "language")
+    required_hash_fields: ClassVar[tuple[str, ...]] = ("audio_b64", "audio_format", "language", *DELIVERY_FIELDS)
 
     def deserialize(self) -> str | None:  # type: ignore[override]  # bittensor convention: the useful output
         return self.transcript
@@ -120,7 +153,7 @@ class TTSSynapse(AudioSynapse):
     audio_format: AudioFormat | None = None
     audio_sample_rate: int | None = Field(default=None, ge=MIN_SAMPLE_RATE, le=MAX_SAMPLE_RATE)
 
-    required_hash_fields: ClassVar[tuple[str, ...]] = ("text", "voice", "sample_rate")
+    required_hash_fields: ClassVar[tuple[str, ...]] = ("text", "voice", "sample_rate", *DELIVERY_FIELDS)
 
     def deserialize(self) -> bytes | None:  # type: ignore[override]  # bittensor convention: the useful output
         return b64decode(self.audio_b64) if self.audio_b64 else None
@@ -134,7 +167,7 @@ class SummarizationSynapse(AudioSynapse):
 
     summary: str | None = Field(default=None, max_length=MAX_SUMMARY_CHARS)
 
-    required_hash_fields: ClassVar[tuple[str, ...]] = ("text", "max_words")
+    required_hash_fields: ClassVar[tuple[str, ...]] = ("text", "max_words", *DELIVERY_FIELDS)
 
     def deserialize(self) -> str | None:  # type: ignore[override]  # bittensor convention: the useful output
         return self.summary

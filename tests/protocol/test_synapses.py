@@ -66,6 +66,48 @@ def test_body_hash_covers_every_input_and_no_output(wav_bytes):
     assert SummarizationSynapse(text="x y z", max_words=10, summary="x").body_hash == summ.body_hash
 
 
+TASK_ID = "0123456789abcdef0123456789abcdef"
+URL = "http://127.0.0.1:8000/api/v1/miner/response"
+
+
+@pytest.mark.parametrize("cls, inputs", [
+    (TranscriptionSynapse, {"audio_b64": b64encode(b"RIFF0000WAVE"), "audio_format": "wav"}),
+    (TTSSynapse, {"text": "hello"}),
+    (SummarizationSynapse, {"text": "x y z"}),
+], ids=["transcription", "tts", "summarization"])
+def test_task_id_and_delivery_url_are_optional_and_hash_covered(cls, inputs):
+    """A late answer's address cannot be swapped in flight: the miner's body-hash check would refuse it."""
+    assert {"task_id", "delivery_url"} <= set(cls.required_hash_fields)
+    bare = cls(**inputs)
+    assert bare.task_id is None and bare.delivery_url is None
+    offered = cls(**inputs, task_id=TASK_ID, delivery_url=URL)
+    hashes = {bare.body_hash, offered.body_hash,
+              cls(**inputs, task_id="f" * 32, delivery_url=URL).body_hash,
+              cls(**inputs, task_id=TASK_ID, delivery_url="http://10.0.0.9:8000/api/v1/miner/response").body_hash}
+    assert len(hashes) == 4
+    again = cls.model_validate_json(offered.model_dump_json())
+    assert (again.task_id, again.delivery_url, again.body_hash) == (TASK_ID, URL, offered.body_hash)
+
+
+@pytest.mark.parametrize("fields", [
+    {"task_id": "ABCDEF0123456789ABCDEF0123456789"},  # uppercase
+    {"task_id": "0123"},
+    {"task_id": "0123456789abcdef0123456789abcdeg"},
+    {"delivery_url": "ftp://127.0.0.1/x"},
+    {"delivery_url": "/api/v1/miner/response"},
+    {"delivery_url": "http://"},
+    {"delivery_url": "http://user:pw@127.0.0.1/x"},
+    {"delivery_url": "http://127.0.0.1/x#frag"},
+    {"delivery_url": "http://127.0.0.1:99999999/x"},
+    {"delivery_url": "http://127.0.0.1/a b"},
+    {"delivery_url": "http://127.0.0.1/x\r\nX-Evil: 1"},
+    {"delivery_url": "https://example.org/" + "a" * protocol.synapses.MAX_DELIVERY_URL_CHARS},
+])
+def test_bad_task_id_or_delivery_url_is_refused(fields):
+    with pytest.raises(ValidationError):
+        SummarizationSynapse(text="x y z", **fields)
+
+
 @pytest.mark.parametrize(
     "build",
     [
@@ -161,6 +203,8 @@ async def test_round_trip_through_real_axon_and_dendrite(wallet_factory, wav_byt
         assert decode_audio(audio).format == "flac"
         summary = await dendrite.call(target, SummarizationSynapse(text="First. Second."), timeout=10)
         assert summary == "First."
+        offered = SummarizationSynapse(text="First. Second.", task_id=TASK_ID, delivery_url=URL)
+        assert await dendrite.call(target, offered, timeout=10) == "First."
     finally:
         await dendrite.aclose_session()
         axon.stop()
