@@ -29,8 +29,28 @@ _MIME: dict[str, str] = {
 }
 
 
+#: Ceilings on what a file may expand to. Compressed containers are decompression bombs waiting to
+#: happen: FLAC stores silence in a few bytes a frame, so 1.4 MB of it declares an hour of 8-channel
+#: 48 kHz audio (6 GB of float32). Every decode checks the header against these before reading, and
+#: reads block by block so a lying header cannot outgrow them either.
+MAX_CHANNELS = 8
+MAX_DECODE_RATE = 192_000
+DEFAULT_MAX_DECODE_S = 600.0
+_BLOCK_FRAMES = 65_536
+#: what libsndfile reports as the length of a FLAC whose header leaves it out.
+_UNKNOWN_FRAMES = 2**63 - 1
+
+
 class AudioDecodeError(ValueError):
     """The bytes are not audio soundfile can read (or carry no samples)."""
+
+
+class AudioTooLongError(AudioDecodeError):
+    """The audio is longer than the caller's limit; decoding stopped there (``limit_s`` says which)."""
+
+    def __init__(self, *, limit_s: float) -> None:
+        super().__init__(f"audio is longer than the limit of {limit_s:g} s")
+        self.limit_s = limit_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,21 +84,51 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
-def decode_audio(data: bytes) -> DecodedAudio:
-    """Decode an encoded file into mono float32 samples; raise AudioDecodeError for anything else."""
+def decode_audio(data: bytes, *, max_seconds: float = DEFAULT_MAX_DECODE_S) -> DecodedAudio:
+    """Decode an encoded file into mono float32 samples; raise AudioDecodeError for anything else.
+
+    At most ``max_seconds`` of audio is decoded (AudioTooLongError past it), at most MAX_CHANNELS
+    channels at most MAX_DECODE_RATE Hz, so memory stays bounded whatever the header claims.
+    """
     fmt = sniff_format(data)
     if fmt is None:
         raise AudioDecodeError("not a WAV, FLAC, OGG or MP3 file")
     try:
-        samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+        with sf.SoundFile(io.BytesIO(data)) as file:
+            mono = _read_mono(file, max_seconds)
+            rate = file.samplerate
+    except AudioDecodeError:
+        raise
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         raise AudioDecodeError(f"cannot decode {fmt} audio: {exc}") from exc
-    if samples.size == 0 or rate <= 0:
-        raise AudioDecodeError("audio has no samples")
-    mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
     if not np.all(np.isfinite(mono)):
         raise AudioDecodeError("audio has non-finite samples")
-    return DecodedAudio(samples=np.ascontiguousarray(mono, dtype=np.float32), sample_rate=int(rate), format=fmt)
+    return DecodedAudio(samples=mono, sample_rate=int(rate), format=fmt)
+
+
+def _read_mono(file: sf.SoundFile, max_seconds: float) -> np.ndarray:
+    """Check the header against the ceilings, then read and downmix block by block up to the limit."""
+    rate, channels = file.samplerate, file.channels
+    if not 0 < rate <= MAX_DECODE_RATE:
+        raise AudioDecodeError(f"sample rate {rate} Hz is outside 1..{MAX_DECODE_RATE}")
+    if not 0 < channels <= MAX_CHANNELS:
+        raise AudioDecodeError(f"{channels} channels; at most {MAX_CHANNELS} are accepted")
+    max_frames = int(max_seconds * rate)
+    if _UNKNOWN_FRAMES > file.frames > max_frames:  # a streamed FLAC may not say its length
+        raise AudioTooLongError(limit_s=max_seconds)
+    blocks: list[np.ndarray] = []
+    total = 0
+    while True:
+        chunk = file.read(_BLOCK_FRAMES, dtype="float32", always_2d=True)
+        if not len(chunk):
+            break
+        total += len(chunk)
+        if total > max_frames:
+            raise AudioTooLongError(limit_s=max_seconds)
+        blocks.append(chunk.mean(axis=1) if channels > 1 else chunk[:, 0])
+    if total == 0:
+        raise AudioDecodeError("audio has no samples")
+    return np.ascontiguousarray(np.concatenate(blocks), dtype=np.float32)
 
 
 def encode_audio(samples: np.ndarray, sample_rate: int, fmt: str = "wav") -> bytes:
