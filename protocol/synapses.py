@@ -43,7 +43,7 @@ _URL_CHARS = r"^[!-~]+$"
 DELIVERY_FIELDS = ("task_id", "delivery_url")
 
 
-def _check_delivery_url(value: str) -> str:
+def check_delivery_url(value: str) -> str:
     """An absolute http(s) URL with a host and no credentials or fragment."""
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -56,7 +56,7 @@ def _check_delivery_url(value: str) -> str:
 
 #: where a miner may deliver a late answer (the validator's miner-response endpoint).
 DeliveryUrl = Annotated[str, Field(max_length=MAX_DELIVERY_URL_CHARS, pattern=_URL_CHARS),
-                        AfterValidator(_check_delivery_url)]
+                        AfterValidator(check_delivery_url)]
 
 
 class AudioSynapse(bt.Synapse):

@@ -82,6 +82,12 @@ class ProxySettings(_Section):
     nonce_cache_size: int = Field(100_000, ge=100, description="Signed-request nonces remembered (replay protection).")
     neuron_rate_per_s: float = Field(100.0, gt=0, description="Per-hotkey rate of signed (miner/validator) calls.")
     neuron_burst: int = Field(200, ge=1, description="Per-hotkey burst of signed calls.")
+    public_url: str | None = Field(None, max_length=400, pattern=r"^https?://\S+$",
+                                   description="Base URL miners reach this side-server at (https://host:port); "
+                                   "synapses then offer <public_url>/api/v1/miner/response for late answers. "
+                                   "None = not offered (under --mock: this side-server's own loopback URL).")
+    delivery_window: float = Field(4.0, ge=1, le=20, description="A miner that answered a synapse empty where "
+                                   "delivery was offered may deliver until this many task timeouts after dispatch.")
 
 
 class StoreSettings(_Section):

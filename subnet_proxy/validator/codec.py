@@ -1,5 +1,8 @@
 """Between the task store and the wire: a Task as a synapse, an axon's answer as a MinerResponse.
 
+Every synapse names its task (``task_id``) and, when this validator's side-server is reachable by
+miners, where a late answer may be delivered (``delivery_url``, see ``delivery_endpoint``).
+
 Also the largest answer a miner may send for a kind (the fan-out refuses bigger ones unread); the
 timeout scaled by task size is the registry's (``rewards.registry.task_timeout``), the one the
 rewards judge speed against.
@@ -22,7 +25,7 @@ from protocol import (
     b64encode,
     mime_type,
 )
-from protocol.synapses import MAX_AUDIO_B64_CHARS, MAX_SEGMENTS
+from protocol.synapses import MAX_AUDIO_B64_CHARS, MAX_SEGMENTS, check_delivery_url
 from subnet_proxy.blobs.base import BlobError, BlobStore
 from subnet_proxy.tasks import MinerResponse, ResponseState, Task, TaskKind
 from subnet_proxy.validator.dendrite import AxonResult, Outcome
@@ -40,6 +43,21 @@ _STATE_OF: dict[Outcome, ResponseState] = {
 }
 
 
+#: the side-server endpoint miners deliver late answers to (``server.routes_network``).
+MINER_RESPONSE_PATH = "/api/v1/miner/response"
+
+
+def delivery_endpoint(base_url: str | None) -> str | None:
+    """The ``delivery_url`` synapses offer for a side-server at ``base_url``; None offers none.
+
+    Raises ValueError for a base the protocol would refuse, so a bad ``--proxy.public_url`` fails
+    when the validator starts, not on every task.
+    """
+    if base_url is None:
+        return None
+    return check_delivery_url(base_url.rstrip("/") + MINER_RESPONSE_PATH)
+
+
 class BadTaskInput(ValueError):
     """The task's input cannot be turned into a synapse (missing blob, out of protocol bounds)."""
 
@@ -48,19 +66,20 @@ def max_output_bytes(kind: TaskKind) -> int:
     return _MAX_OUTPUT_BYTES[kind]
 
 
-async def build_synapse(task: Task, blobs: BlobStore) -> AudioSynapse:
+async def build_synapse(task: Task, blobs: BlobStore, *, delivery_url: str | None = None) -> AudioSynapse:
     """The synapse miners receive for ``task``; BadTaskInput when the input cannot make one."""
     data = task.input
+    offer = {"task_id": task.task_id, "delivery_url": delivery_url}
     try:
         if task.kind is TaskKind.TRANSCRIPTION:
             if not data.audio_blob or not data.audio_format:
                 raise BadTaskInput("transcription task without audio")
             audio = await blobs.get(data.audio_blob)
             return TranscriptionSynapse(audio_b64=b64encode(audio), audio_format=data.audio_format,
-                                        language=data.language)
+                                        language=data.language, **offer)
         if task.kind is TaskKind.TTS:
-            return TTSSynapse(text=data.text or "", voice=data.voice)
-        return SummarizationSynapse(text=data.text or "", max_words=data.max_words)
+            return TTSSynapse(text=data.text or "", voice=data.voice, **offer)
+        return SummarizationSynapse(text=data.text or "", max_words=data.max_words, **offer)
     except (ValidationError, BlobError) as exc:
         raise BadTaskInput(f"{task.kind.value} input unusable: {exc}"[:500]) from exc
 

@@ -6,8 +6,14 @@ miners answers validly the task goes once more to other miners; when those fail 
 FAILED with the reason. Otherwise it moves to DONE, ready for evaluation.
 
 A miner may answer with an empty synapse and deliver its output later through the side-server's
-miner-response endpoint (same store, keyed by task and hotkey); such a miner is given until the
-timeout before its answer is recorded as missing, so the delivered one is the one that counts.
+miner-response endpoint (same store, keyed by task and hotkey); the delivered answer is the one that
+counts, and the empty one is recorded as missing only if nothing was delivered by then. Where the
+synapse offered a ``delivery_url`` (``--proxy.public_url``, or the side-server's own loopback URL
+under ``--mock``) such a miner has ``--proxy.delivery_window`` task timeouts from dispatch to deliver
+(long audio can take longer than a synapse may stay open), and the task's answers are then judged
+against that window; otherwise it has the timeout. The wait ends as soon as every such miner has
+delivered (the store is re-read every ``DELIVERY_POLL_S``: the dispatcher has no change signal for
+responses written by the side-server).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from subnet_proxy.validator.codec import (
     BadTaskInput,
     build_synapse,
     decode_result,
+    delivery_endpoint,
     max_output_bytes,
     stored_response,
 )
@@ -44,6 +51,8 @@ log = logging.getLogger(__name__)
 #: rounds of miners a task is sent to: the first choice, then once more to others.
 MAX_ROUNDS = 2
 _NO_OUTPUT = "answer carries no output"
+#: how often the store is re-read for the deliveries of miners that answered empty.
+DELIVERY_POLL_S = 0.1
 
 
 class MinerSelector(Protocol):
@@ -70,6 +79,7 @@ class ScoredSelector:
 class DispatchOutcome:
     task: Task
     responses: list[MinerResponse]
+    #: what the answers are judged against: the task timeout, or the delivery window when used.
     timeout_s: float
 
 
@@ -93,11 +103,18 @@ class Dispatcher:
         self.selector = selector
         self.metagraph = metagraph
         self.claimer = claimer
+        #: the ``delivery_url`` synapses offer; None: answers are taken on the synapse only.
+        self.delivery_url = delivery_endpoint(settings.proxy.public_url)
+
+    def offer_delivery(self, base_url: str | None) -> None:
+        """Offer late delivery to the side-server at ``base_url`` from the next task on (its own URL
+        under --mock, known once it listens); ValueError for a URL the protocol would refuse."""
+        self.delivery_url = delivery_endpoint(base_url)
 
     async def run(self, task: Task) -> DispatchOutcome:
         timeout = task_timeout(task, self.settings.neuron.timeout)
         try:
-            synapse = await build_synapse(task, self.blobs)
+            synapse = await build_synapse(task, self.blobs, delivery_url=self.delivery_url)
         except BadTaskInput as exc:
             failed = await self.store.transition(task.task_id, TaskStatus.FAILED, reason="bad input",
                                                  error=("bad_input", str(exc)), claimer=self.claimer)
@@ -106,6 +123,7 @@ class Dispatcher:
         responses = await self.store.list_responses(task.task_id)  # a re-claimed task may have some
         answered = {r.hotkey for r in responses}
         tried = set(answered)
+        deferred = False
         for _ in range(MAX_ROUNDS):
             if any(r.valid for r in responses):
                 break
@@ -114,7 +132,7 @@ class Dispatcher:
                 break
             tried.update(m.hotkey for m in miners)
             task = await self.store.assign_miners(task.task_id, self.claimer, [(m.uid, m.hotkey) for m in miners])
-            await self._fan_out(task, synapse, miners, timeout)
+            deferred = await self._fan_out(task, synapse, miners, timeout) or deferred
             responses = await self.store.list_responses(task.task_id)
 
         if any(r.valid for r in responses):
@@ -123,10 +141,11 @@ class Dispatcher:
             task = await self.store.transition(task.task_id, TaskStatus.FAILED, reason="no valid answer",
                                                error=("no_valid_response", _failure_reason(responses, tried)),
                                                claimer=self.claimer)
-        return DispatchOutcome(task, responses, timeout)
+        return DispatchOutcome(task, responses, timeout * self.settings.proxy.delivery_window if deferred else timeout)
 
-    async def _fan_out(self, task: Task, synapse: AudioSynapse, miners: Sequence[Neuron], timeout: float) -> None:
-        """Query the miners; record each answer as it completes."""
+    async def _fan_out(self, task: Task, synapse: AudioSynapse, miners: Sequence[Neuron], timeout: float) -> bool:
+        """Query the miners; record each answer as it completes. True when a miner deferred its answer
+        (answered empty where delivery was offered)."""
         started = time.monotonic()
         empty: list[MinerResponse] = []
         stream = self.dendrite.fanout(synapse, miners, timeout=timeout,
@@ -138,14 +157,21 @@ class Dispatcher:
                     empty.append(decoded.response)
                     continue
                 await self.store.record_response(await stored_response(decoded, self.blobs))
-        if empty:
-            await self._await_deliveries(task, empty, started + timeout)
+        if not empty:
+            return False
+        deferred = synapse.delivery_url is not None
+        window = timeout * self.settings.proxy.delivery_window if deferred else timeout
+        await self._await_deliveries(task, empty, started + window)
+        return deferred
 
     async def _await_deliveries(self, task: Task, empty: list[MinerResponse], deadline: float) -> None:
-        """Give miners that answered empty until the deadline to deliver through the side-server."""
-        delay = deadline - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        """Give miners that answered empty until the deadline to deliver through the side-server; stop
+        waiting once every one of them has."""
+        waiting = {r.hotkey for r in empty}
+        while (delay := deadline - time.monotonic()) > 0:
+            if waiting <= {r.hotkey for r in await self.store.list_responses(task.task_id)}:
+                break
+            await asyncio.sleep(min(DELIVERY_POLL_S, delay))
         for response in empty:
             await self.store.record_response(response)  # a delivered answer is kept; this one is dropped
 

@@ -103,6 +103,9 @@ class Evaluator:
             evaluation = Evaluation(task_id=task.task_id, validator_hotkey=self.hotkey, rewards=rewards)
             result = await approval.record_evaluation(self.store, evaluation, snapshot, self.quorum)
             status = result.status
+            if not result.recorded:  # judged before (a sweep raced this one): the scores already moved
+                log.info("task %s: already evaluated by %s; scores left as they are", task.task_id, self.hotkey)
+                return EvaluationOutcome(task, rewards, status)
         # A valid answer is a success even when it earns nothing (a later duplicate of an honest
         # answer, say): backoff is for miners that fail to answer, the EMA judges the quality.
         latency = {r.hotkey: r.latency_s for r in responses if r.valid}

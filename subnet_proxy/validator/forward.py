@@ -14,8 +14,13 @@ concurrency): beyond it, intake waits.
 
 Shutdown stops intake first, gives in-flight work ``grace_s`` to finish, then cancels the rest and
 releases the leases of tasks still out with miners (DISTRIBUTED -> PENDING), so the next start, or
-another validator, picks them up at once instead of waiting for the lease to run out. On start,
-DONE tasks this validator has not evaluated yet (it stopped between the two) are evaluated first.
+another validator, picks them up at once instead of waiting for the lease to run out.
+
+``recover`` evaluates DONE tasks this validator has not judged: at start (it stopped between the two
+steps) and then on a cadence (``loops.RecoveryLoop``), so a task whose evaluation failed, or that was
+cut off by a lease lost just after DONE, or another validator's task on a shared store still short
+of its quorum, does not stay DONE until the next restart or its deadline. A task this process is
+dispatching or evaluating is never picked by the sweep, and a repeated evaluation moves no score.
 """
 
 from __future__ import annotations
@@ -68,6 +73,8 @@ class ForwardLoop(LoopRunner):
         self.completed = 0
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._evaluating: set[asyncio.Task[None]] = set()
+        #: ids of tasks being evaluated here (entered before they leave ``_inflight``: no gap for a sweep).
+        self._judging: set[str] = set()
         self._eval_slots = asyncio.Semaphore(concurrency)
         self._slot_freed = asyncio.Event()
         self._more_waiting = False
@@ -121,6 +128,7 @@ class ForwardLoop(LoopRunner):
             finally:
                 keeper.cancel()
             if outcome.responses:
+                self._judging.add(task.task_id)
                 evaluation = asyncio.create_task(self._evaluate(outcome.task, outcome.timeout_s))
                 self._evaluating.add(evaluation)
             else:
@@ -139,8 +147,9 @@ class ForwardLoop(LoopRunner):
                 await self.evaluator.evaluate(task, timeout_s=timeout_s)
             self.completed += 1
         except Exception:  # noqa: BLE001 - logged with traceback; recover() evaluates it at the next start
-            log.exception("task %s: evaluation failed; it stays done until the next start", task.task_id)
+            log.exception("task %s: evaluation failed; the next recovery sweep redoes it", task.task_id)
         finally:
+            self._judging.discard(task.task_id)
             self._evaluating.discard(asyncio.current_task())
             self._slot_freed.set()
 
@@ -160,19 +169,37 @@ class ForwardLoop(LoopRunner):
 
     # -- start and stop -----------------------------------------------------------------------------
     async def recover(self) -> int:
-        """Evaluate DONE tasks this validator left unevaluated (it stopped between the two steps)."""
+        """Evaluate the DONE tasks this validator has not judged yet (see the module docstring); a task
+        that cannot be evaluated is logged and left for the next sweep. Returns how many were."""
         recovered, cursor = 0, None
         while True:
             page = await self.store.list_tasks(status=TaskStatus.DONE, limit=100, cursor=cursor)
             for task in page.tasks:
-                evaluations = await self.store.list_evaluations(task.task_id)
-                if any(e.validator_hotkey == self.evaluator.hotkey for e in evaluations):
-                    continue
-                await self.evaluator.evaluate(task, timeout_s=task_timeout(task, self.base_timeout_s))
-                recovered += 1
+                if self.stopping:
+                    return recovered
+                recovered += await self._recover_one(task)
             if page.next_cursor is None:
                 return recovered
             cursor = page.next_cursor
+
+    async def _recover_one(self, task: Task) -> bool:
+        # Checked before reading the evaluations: an evaluation here is recorded before its id leaves
+        # ``_judging``, and a task enters ``_judging`` before it leaves ``_inflight``.
+        if task.task_id in self._inflight or task.task_id in self._judging:
+            return False
+        evaluations = await self.store.list_evaluations(task.task_id)
+        if any(e.validator_hotkey == self.evaluator.hotkey for e in evaluations):
+            return False
+        self._judging.add(task.task_id)
+        try:
+            async with self._eval_slots:
+                await self.evaluator.evaluate(task, timeout_s=task_timeout(task, self.base_timeout_s))
+            return True
+        except Exception:  # noqa: BLE001 - logged with traceback; one bad task must not stop the sweep or the start
+            log.exception("task %s: recovery evaluation failed; retried at the next sweep", task.task_id)
+            return False
+        finally:
+            self._judging.discard(task.task_id)
 
     async def stop(self) -> None:
         """Stop intake, let in-flight work finish within ``grace_s``, release what is still out."""

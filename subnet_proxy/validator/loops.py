@@ -1,4 +1,4 @@
-"""The validator's background loops besides forward: metagraph resync, weights, retention.
+"""The validator's background loops besides forward: metagraph resync, weights, retention, recovery.
 
 Each runs on its own cadence, off the hot path: the forward loop only ever reads the latest
 snapshot held by ``MetagraphView``, so a slow chain endpoint delays a resync, never a task.
@@ -14,6 +14,7 @@ from subnet_proxy.config import RetentionSettings
 from subnet_proxy.retention import run_retention
 from subnet_proxy.store.base import TaskStore
 from subnet_proxy.telemetry import Telemetry
+from subnet_proxy.validator.forward import ForwardLoop
 from subnet_proxy.validator.loop_runner import LoopRunner
 from subnet_proxy.validator.scores import ScoreBook
 from subnet_proxy.validator.weights import WeightSetter, WeightsOutcome
@@ -95,3 +96,25 @@ class RetentionLoop(LoopRunner):
         if report.expired or report.purged_count or report.blobs_deleted:
             log.info("retention: %d expired, %d purged, %d blobs deleted", len(report.expired),
                      report.purged_count, len(report.blobs_deleted))
+
+
+class RecoveryLoop(LoopRunner):
+    """Every ``interval_s``, evaluate the DONE tasks this validator has not judged (``ForwardLoop.recover``).
+
+    The start runs a sweep of its own before intake opens, so this loop's first step only waits.
+    """
+
+    name = "recovery"
+
+    def __init__(self, forward: ForwardLoop, *, interval_s: float) -> None:
+        super().__init__(interval_s=interval_s)
+        self.forward = forward
+        self.recovered = 0
+
+    async def run_step(self) -> None:
+        if self.steps == 0:
+            return
+        count = await self.forward.recover()
+        self.recovered += count
+        if count:
+            log.info("recovery: evaluated %d done task(s) left unjudged", count)

@@ -67,8 +67,8 @@ class Validator:
         self.dendrite = FanoutDendrite(keypair, external_ip=external_ip,
                                        max_per_axon=max(DEFAULT_MAX_PER_AXON, neuron.concurrency))
         rng = rng or random.Random()
-        dispatcher = Dispatcher(settings, store, blobs, self.dendrite, ScoredSelector(self.scores, self.hotkey, rng),
-                                self.metagraph, claimer=self.hotkey)
+        self.dispatcher = Dispatcher(settings, store, blobs, self.dendrite,
+                                     ScoredSelector(self.scores, self.hotkey, rng), self.metagraph, claimer=self.hotkey)
         self.evaluator = Evaluator(store, scorer, self.scores, self.metagraph, validator_hotkey=self.hotkey,
                                    quorum=settings.proxy.quorum,
                                    observers=[TelemetryObserver(telemetry, self.scores)] if telemetry else [])
@@ -77,7 +77,7 @@ class Validator:
             self.synthetic = SyntheticLoop(store, blobs, engines, owner=f"synthetic:{self.hotkey}",
                                            rate=neuron.synthetic_rate, idle_s=neuron.synthetic_idle_s, rng=rng)
         self.forward = ForwardLoop(
-            store, dispatcher, self.evaluator, claimer=self.hotkey, concurrency=neuron.concurrency,
+            store, self.dispatcher, self.evaluator, claimer=self.hotkey, concurrency=neuron.concurrency,
             lease_s=neuron.lease_s, base_timeout_s=neuron.timeout, grace_s=neuron.shutdown_grace_s,
             on_dispatched=self.synthetic.note_task if self.synthetic else None,
         )

@@ -2,8 +2,9 @@
 
 ``run_validator`` is what ``neurons/proxy_validator.py`` calls. Under ``--mock`` it also pins the
 external IP to loopback, registers this validator in the local chain (with a validator permit),
-starts ``--mock.miners`` reference miners as child processes, keeps wandb offline, and prints a
-development API key with ready ``curl`` commands.
+starts ``--mock.miners`` reference miners as child processes, keeps wandb offline, offers miners
+the side-server's own loopback URL for late answers (unless ``--proxy.public_url`` says otherwise),
+and prints a development API key with ready ``curl`` commands.
 """
 
 from __future__ import annotations
@@ -83,6 +84,8 @@ async def run_validator(settings: Settings, stop: asyncio.Event, *, say: Callabl
                              own_hotkey=hotkey, miner_stats=validator.miner_stats)
             server = await start_server(app, settings)
             exits.push_async_callback(server.stop)  # runs first: no new requests while the loop drains
+            if mock and settings.proxy.public_url is None:  # local miners deliver late answers over loopback
+                validator.dispatcher.offer_delivery(server.url)
             if mock:
                 say(await _dev_banner(settings, keys, server.url))
             else:

@@ -5,6 +5,10 @@ miner cannot tell them apart, and the miner's score then rests on checkable trut
 every client task earns ``synthetic_rate`` of a challenge (0.1: one challenge per ten client
 tasks), and a validator without client traffic still issues one every ``synthetic_idle_s`` so
 its scores and weights keep moving. ``synthetic_rate`` 0 turns them off.
+
+A challenge gets a deadline ``ttl_s`` away, like a client task (``--proxy.task_ttl_s``): one that
+can never finish (no serving miner, a quorum that never comes, an input that keeps failing) is
+expired by retention and later purged, instead of staying in the store for ever.
 """
 
 from __future__ import annotations
@@ -12,13 +16,14 @@ from __future__ import annotations
 import logging
 import random
 import time
+from datetime import timedelta
 
 from protocol import mime_type
 from subnet_proxy.blobs.base import BlobStore
 from subnet_proxy.engines import Engines
 from subnet_proxy.rewards.registry import pick_challenge_kind, task_spec
 from subnet_proxy.store.base import TaskStore
-from subnet_proxy.tasks import Task
+from subnet_proxy.tasks import Task, utcnow
 from subnet_proxy.validator.challenges import Corpus
 from subnet_proxy.validator.loop_runner import LoopRunner
 
@@ -40,6 +45,7 @@ class SyntheticLoop(LoopRunner):
         owner: str,
         rate: float,
         idle_s: float,
+        ttl_s: float,
         corpus: Corpus | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -50,6 +56,7 @@ class SyntheticLoop(LoopRunner):
         self.owner = owner
         self.rate = rate
         self.idle_s = idle_s
+        self.ttl_s = ttl_s
         self.corpus = corpus or Corpus.load()
         self.rng = rng or random.Random()
         self.issued = 0
@@ -82,7 +89,8 @@ class SyntheticLoop(LoopRunner):
         content_type = mime_type(challenge.task.input.audio_format or "wav")
         for data in challenge.blobs.values():
             await self.blobs.put(data, content_type=content_type)
-        task, _ = await self.store.create_task(challenge.task)
+        deadline = utcnow() + timedelta(seconds=self.ttl_s)
+        task, _ = await self.store.create_task(challenge.task.model_copy(update={"deadline": deadline}))
         self.issued += 1
         log.debug("synthetic %s challenge %s queued", kind.value, task.task_id)
         return task

@@ -7,7 +7,14 @@ import pytest
 from protocol import SummarizationSynapse, TranscriptionSynapse, TTSSynapse, b64encode
 from subnet_proxy.blobs import LocalBlobStore
 from subnet_proxy.tasks import Task, TaskInput, TaskKind
-from subnet_proxy.validator.codec import BadTaskInput, build_synapse, decode_result, max_output_bytes, stored_response
+from subnet_proxy.validator.codec import (
+    BadTaskInput,
+    build_synapse,
+    decode_result,
+    delivery_endpoint,
+    max_output_bytes,
+    stored_response,
+)
 from subnet_proxy.validator.dendrite import AxonResult
 
 
@@ -33,6 +40,28 @@ async def test_transcription_input_comes_from_the_blob_store(blobs, wav_bytes):
     assert isinstance(synapse, TranscriptionSynapse)
     assert synapse.audio_format == "wav" and synapse.language == "en"
     assert synapse.audio_b64 == b64encode(wav_bytes)
+    assert synapse.task_id is not None and synapse.delivery_url is None
+
+
+@pytest.mark.parametrize(("kind", "fields"), [
+    (TaskKind.TTS, {"text": "Hello there."}),
+    (TaskKind.SUMMARIZATION, {"text": "A source text. With two sentences.", "max_words": 10}),
+])
+async def test_every_synapse_names_its_task_and_the_offered_delivery_url(blobs, kind, fields):
+    t = task(kind, **fields)
+    url = delivery_endpoint("https://proxy.example.org:8443/")
+    assert url == "https://proxy.example.org:8443/api/v1/miner/response"
+    offered = await build_synapse(t, blobs, delivery_url=url)
+    assert (offered.task_id, offered.delivery_url) == (t.task_id, url)
+    bare = await build_synapse(t, blobs)
+    assert (bare.task_id, bare.delivery_url) == (t.task_id, None)
+    assert bare.body_hash != offered.body_hash
+
+
+def test_delivery_endpoint_none_offers_none_and_a_bad_base_fails_at_once():
+    assert delivery_endpoint(None) is None
+    with pytest.raises(ValueError, match="(?i)port"):
+        delivery_endpoint("http://127.0.0.1:99999999")
 
 
 @pytest.mark.parametrize(

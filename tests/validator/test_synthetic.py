@@ -32,10 +32,10 @@ def client_task() -> Task:
     return Task(kind=TaskKind.SUMMARIZATION, owner="client", input=TaskInput(text="Some text to summarize."))
 
 
-def loop(parts, engines, *, rate: float, idle_s: float = 3600.0, seed: int = 1) -> SyntheticLoop:
+def loop(parts, engines, *, rate: float, idle_s: float = 3600.0, seed: int = 1, ttl_s: float = 3600.0) -> SyntheticLoop:
     store, blobs = parts
     return SyntheticLoop(store, blobs, engines, owner="synthetic:5Validator", rate=rate, idle_s=idle_s,
-                         rng=random.Random(seed))
+                         ttl_s=ttl_s, rng=random.Random(seed))
 
 
 async def test_client_traffic_earns_challenges_at_the_rate(parts, engines):
@@ -77,3 +77,17 @@ async def test_challenges_of_every_kind_are_stored_like_client_tasks(parts, engi
     assert set(kinds) == set(TaskKind)
     claimed = await store.claim_tasks("validator", limit=10, lease_s=5)
     assert len(claimed) == 6  # the same queue, the same claim as client tasks
+
+
+async def test_a_challenge_has_a_deadline_so_one_that_never_finishes_is_expired(parts, engines):
+    """Without a deadline a challenge nobody can finish (no serving miner, no quorum) stays for ever:
+    retention expires only tasks that have one."""
+    store, _ = parts
+    synthetic = loop(parts, engines, rate=1.0, seed=SEED, ttl_s=0.2)
+    task = await synthetic.issue()
+    stored = await store.get_task(task.task_id)
+    assert stored.deadline is not None and stored.deadline > stored.created_at
+    await asyncio.sleep(0.3)
+    assert await store.expire_overdue() == [task.task_id]
+    expired = await store.get_task(task.task_id)
+    assert expired.status is TaskStatus.EXPIRED and expired.error is not None and expired.error.code == "deadline"

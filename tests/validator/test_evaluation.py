@@ -1,0 +1,109 @@
+"""Evaluation and recovery: a task is judged once, a failing one is retried without a restart."""
+# No "from __future__ import annotations": bt.Axon.attach inspects real annotation objects.
+
+import asyncio
+from collections import Counter
+
+from subnet_proxy.blobs import LocalBlobStore
+from subnet_proxy.chain import MetagraphSnapshot, Neuron
+from subnet_proxy.store import SQLiteTaskStore
+from subnet_proxy.tasks import MinerResponse, Task, TaskInput, TaskKind, TaskStatus
+from subnet_proxy.validator.evaluation import EngineScorer, Evaluator
+from subnet_proxy.validator.scores import ScoreBook
+from tests.validator.test_forward import GOOD, SOURCE, summarizer, summary_task
+
+MINER = "5MinerHotkey"
+
+
+async def done_task(store: SQLiteTaskStore, text: str = SOURCE, *, uid: int = 0, hotkey: str = MINER) -> Task:
+    """A summarization task a (now gone) validator took to DONE with one valid answer."""
+    task, _ = await store.create_task(Task(kind=TaskKind.SUMMARIZATION, owner="client",
+                                           input=TaskInput(text=text, max_words=25)))
+    await store.claim_tasks("gone-validator", limit=1, lease_s=30)
+    await store.record_response(MinerResponse(task_id=task.task_id, hotkey=hotkey, uid=uid, state="ok",
+                                              latency_s=0.1, text=GOOD))
+    return await store.transition(task.task_id, TaskStatus.DONE, claimer="gone-validator")
+
+
+async def test_a_task_evaluated_twice_moves_the_scores_once(tmp_path, scoring):
+    """Two evaluations of one task by this validator (a recovery sweep racing the loop): the second
+    is not recorded, so it must not fold the same reward into the EMA a second time."""
+    store = SQLiteTaskStore(tmp_path / "tasks.db")
+    blobs = LocalBlobStore(tmp_path / "blobs")
+    try:
+        task = await done_task(store)
+        snapshot = MetagraphSnapshot(netuid=1, block=10, neurons=(
+            Neuron(uid=0, hotkey=MINER, coldkey="5Cold", stake=0.0, ip="127.0.0.1", port=9000,
+                   validator_permit=False, last_update=0),))
+        book = ScoreBook(alpha=0.5)
+        book.sync(snapshot)
+        evaluator = Evaluator(store, EngineScorer(scoring, blobs), book, lambda: snapshot,
+                              validator_hotkey="5Validator", quorum=0.5)
+        outcomes = await asyncio.gather(evaluator.evaluate(task, timeout_s=5.0),
+                                        evaluator.evaluate(task, timeout_s=5.0))
+        assert [o.status for o in outcomes] == [TaskStatus.APPROVED, TaskStatus.APPROVED]
+        [stat] = book.stats()
+        reward = outcomes[0].rewards[0].reward
+        assert reward > 0
+        assert stat.attempts == 1
+        assert stat.ema_score == 0.5 * reward
+        assert len(await store.list_evaluations(task.task_id)) == 1
+    finally:
+        await store.close()
+        await blobs.close()
+
+
+class FailingFor:
+    """Fault injection: the real scorer, except that scoring the named task raises the first time."""
+
+    def __init__(self, inner, task_id: str) -> None:
+        self.inner = inner
+        self.task_id = task_id
+        self.failed = False
+
+    async def score(self, task, responses, *, timeout_s):
+        if task.task_id == self.task_id and not self.failed:
+            self.failed = True
+            raise RuntimeError("model crashed")
+        return await self.inner.score(task, responses, timeout_s=timeout_s)
+
+
+async def test_a_task_that_cannot_be_evaluated_at_start_neither_blocks_the_start_nor_stays_done(harness):
+    """At start, one DONE task whose scoring crashes must not stop the validator from starting (nor
+    the other tasks from being judged), and the recovery sweep judges it later without a restart."""
+    poison = await done_task(harness.store, f"{SOURCE} First.")
+    other = await done_task(harness.store, f"{SOURCE} Second.")
+    scorer = FailingFor(EngineScorer(harness.scoring, harness.blobs), poison.task_id)
+    await harness.validator(scorer=scorer, recover_s=0.3)
+    assert scorer.failed
+    assert (await harness.store.get_task(other.task_id)).status is TaskStatus.APPROVED
+    await harness.wait_status(poison.task_id, TaskStatus.APPROVED, timeout=10)
+
+
+class CountingScorer:
+    """The real scorer, slowed down (a loaded scoring pool) and counting the tasks it scores."""
+
+    def __init__(self, inner, delay_s: float) -> None:
+        self.inner = inner
+        self.delay_s = delay_s
+        self.calls: Counter[str] = Counter()
+
+    async def score(self, task, responses, *, timeout_s):
+        self.calls[task.task_id] += 1
+        await asyncio.sleep(self.delay_s)
+        return await self.inner.score(task, responses, timeout_s=timeout_s)
+
+
+async def test_the_recovery_sweep_never_judges_a_task_the_loop_is_judging(harness):
+    """DONE tasks waiting for (or in) their evaluation in this process are not the sweep's to take:
+    each task is scored once and each answer counted once."""
+    good = await harness.add_miner("good", summarizer(GOOD))
+    scorer = CountingScorer(EngineScorer(harness.scoring, harness.blobs), delay_s=0.4)
+    validator = await harness.validator(scorer=scorer, sample_size=1, concurrency=1, recover_s=0.05)
+    created = [(await harness.store.create_task(summary_task(f"{SOURCE} Report {i}.")))[0] for i in range(4)]
+    for task in created:
+        await harness.wait_status(task.task_id, TaskStatus.APPROVED, timeout=20)
+    assert validator.recovery.steps > 3  # the sweep did run while tasks were being judged
+    assert dict(scorer.calls) == {t.task_id: 1 for t in created}
+    stats = {s.uid: s for s in validator.miner_stats()}
+    assert stats[good].attempts == len(created)
