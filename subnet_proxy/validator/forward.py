@@ -30,7 +30,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from subnet_proxy.rewards.registry import task_timeout
-from subnet_proxy.store.base import LeaseLost, StoreError, TaskStore
+from subnet_proxy.store.base import LeaseLost, TaskStore
 from subnet_proxy.tasks import IllegalTransition, Task, TaskStatus
 from subnet_proxy.validator.dispatch import Dispatcher
 from subnet_proxy.validator.evaluation import Evaluator
@@ -164,7 +164,10 @@ class ForwardLoop(LoopRunner):
                 if worker is not None:
                     worker.cancel()
                 return
-            except StoreError:
+            # Not only StoreError: a cloud backend raises its client's own errors (unavailable,
+            # deadline exceeded). A keeper that died on one would let the lease run out under a task
+            # still out with miners, and another validator would do the same work again.
+            except Exception:  # noqa: BLE001 - logged with traceback and retried at the next third of the lease
                 log.exception("task %s: lease renewal failed; retrying", task_id)
 
     # -- start and stop -----------------------------------------------------------------------------

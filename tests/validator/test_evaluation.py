@@ -107,3 +107,33 @@ async def test_the_recovery_sweep_never_judges_a_task_the_loop_is_judging(harnes
     assert dict(scorer.calls) == {t.task_id: 1 for t in created}
     stats = {s.uid: s for s in validator.miner_stats()}
     assert stats[good].attempts == len(created)
+
+
+async def test_a_lease_renewal_that_raises_a_backend_error_does_not_stop_the_renewals(harness, monkeypatch):
+    """A cloud store raises its client's own errors (not StoreError) on a flaky network: the keeper
+    must log and keep renewing, or the lease runs out under a task still out with miners and a
+    rival validator takes it over (the same work twice)."""
+    await harness.add_miner("slow", summarizer(GOOD, delay=2.0))
+    renew = harness.store.renew_lease
+    calls = 0
+
+    async def flaky_renew(task_id, claimer, *, lease_s):
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ConnectionError("backend unavailable")
+        return await renew(task_id, claimer, lease_s=lease_s)
+
+    monkeypatch.setattr(harness.store, "renew_lease", flaky_renew)
+    validator = await harness.validator(sample_size=1, lease_s=0.6, timeout=5.0)
+    task, _ = await harness.store.create_task(summary_task())
+    await harness.wait_status(task.task_id, TaskStatus.DISTRIBUTED)
+    stolen = []
+    loop = asyncio.get_running_loop()
+    until = loop.time() + 2.0
+    while loop.time() < until and not stolen:
+        stolen = await harness.store.claim_tasks("rival-validator", limit=1, lease_s=30)
+        await asyncio.sleep(0.05)
+    assert stolen == [] and calls > 1
+    done = await harness.wait_status(task.task_id, TaskStatus.APPROVED)
+    assert done.timeline[1].reason == f"claimed by {validator.hotkey}"
