@@ -17,6 +17,7 @@ from subnet_proxy.server.body import read_limited
 from subnet_proxy.server.context import ServerContext, ctx
 from subnet_proxy.server.errors import ApiError, Handler
 from subnet_proxy.server.request_keys import CALLER_ID
+from subnet_proxy.signing import HOTKEY_HEADER, MissingSignature
 from subnet_proxy.store.keys import ApiKey, Role, hash_key
 
 Auth = Literal["public", "client", "admin", "miner", "validator"]
@@ -74,18 +75,25 @@ def signed_body_limit(context: ServerContext) -> int:
 
 
 async def require_signature(request: web.Request, *, validator: bool) -> tuple[Neuron, MetagraphSnapshot, bytes]:
-    """Verify a signed request and that the metagraph allows its hotkey (a permit for validators)."""
+    """Verify a signed request and that the metagraph allows its hotkey (a permit for validators).
+
+    The claimed hotkey is checked first: anyone can make a keypair and sign, so a stranger's body is
+    never read and its nonces never enter the cache (whose evictions raise the staleness floor).
+    """
     context = ctx(request)
     snapshot = context.metagraph()
     if snapshot is None:
         raise ApiError(503, "no_metagraph", "this server has no metagraph, so it cannot check signed callers")
-    body = await read_limited(request, signed_body_limit(context))
-    caller = context.verifier.verify(request.headers, body)
-    neuron = snapshot.by_hotkey(caller.hotkey)
+    hotkey = request.headers.get(HOTKEY_HEADER, "")
+    neuron = snapshot.by_hotkey(hotkey)
     if neuron is None:
+        if not hotkey:
+            raise MissingSignature(f"signed request needs the {HOTKEY_HEADER} header")
         raise ApiError(403, "unknown_hotkey", "hotkey is not registered on this subnet")
     if validator and not neuron.validator_permit:
         raise ApiError(403, "no_validator_permit", "hotkey has no validator permit")
+    body = await read_limited(request, signed_body_limit(context))
+    context.verifier.verify(request.headers, body)
     return neuron, snapshot, body
 
 

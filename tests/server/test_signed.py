@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import json
 import time
+from pathlib import Path
 
 from protocol import b64encode, encode_audio
+from subnet_proxy.server.auth import signed_body_limit
+from subnet_proxy.server.context import CONTEXT
 from subnet_proxy.signing import sign_request
 from subnet_proxy.tasks import TaskKind, TaskStatus
 from tests.conftest import tone
-from tests.server.conftest import Harness, auth, error_of
+from tests.server.conftest import Harness, auth, error_of, start_harness, stop_harness
 
 
 async def test_miner_answers_once_and_self_reported_scores_are_ignored(harness: Harness) -> None:
@@ -85,7 +89,6 @@ async def test_signature_failures(harness: Harness) -> None:
         (forged, "bad_signature"),
         ({**good, "X-Signature": "0x" + "00" * 64}, "bad_signature"),
         ({**good, "X-Signature": "zz"}, "bad_signature"),
-        ({**good, "X-Hotkey": "not-an-address"}, "bad_signature"),
         (sign_request(n.miner_1, body, harness.own_hotkey, now=time.time() - 3600), "stale_request"),
         (sign_request(n.miner_1, body, harness.own_hotkey, now=time.time() + 3600), "stale_request"),
         ({**good, "X-Timestamp": "yesterday"}, "missing_signature"),
@@ -97,6 +100,8 @@ async def test_signature_failures(harness: Harness) -> None:
         resp = await post(headers)
         assert resp.status == 401, (code, await resp.text())
         assert await error_of(resp) == code
+    resp = await post({**good, "X-Hotkey": "not-an-address"})
+    assert resp.status == 403 and await error_of(resp) == "unknown_hotkey"
     # the body is covered by the signature
     resp = await post(good, data=json.dumps({"task_id": task.task_id, "text": "tampered"}).encode())
     assert resp.status == 401 and await error_of(resp) == "bad_signature"
@@ -191,3 +196,26 @@ async def test_signed_endpoints_without_a_metagraph_refuse_clearly(harness: Harn
     harness.metagraph[0] = None
     resp = await harness.signed("GET", "/api/v1/validator/tasks", harness.neurons.validator_a)
     assert resp.status == 503 and await error_of(resp) == "no_metagraph"
+
+
+async def test_strangers_are_refused_before_their_body_is_read_or_their_nonces_kept(tmp_path: Path) -> None:
+    """Anyone can make a keypair and sign: an unregistered signer must not fill the nonce cache (whose
+    evictions raise the staleness floor for everyone) nor have a large body read and hashed."""
+    harness = await start_harness(tmp_path, nonce_cache_size=100)
+    try:
+        n = harness.neurons
+        body = b'{"task_id": "x", "text": "' + b"a" * 100 + b'"}'
+        for _ in range(110):  # signed a little in the future, as the clock-skew allowance permits
+            headers = sign_request(n.stranger, body, harness.own_hotkey, now=time.time() + 4)
+            resp = await harness.client.post("/api/v1/miner/response", data=body,
+                                             headers={**headers, "Content-Type": "application/json"})
+            assert resp.status == 403 and await error_of(resp) == "unknown_hotkey"
+        resp = await harness.signed("GET", "/api/v1/validator/tasks", n.validator_a)
+        assert resp.status == 200, await resp.text()
+
+        huge = b"x" * (signed_body_limit(harness.client.server.app[CONTEXT]) + 1)
+        resp = await harness.client.post("/api/v1/miner/response", data=io.BytesIO(huge),
+                                         headers=sign_request(n.stranger, huge, harness.own_hotkey))
+        assert resp.status == 403 and await error_of(resp) == "unknown_hotkey"
+    finally:
+        await stop_harness(harness)
