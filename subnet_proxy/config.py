@@ -55,6 +55,8 @@ class NeuronSettings(_Section):
     concurrency: int = Field(8, ge=1, le=1024, description="Tasks in flight at once.")
     lease_s: float = Field(60.0, gt=0, description="Lease on a claimed task; renewed while working.")
     resync_s: float = Field(120.0, gt=0, description="Seconds between metagraph resyncs.")
+    recover_s: float = Field(60.0, gt=0, description="Seconds between sweeps that evaluate done tasks this "
+                             "validator has not judged (a failed evaluation, a shared store's quorum).")
     synthetic_idle_s: float = Field(60.0, gt=0, description="With no client tasks, one synthetic challenge per "
                                     "this many seconds (when synthetic_rate > 0), so scores keep moving.")
     shutdown_grace_s: float = Field(30.0, ge=0, description="Seconds in-flight tasks get to finish on shutdown "

@@ -3,7 +3,8 @@
 Built from ready parts (the entry point opens them from Settings; tests pass their own), so the
 same object runs on the local chain and on a real subtensor. ``start`` syncs the metagraph once
 before any task is taken, evaluates tasks a previous run left DONE, then starts the loops:
-forward (tasks), resync (metagraph), weights (each epoch), retention, synthetic challenges.
+forward (tasks), resync (metagraph), weights (each epoch), retention, recovery (done tasks left
+unjudged), synthetic challenges.
 ``stop`` ends intake, lets in-flight tasks finish or releases them, and saves the scores.
 """
 
@@ -27,7 +28,7 @@ from subnet_proxy.validator.dispatch import Dispatcher, ScoredSelector
 from subnet_proxy.validator.evaluation import Evaluator, Scorer, TelemetryObserver
 from subnet_proxy.validator.forward import ForwardLoop
 from subnet_proxy.validator.loop_runner import LoopRunner
-from subnet_proxy.validator.loops import MetagraphView, ResyncLoop, RetentionLoop, WeightsLoop
+from subnet_proxy.validator.loops import MetagraphView, RecoveryLoop, ResyncLoop, RetentionLoop, WeightsLoop
 from subnet_proxy.validator.scores import ScoreBook
 from subnet_proxy.validator.synthetic import SyntheticLoop
 from subnet_proxy.validator.weights import WeightSetter
@@ -75,7 +76,8 @@ class Validator:
         self.synthetic: SyntheticLoop | None = None
         if engines is not None and neuron.synthetic_rate > 0:
             self.synthetic = SyntheticLoop(store, blobs, engines, owner=f"synthetic:{self.hotkey}",
-                                           rate=neuron.synthetic_rate, idle_s=neuron.synthetic_idle_s, rng=rng)
+                                           rate=neuron.synthetic_rate, idle_s=neuron.synthetic_idle_s,
+                                           ttl_s=settings.proxy.task_ttl_s, rng=rng)
         self.forward = ForwardLoop(
             store, self.dispatcher, self.evaluator, claimer=self.hotkey, concurrency=neuron.concurrency,
             lease_s=neuron.lease_s, base_timeout_s=neuron.timeout, grace_s=neuron.shutdown_grace_s,
@@ -88,7 +90,8 @@ class Validator:
             self.metagraph, self.scores, interval_s=block_s, telemetry=telemetry,
         )
         self.retention = RetentionLoop(store, blobs, settings.retention)
-        self._background: list[LoopRunner] = [self.resync, self.weights, self.retention]
+        self.recovery = RecoveryLoop(self.forward, interval_s=neuron.recover_s)
+        self._background: list[LoopRunner] = [self.resync, self.weights, self.retention, self.recovery]
         if self.synthetic is not None:
             self._background.append(self.synthetic)
 
