@@ -259,7 +259,7 @@ def _error_message(raw: bytes, response: aiohttp.ClientResponse) -> str:
     """The axon's own explanation: its JSON ``message``, else its status header, else the reason."""
     try:
         payload = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser's stack
         payload = None
     if isinstance(payload, dict) and isinstance(payload.get("message"), str):
         return payload["message"][:300]
@@ -270,7 +270,7 @@ def _parsed(prepared: _Prepared, raw: bytes, result: Any) -> AxonResult:
     """Validate the miner's outputs only (the echoed inputs are ours already) against the protocol."""
     try:
         payload = json.loads(raw)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # a hostile miner can nest past the parser's stack
         return result("invalid", status_code=200, message=f"answer is not JSON: {exc}"[:300])
     if not isinstance(payload, dict):
         return result("invalid", status_code=200, message="answer is not a JSON object")

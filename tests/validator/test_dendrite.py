@@ -153,6 +153,7 @@ async def test_chunked_oversize_body_is_cut_off_unread(dendrite):
         (b"[1, 2]", "not a JSON object"),
         (json.dumps({"summary": "x" * (MAX_SUMMARY_CHARS + 1)}).encode(), "summary"),
         (json.dumps({"summary": 42}).encode(), "summary"),
+        (b'{"summary": ' + b"[" * 100_000, "not JSON"),  # nesting deeper than the JSON parser's recursion
     ],
 )
 async def test_garbage_answers_are_invalid_not_exceptions(dendrite, body, expected):
@@ -167,6 +168,19 @@ async def test_garbage_answers_are_invalid_not_exceptions(dendrite, body, expect
         await runner.cleanup()
     assert result.outcome == "invalid"
     assert expected in (result.message or "")
+
+
+async def test_deeply_nested_error_body_is_still_an_http_error(dendrite):
+    async def nested(request: web.Request) -> web.Response:
+        return web.Response(body=b"[" * 100_000, status=500, content_type="application/json")
+
+    runner, port = await raw_server(nested)
+    try:
+        [result] = await dendrite.query(SummarizationSynapse(text=SOURCE), [neuron(0, "5Fake", port)],
+                                        timeout=5.0, max_output_bytes=MB)
+    finally:
+        await runner.cleanup()
+    assert result.outcome == "http_error" and result.status_code == 500
 
 
 async def test_server_errors_and_unreachable_axons_are_classified(dendrite):
