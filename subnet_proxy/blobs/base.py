@@ -12,7 +12,7 @@ import re
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
-_KEY = re.compile(r"^[0-9a-f]{64}$")
+_KEY = re.compile(r"[0-9a-f]{64}")
 
 
 class BlobError(Exception):
@@ -41,7 +41,7 @@ def blob_key(data: bytes) -> str:
 
 def check_key(key: str) -> str:
     """Return ``key`` if it is a well-formed content key, else raise InvalidBlobKey."""
-    if not isinstance(key, str) or not _KEY.match(key):
+    if not isinstance(key, str) or not _KEY.fullmatch(key):
         raise InvalidBlobKey(str(key)[:80])
     return key
 
