@@ -30,8 +30,9 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from subnet_proxy.rewards.registry import task_timeout
+from subnet_proxy.store import ops
 from subnet_proxy.store.base import LeaseLost, TaskStore
-from subnet_proxy.tasks import IllegalTransition, Task, TaskStatus
+from subnet_proxy.tasks import IllegalTransition, Task, TaskStatus, utcnow
 from subnet_proxy.validator.dispatch import Dispatcher
 from subnet_proxy.validator.evaluation import Evaluator
 from subnet_proxy.validator.loop_runner import LoopRunner
@@ -120,6 +121,9 @@ class ForwardLoop(LoopRunner):
     # -- one task -----------------------------------------------------------------------------------
     async def _work(self, task: Task) -> None:
         try:
+            if ops.overdue(task, utcnow()):
+                await self._expire(task)
+                return
             if self.on_dispatched is not None:
                 self.on_dispatched(task)
             keeper = asyncio.create_task(self._keep_lease(task.task_id, asyncio.current_task()))
@@ -140,6 +144,16 @@ class ForwardLoop(LoopRunner):
         finally:
             self._inflight.pop(task.task_id, None)
             self._slot_freed.set()
+
+    async def _expire(self, task: Task) -> None:
+        """A task claimed past its deadline (retention expires them only every ``interval_s``) ends
+        EXPIRED at once: its client has given up on it, so miners are not asked to work for nothing."""
+        deadline = task.deadline.isoformat() if task.deadline else "?"
+        await self.store.transition(task.task_id, TaskStatus.EXPIRED, reason=ops.DEADLINE_ERROR,
+                                    error=(ops.DEADLINE_ERROR, f"not dispatched by its deadline {deadline}"),
+                                    claimer=self.claimer)
+        self.completed += 1
+        log.info("task %s: claimed past its deadline %s; expired", task.task_id, deadline)
 
     async def _evaluate(self, task: Task, timeout_s: float) -> None:
         try:

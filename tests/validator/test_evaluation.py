@@ -3,11 +3,12 @@
 
 import asyncio
 from collections import Counter
+from datetime import timedelta
 
 from subnet_proxy.blobs import LocalBlobStore
 from subnet_proxy.chain import MetagraphSnapshot, Neuron
 from subnet_proxy.store import SQLiteTaskStore
-from subnet_proxy.tasks import MinerResponse, Task, TaskInput, TaskKind, TaskStatus
+from subnet_proxy.tasks import MinerResponse, Task, TaskInput, TaskKind, TaskStatus, utcnow
 from subnet_proxy.validator.evaluation import EngineScorer, Evaluator
 from subnet_proxy.validator.scores import ScoreBook
 from tests.validator.test_forward import GOOD, SOURCE, summarizer, summary_task
@@ -137,3 +138,20 @@ async def test_a_lease_renewal_that_raises_a_backend_error_does_not_stop_the_ren
     assert stolen == [] and calls > 1
     done = await harness.wait_status(task.task_id, TaskStatus.APPROVED)
     assert done.timeline[1].reason == f"claimed by {validator.hotkey}"
+
+
+async def test_a_task_claimed_past_its_deadline_expires_without_reaching_a_miner(harness):
+    """Retention expires overdue tasks only every interval (an hour by default): a PENDING task whose
+    deadline passes while it queues must not be sent to miners and approved late, but end EXPIRED
+    when it is claimed."""
+    seen: list[str] = []
+    await harness.add_miner("slow", summarizer(GOOD, delay=1.5, seen=seen))
+    await harness.validator(sample_size=1, concurrency=1)
+    first, _ = await harness.store.create_task(summary_task())
+    await harness.wait_status(first.task_id, TaskStatus.DISTRIBUTED)
+    queued = summary_task(f"{SOURCE} Late.").model_copy(update={"deadline": utcnow() + timedelta(seconds=0.5)})
+    late, _ = await harness.store.create_task(queued)
+    expired = await harness.wait_status(late.task_id, TaskStatus.EXPIRED, TaskStatus.APPROVED, timeout=10)
+    assert expired.status is TaskStatus.EXPIRED
+    assert expired.error is not None and expired.error.code == "deadline"
+    assert seen == [SOURCE] and await harness.store.list_responses(late.task_id) == []
