@@ -254,13 +254,16 @@ class ProxyClient:
 
     # -- signed (neurons) ---------------------------------------------------------------------------------
     async def miner_response(self, task_id: str, *, text: str | None = None, audio: bytes | None = None,
-                             audio_format: str | None = None,
-                             segments: list[dict[str, Any]] | None = None) -> AnswerAccepted:
+                             audio_format: str | None = None, segments: list[dict[str, Any]] | None = None,
+                             url: str | None = None) -> AnswerAccepted:
+        """Deliver a miner's answer, signed; ``url``: the full endpoint a synapse's ``delivery_url`` named
+        (default: this client's server)."""
         payload: dict[str, Any] = {"task_id": task_id, "text": text, "segments": segments,
                                    "audio_b64": b64encode(audio) if audio else None, "audio_format": audio_format}
         body = json.dumps({k: v for k, v in payload.items() if v is not None}).encode()
         headers = {**self._signed_headers(body), "Content-Type": "application/json"}
-        async with self.session.post(self.base_url + "/api/v1/miner/response", data=body, headers=headers) as resp:
+        async with self.session.post(url or self.base_url + "/api/v1/miner/response", data=body,
+                                     headers=headers) as resp:
             await _raise_for_error(resp)
             return AnswerAccepted.model_validate(await resp.json())
 

@@ -2,8 +2,12 @@
 
 Every failure becomes a status on the synapse (400 bad input, 408 out of time, 413 too large,
 503 model unavailable), never an exception out of the handler, so one bad request cannot take the
-axon down or leave a caller without an answer. Decoding and encoding run in the engine workers
-with the model call: a 25 MB MP3 is seconds of CPU and must not stall the axon's event loop.
+axon down or leave a caller without an answer. A transcription or TTS job that outlasts the synapse
+timeout, where the synapse offered ``task_id`` and ``delivery_url``, is not a 408: the synapse is
+answered empty on time and the job's output is delivered when done (``delivery.Deliverer``).
+
+Decoding and encoding run in the engine workers with the model call: a 25 MB MP3 is seconds of CPU
+and must not stall the axon's event loop.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import bittensor as bt
 
 from protocol import (
     AudioDecodeError,
+    AudioSynapse,
     DecodedAudio,
     Segment,
     SummarizationSynapse,
@@ -31,6 +36,7 @@ from protocol import (
 )
 from subnet_proxy.engines import EngineError, EngineInputError, Engines, ModelLoadError, Transcript
 from subnet_proxy.miner.admission import AdmissionPolicy, MetagraphView, caller_priority, refusal
+from subnet_proxy.miner.delivery import Deliverer, Destination, LateAnswer
 from subnet_proxy.miner.gate import PriorityGate
 
 log = logging.getLogger(__name__)
@@ -74,11 +80,14 @@ def _budget(timeout: float | None, started: float) -> float:
 class MinerService:
     """The axon's blacklist, priority and forward functions for the three synapses."""
 
-    def __init__(self, engines: Engines, view: MetagraphView, policy: AdmissionPolicy, limits: MinerLimits) -> None:
+    def __init__(self, engines: Engines, view: MetagraphView, policy: AdmissionPolicy, limits: MinerLimits, *,
+                 delivery: Deliverer | None = None) -> None:
         self.engines = engines
         self.view = view
         self.policy = policy
         self.limits = limits
+        #: None: never deliver late; jobs past the synapse timeout are answered 408 only.
+        self.delivery = delivery
         self.gate = PriorityGate(engines.pool.workers)
 
     # -- admission ---------------------------------------------------------------------------------
@@ -98,10 +107,13 @@ class MinerService:
             audio = await self.engines.pool.run(self._decode, synapse.audio_b64)
             return await self.engines.transcribe(audio, synapse.language)
 
-        transcript = await self._serve(synapse, work)
+        def late(transcript: Transcript) -> LateAnswer:
+            return LateAnswer(text=transcript.text, segments=[s.model_dump() for s in _segments(transcript)])
+
+        transcript = await self._serve(synapse, work, late)
         if transcript is not None:
             synapse.transcript = transcript.text
-            synapse.segments = [Segment(start=s.start, end=s.end, text=s.text) for s in transcript.segments]
+            synapse.segments = _segments(transcript)
         return synapse
 
     async def synthesize(self, synapse: TTSSynapse) -> TTSSynapse:
@@ -112,7 +124,10 @@ class MinerService:
             data = await self.engines.pool.run(encode_audio, speech.samples, speech.sample_rate, fmt)
             return data, speech.sample_rate
 
-        answer = await self._serve(synapse, work)
+        def late(answer: tuple[bytes, int]) -> LateAnswer:
+            return LateAnswer(audio=answer[0], audio_format=fmt)
+
+        answer = await self._serve(synapse, work, late)
         if answer is not None:
             synapse.audio_b64 = b64encode(answer[0])
             synapse.audio_format = fmt  # type: ignore[assignment]  # a checked Literal value
@@ -141,8 +156,10 @@ class MinerService:
                                      f"{self.limits.max_audio_s:.0f} s")
         return audio
 
-    async def _serve(self, synapse: bt.Synapse, work: Callable[[], Coroutine[Any, Any, T]]) -> T | None:
-        """Run ``work`` under the priority gate within the synapse's time; None (status set) on failure."""
+    async def _serve(self, synapse: AudioSynapse, work: Callable[[], Coroutine[Any, Any, T]],
+                     late: Callable[[T], LateAnswer] | None = None) -> T | None:
+        """Run ``work`` under the priority gate within the synapse's time; None (status set) on failure,
+        or None (no status: an empty answer) when the job goes on to a late delivery through ``late``."""
         started = time.monotonic()
         try:
             await asyncio.wait_for(self.gate.acquire(self.priority(synapse)),
@@ -155,6 +172,8 @@ class MinerService:
         try:
             return await asyncio.wait_for(asyncio.shield(job), max(0.0, _budget(synapse.timeout, started)))
         except TimeoutError:
+            if late is not None and self._defer(synapse, job, late):
+                return None
             _fail(synapse, 408, f"not done within the synapse timeout of {synapse.timeout} s")
         except RequestFailed as exc:
             _fail(synapse, exc.status, str(exc))
@@ -168,9 +187,28 @@ class MinerService:
             _fail(synapse, 500, f"engine failed: {exc}")
         return None
 
+    def _defer(self, synapse: AudioSynapse, job: asyncio.Future[T], late: Callable[[T], LateAnswer]) -> bool:
+        """Hand a job past its timeout to the deliverer when the synapse offered delivery; False otherwise.
+
+        The URL and task id come from this synapse, whose hash, signature and caller the axon and the
+        blacklist accepted; the answer is signed for that caller's hotkey alone.
+        """
+        caller = synapse.dendrite.hotkey if synapse.dendrite is not None else None
+        if self.delivery is None or not synapse.task_id or not synapse.delivery_url or not caller:
+            return False
+        self.delivery.later(job, late, Destination(task_id=synapse.task_id, url=synapse.delivery_url,
+                                                   validator_hotkey=caller))
+        log.info("task %s: not done within %s s; answering empty and delivering later", synapse.task_id,
+                 synapse.timeout)
+        return True
+
     def _finished(self, job: asyncio.Future[Any]) -> None:
         """Free the slot only when the work really ends: a job its caller gave up on still holds a worker."""
         self.gate.release()
         error = None if job.cancelled() else job.exception()  # retrieved, so a late failure is not lost
         if error is not None and not isinstance(error, (RequestFailed, EngineError)):
             log.error("miner job failed on an unexpected error", exc_info=error)
+
+
+def _segments(transcript: Transcript) -> list[Segment]:
+    return [Segment(start=s.start, end=s.end, text=s.text) for s in transcript.segments]
