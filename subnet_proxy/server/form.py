@@ -32,11 +32,15 @@ def malformed(message: str) -> ApiError:
 
 
 def boundary_of(content_type: str) -> bytes:
-    """The boundary parameter of a multipart Content-Type header."""
+    """The boundary parameter of a multipart Content-Type header, as the bytes the client sent.
+
+    aiohttp decodes header bytes as UTF-8 with surrogateescape, so this encoding gives them back
+    whatever they were (latin-1 would fail on any other character: a 500 for a client's typo).
+    """
     match = _BOUNDARY.search(content_type)
     if match is None:
         raise malformed("multipart/form-data needs a boundary parameter")
-    return (match.group(1) or match.group(2)).encode("latin-1")
+    return (match.group(1) or match.group(2)).encode("utf-8", "surrogateescape")
 
 
 def disposition(value: str) -> tuple[str, str | None]:

@@ -10,6 +10,7 @@ from multidict import CIMultiDict
 
 from subnet_proxy.server.errors import ApiError
 from subnet_proxy.server.form import boundary_of, parse_form
+from tests.server.conftest import Harness, auth, error_of
 
 CURL_STYLE = (
     b"--------------------------d74496d66958873e\r\n"
@@ -74,3 +75,10 @@ def test_malformed_bodies_are_400(body: bytes) -> None:
     with pytest.raises(ApiError) as err:
         parse_form(body, b"B")
     assert (err.value.status, err.value.code) == (400, "malformed_multipart")
+
+
+async def test_a_boundary_outside_latin1_is_parsed_not_a_500(harness: Harness) -> None:
+    body = "--中\r\nContent-Disposition: form-data; name=\"audio\"\r\n\r\nnot audio\r\n--中--\r\n".encode()
+    resp = await harness.client.post("/api/v1/transcription", data=body, headers={
+        **auth(), "Content-Type": "multipart/form-data; boundary=中"})
+    assert resp.status == 415 and await error_of(resp) == "unsupported_audio"  # the part was found and read
