@@ -160,7 +160,7 @@ class ForwardLoop(LoopRunner):
             async with self._eval_slots:
                 await self.evaluator.evaluate(task, timeout_s=timeout_s)
             self.completed += 1
-        except Exception:  # noqa: BLE001 - logged with traceback; recover() evaluates it at the next start
+        except Exception:  # noqa: BLE001 - logged with traceback; the next recovery sweep evaluates it
             log.exception("task %s: evaluation failed; the next recovery sweep redoes it", task.task_id)
         finally:
             self._judging.discard(task.task_id)

@@ -101,7 +101,8 @@ class RetentionLoop(LoopRunner):
 class RecoveryLoop(LoopRunner):
     """Every ``interval_s``, evaluate the DONE tasks this validator has not judged (``ForwardLoop.recover``).
 
-    The start runs a sweep of its own before intake opens, so this loop's first step only waits.
+    The first sweep runs at start, alongside intake (the loop's guards keep the two apart): a
+    restart with many DONE tasks waiting (a crash, a shared store's quorum) is serving at once.
     """
 
     name = "recovery"
@@ -112,8 +113,6 @@ class RecoveryLoop(LoopRunner):
         self.recovered = 0
 
     async def run_step(self) -> None:
-        if self.steps == 0:
-            return
         count = await self.forward.recover()
         self.recovered += count
         if count:

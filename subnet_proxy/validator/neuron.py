@@ -2,9 +2,10 @@
 
 Built from ready parts (the entry point opens them from Settings; tests pass their own), so the
 same object runs on the local chain and on a real subtensor. ``start`` syncs the metagraph once
-before any task is taken, evaluates tasks a previous run left DONE, then starts the loops:
-forward (tasks), resync (metagraph), weights (each epoch), retention, recovery (done tasks left
-unjudged), synthetic challenges.
+before any task is taken, then starts the loops: forward (tasks), resync (metagraph), weights (each
+epoch), retention, recovery (done tasks left unjudged: its first sweep, at once, evaluates what a
+previous run left DONE, alongside intake, so a backlog of them never holds the start back),
+synthetic challenges.
 ``stop`` ends intake, lets in-flight tasks finish or releases them, and saves the scores.
 """
 
@@ -104,9 +105,6 @@ class Validator:
         if self.metagraph().by_hotkey(self.hotkey) is None:
             log.warning("validator hotkey %s is not registered on netuid %d: tasks are served, weights are not set",
                         self.hotkey, self.settings.netuid)
-        recovered = await self.forward.recover()
-        if recovered:
-            log.info("evaluated %d task(s) a previous run left done", recovered)
         self.forward.start()
         for loop in self._background:
             loop.start()

@@ -76,8 +76,8 @@ async def test_a_task_that_cannot_be_evaluated_at_start_neither_blocks_the_start
     other = await done_task(harness.store, f"{SOURCE} Second.")
     scorer = FailingFor(EngineScorer(harness.scoring, harness.blobs), poison.task_id)
     await harness.validator(scorer=scorer, recover_s=0.3)
+    await harness.wait_status(other.task_id, TaskStatus.APPROVED, timeout=10)
     assert scorer.failed
-    assert (await harness.store.get_task(other.task_id)).status is TaskStatus.APPROVED
     await harness.wait_status(poison.task_id, TaskStatus.APPROVED, timeout=10)
 
 
@@ -155,3 +155,34 @@ async def test_a_task_claimed_past_its_deadline_expires_without_reaching_a_miner
     assert expired.status is TaskStatus.EXPIRED
     assert expired.error is not None and expired.error.code == "deadline"
     assert seen == [SOURCE] and await harness.store.list_responses(late.task_id) == []
+
+
+class GatedScorer:
+    """The real scorer behind a gate (a scoring pool busy for a long while): nothing is scored until
+    the test opens it."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.gate = asyncio.Event()
+        self.waiting = 0
+
+    async def score(self, task, responses, *, timeout_s):
+        self.waiting += 1
+        await self.gate.wait()
+        return await self.inner.score(task, responses, timeout_s=timeout_s)
+
+
+async def test_a_backlog_of_done_tasks_does_not_hold_the_start_back(harness):
+    """A restart with DONE tasks left unjudged (a crash, a shared store waiting for its quorum) must
+    open intake at once and judge them alongside, not evaluate them all before serving."""
+    left = [await done_task(harness.store, f"{SOURCE} Left {i}.") for i in range(3)]
+    scorer = GatedScorer(EngineScorer(harness.scoring, harness.blobs))
+    await asyncio.wait_for(harness.validator(scorer=scorer), timeout=10)
+    for _ in range(100):
+        if scorer.waiting:
+            break
+        await asyncio.sleep(0.05)
+    assert scorer.waiting >= 1  # the first sweep is under way, not finished before start returned
+    scorer.gate.set()
+    for task in left:
+        await harness.wait_status(task.task_id, TaskStatus.APPROVED, timeout=10)
