@@ -233,6 +233,8 @@ class ForwardLoop(LoopRunner):
                 await self.store.release_task(task_id, self.claimer, reason="validator shutdown")
             except (LeaseLost, IllegalTransition):
                 pass  # already moved on (DONE, or another validator's): nothing to give back
+            except Exception:  # noqa: BLE001 - logged; the lease runs out instead, and the shutdown (scores saved) goes on
+                log.exception("task %s: release on shutdown failed; it comes back when its lease runs out", task_id)
         if unfinished:
             log.info("forward: released %d unfinished task(s)", len(unfinished))
         if self._evaluating:  # dispatch may have queued more: wait for them in what is left of the grace

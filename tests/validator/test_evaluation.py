@@ -186,3 +186,24 @@ async def test_a_backlog_of_done_tasks_does_not_hold_the_start_back(harness):
     scorer.gate.set()
     for task in left:
         await harness.wait_status(task.task_id, TaskStatus.APPROVED, timeout=10)
+
+
+async def test_a_release_that_fails_on_shutdown_does_not_cut_the_shutdown_short(harness, monkeypatch):
+    """The store failing while in-flight tasks are given back (a cloud backend unreachable at that
+    moment) must not end ``stop`` early: the loops still stop and the scores are still saved; the
+    task comes back when its lease runs out."""
+    await harness.add_miner("slow", summarizer(GOOD, delay=3.0))
+    validator = await harness.validator(sample_size=1, shutdown_grace_s=0.1, timeout=5.0)
+    task, _ = await harness.store.create_task(summary_task())
+    await harness.wait_status(task.task_id, TaskStatus.DISTRIBUTED)
+
+    async def unreachable(task_id, claimer, *, reason="released"):
+        raise ConnectionError("backend unavailable")
+
+    monkeypatch.setattr(harness.store, "release_task", unreachable)
+    validator.scores.update(0, validator.scores.hotkey(0) or "", 0.5)  # something to save
+    await validator.stop()
+    assert validator.recovery.stopping and validator.weights.stopping
+    assert validator.scores.path.exists() and not validator.scores.dirty
+    held = await harness.store.get_task(task.task_id)
+    assert held.status is TaskStatus.DISTRIBUTED and held.lease_owner == validator.hotkey
