@@ -5,6 +5,7 @@ objects: timeouts, retries, rate limit, weight processing with bittensor's own
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 import time
 from dataclasses import dataclass, field
@@ -215,3 +216,37 @@ def test_open_chain_picks_the_real_chain_without_connecting() -> None:
     assert isinstance(chain, BittensorChain) and chain.netuid == 1
     with pytest.raises(ValueError, match="needs a wallet"):
         open_chain(settings, None)
+
+
+class SignatureCheckingSubtensor(FakeSubtensor):
+    """The fake, except that every call on it must bind to the real ``bt.Subtensor`` method of that
+    name (bittensor 10.5): a renamed or misspelt argument, or a method the real client lacks, fails."""
+
+    def __getattribute__(self, name: str) -> Any:
+        attr = super().__getattribute__(name)
+        if name.startswith("_") or not inspect.ismethod(attr):
+            return attr
+        called: set[str] = super().__getattribute__("called")
+
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            called.add(name)
+            real = getattr(bt.Subtensor, name, None)
+            if real is None:
+                raise AttributeError(f"bt.Subtensor has no {name}")
+            inspect.signature(real).bind(None, *args, **kwargs)
+            return attr(*args, **kwargs)
+
+        return checked
+
+
+async def test_every_subtensor_call_matches_the_real_bittensor_signature() -> None:
+    sub = SignatureCheckingSubtensor(graph(block=1000, last_update_val=800))
+    sub.called = set()  # type: ignore[attr-defined]
+    chain, _ = make(sub)
+    await chain.snapshot()
+    await chain.current_block()
+    assert await chain.is_registered("m1")
+    assert (await chain.set_weights([1, 2, 3], [0.5, 0.25, 0.25], version_key=7)).success
+    await chain.close()
+    assert {"metagraph", "get_current_block", "is_hotkey_registered", "weights_rate_limit", "set_weights",
+            "min_allowed_weights", "max_weight_limit", "close"} <= sub.called
