@@ -2,7 +2,9 @@
 
 ``score_task`` is the only impure step of scoring: it reads blobs and runs models (in the
 engines' worker pool, off the event loop), then calls the task kind's pure reward function from
-the registry. A reward never depends on anything a miner reported about itself.
+the registry, in that pool too: WER/CER consensus over long transcripts and stemmed ROUGE are tens
+to hundreds of milliseconds of CPU per task, which on the event loop would stall every dispatch.
+A reward never depends on anything a miner reported about itself.
 """
 
 from __future__ import annotations
@@ -30,4 +32,4 @@ async def score_task(task: Task, responses: Sequence[MinerResponse], ground_trut
         return []
     spec = task_spec(task.kind)
     references = await spec.references(task, responses, ground_truth, engines, blobs)
-    return spec.reward(task, ground_truth, responses, references, timeout_s=timeout_s)
+    return await engines.engines.pool.run(spec.reward, task, ground_truth, responses, references, timeout_s=timeout_s)

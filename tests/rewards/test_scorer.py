@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
+import threading
 
 import numpy as np
 import pytest
@@ -94,3 +96,24 @@ async def test_no_valid_answer_scores_without_touching_the_models(scoring_engine
     responses = [response(task, "a", state="timeout"), response(task, "b", state="error")]
     rewards = await score_task(task, responses, None, scoring_engines, blobs=blobs, timeout_s=12.0)
     assert [r.breakdown for r in rewards] == [{"rejected_timeout": 1.0}, {"rejected_error": 1.0}]
+
+
+async def test_the_reward_function_runs_in_the_worker_pool_not_on_the_event_loop(engines, scoring_engines, tmp_path,
+                                                                                  monkeypatch) -> None:
+    """Consensus WER/CER and stemmed ROUGE cost tens to hundreds of ms per task: on the loop thread
+    they would stall every dispatch in flight."""
+    from subnet_proxy.rewards import scorer
+
+    blobs = LocalBlobStore(tmp_path)
+    task = await challenge(TaskKind.SUMMARIZATION, engines, blobs, seed=13)
+    threads: list[threading.Thread] = []
+    real = scorer.task_spec(task.kind)
+
+    def spied(*args, **kwargs):
+        threads.append(threading.current_thread())
+        return real.reward(*args, **kwargs)
+
+    monkeypatch.setattr(scorer, "task_spec", lambda kind: dataclasses.replace(real, reward=spied))
+    rewards = await score_task(task, [response(task, "other", text=OTHER)], None, scoring_engines, blobs=blobs,
+                               timeout_s=12.0)
+    assert len(rewards) == 1 and threads and threads[0] is not threading.main_thread()
