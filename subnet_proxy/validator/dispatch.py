@@ -111,6 +111,12 @@ class Dispatcher:
         under --mock, known once it listens); ValueError for a URL the protocol would refuse."""
         self.delivery_url = delivery_endpoint(base_url)
 
+    def time_budget(self, task: Task) -> float:
+        """The longest ``run`` can legitimately take: every round waiting out the longest window a
+        miner may have (the delivery window). Past it the work is stuck, not slow."""
+        timeout = task_timeout(task, self.settings.neuron.timeout)
+        return MAX_ROUNDS * timeout * max(1.0, self.settings.proxy.delivery_window)
+
     async def run(self, task: Task) -> DispatchOutcome:
         timeout = task_timeout(task, self.settings.neuron.timeout)
         try:

@@ -5,7 +5,9 @@ embedded store), never on a sleep-and-poll cadence, and claims only as many task
 dispatch slots, so a burst queues in the store rather than in memory. Each claimed task is
 dispatched by its own coroutine (``dispatch.Dispatcher``); its lease is renewed every third of the
 lease while it is out with miners, and the work stops if the lease is lost (another validator took
-the task over).
+the task over), or when it outlives its time budget (``Dispatcher.time_budget`` plus one lease): a
+stuck call must not keep a task DISTRIBUTED under a lease renewed for ever; it is claimed again
+once the lease runs out.
 
 Evaluation (``evaluation.Evaluator``: the models) runs after the dispatch slot is freed, at most
 ``concurrency`` at once: when scoring is the bottleneck, new tasks still reach miners (and their
@@ -120,6 +122,7 @@ class ForwardLoop(LoopRunner):
 
     # -- one task -----------------------------------------------------------------------------------
     async def _work(self, task: Task) -> None:
+        budget = self.dispatcher.time_budget(task) + self.lease_s
         try:
             if ops.overdue(task, utcnow()):
                 await self._expire(task)
@@ -128,7 +131,8 @@ class ForwardLoop(LoopRunner):
                 self.on_dispatched(task)
             keeper = asyncio.create_task(self._keep_lease(task.task_id, asyncio.current_task()))
             try:
-                outcome = await self.dispatcher.run(task)
+                async with asyncio.timeout(budget):
+                    outcome = await self.dispatcher.run(task)
             finally:
                 keeper.cancel()
             if outcome.responses:
@@ -139,6 +143,9 @@ class ForwardLoop(LoopRunner):
                 self.completed += 1
         except LeaseLost:
             log.warning("task %s: lease lost; another validator has it now", task.task_id)
+        except TimeoutError:
+            log.exception("task %s: dispatch timed out (its budget is %.0f s); abandoned, claimed again when its "
+                          "lease runs out", task.task_id, budget)
         except Exception:  # noqa: BLE001 - logged with traceback; the lease runs out and the task is retried
             log.exception("task %s: dispatch failed; it will be claimed again when its lease runs out", task.task_id)
         finally:

@@ -1,4 +1,5 @@
-"""Evaluation and recovery: a task is judged once, a failing one is retried without a restart."""
+"""Evaluation, recovery and the forward loop's failure paths: a task is judged once, a failing one is
+retried without a restart, a stuck or failing store call never strands a task or cuts a shutdown short."""
 # No "from __future__ import annotations": bt.Axon.attach inspects real annotation objects.
 
 import asyncio
@@ -207,3 +208,27 @@ async def test_a_release_that_fails_on_shutdown_does_not_cut_the_shutdown_short(
     assert validator.scores.path.exists() and not validator.scores.dirty
     held = await harness.store.get_task(task.task_id)
     assert held.status is TaskStatus.DISTRIBUTED and held.lease_owner == validator.hotkey
+
+
+
+async def test_a_dispatch_stuck_on_a_call_that_never_returns_gives_the_task_back(harness, monkeypatch):
+    """A call that hangs (a store or blob backend that never answers) must not keep the task
+    DISTRIBUTED under a lease its keeper renews for ever: past the dispatch's time budget the work
+    is abandoned, the lease runs out and the task is dispatched again."""
+    await harness.add_miner("good", summarizer(GOOD))
+    assign = harness.store.assign_miners
+    hung = asyncio.Event()
+
+    async def hangs_once(task_id, claimer, miners):
+        if not hung.is_set():
+            hung.set()
+            await asyncio.Event().wait()  # never returns
+        return await assign(task_id, claimer, miners)
+
+    monkeypatch.setattr(harness.store, "assign_miners", hangs_once)
+    validator = await harness.validator(sample_size=1, timeout=0.5, lease_s=1.0)
+    assert validator.dispatcher.time_budget(summary_task()) < 10
+    task, _ = await harness.store.create_task(summary_task())
+    done = await harness.wait_status(task.task_id, TaskStatus.APPROVED, timeout=20)
+    assert hung.is_set()
+    assert [t.status for t in done.timeline].count(TaskStatus.DISTRIBUTED) == 2
