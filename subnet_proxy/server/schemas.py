@@ -8,9 +8,9 @@ timing is dropped, never stored. The client library uses these same models.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from protocol import MAX_SUMMARY_CHARS, MAX_SUMMARY_SOURCE_CHARS, MAX_TRANSCRIPT_CHARS, MAX_TTS_TEXT_CHARS
 from protocol.audio import AudioFormat
@@ -23,6 +23,17 @@ VOICE_PATTERN = r"^[A-Za-z0-9_.\-]{1,64}$"
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def _not_blank(text: str) -> str:
+    """A text of only whitespace would be taken (202) and then fail at every miner: refuse it here."""
+    if not text.strip():
+        raise ValueError("text is blank (only whitespace)")
+    return text
+
+
+#: text a client asks to be spoken or summarized: at least one non-space character.
+Text = Annotated[str, AfterValidator(_not_blank)]
 
 
 # -- client requests -----------------------------------------------------------------------------
@@ -43,12 +54,12 @@ class TranscriptionForm(Strict):
 
 
 class TTSRequest(Strict):
-    text: str = Field(min_length=1, max_length=MAX_TTS_TEXT_CHARS, description="Text to speak.")
+    text: Text = Field(min_length=1, max_length=MAX_TTS_TEXT_CHARS, description="Text to speak.")
     voice: str | None = Field(None, pattern=VOICE_PATTERN, description="Voice name; absent = the miner's default.")
 
 
 class SummarizationRequest(Strict):
-    text: str = Field(min_length=1, max_length=MAX_SUMMARY_SOURCE_CHARS, description="Text to summarize.")
+    text: Text = Field(min_length=1, max_length=MAX_SUMMARY_SOURCE_CHARS, description="Text to summarize.")
     max_words: int | None = Field(None, ge=5, le=2_000, description="Upper bound on the summary's words.")
 
 

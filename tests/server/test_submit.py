@@ -77,6 +77,8 @@ async def test_refusals_at_the_door(harness: Harness, wav_bytes: bytes) -> None:
         (c.post("/api/v1/summarization", json={"text": "x", "max_words": "many"}, headers=auth()), 400,
          "invalid_request"),
         (c.post("/api/v1/summarization", json={"text": ""}, headers=auth()), 400, "invalid_request"),
+        (c.post("/api/v1/summarization", json={"text": " \n\t "}, headers=auth()), 400, "invalid_request"),
+        (c.post("/api/v1/tts", json={"text": "   "}, headers=auth()), 400, "invalid_request"),
         (c.post("/api/v1/summarization", json={"text": "x" * 100_001}, headers=auth()), 400, "invalid_request"),
         (c.post("/api/v1/summarization", json={"text": "ok", "temperature": 1}, headers=auth()), 400,
          "unknown_field"),
