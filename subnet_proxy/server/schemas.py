@@ -7,6 +7,7 @@ timing is dropped, never stored. The client library uses these same models.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -191,9 +192,27 @@ class ValidatorTaskPage(Strict):
     next_cursor: str | None = None
 
 
+#: bounds on a reward's breakdown (the shipped rewards use fewer than ten short names).
+MAX_BREAKDOWN_TERMS = 32
+MAX_BREAKDOWN_NAME = 64
+
+
+def _storable_rewards(rewards: list[MinerReward]) -> list[MinerReward]:
+    """Breakdowns are free-form, so bound them: NaN/Infinity parse as floats but are stored as null,
+    which no longer reads back, so one such evaluation would make the task's evaluations unreadable."""
+    for reward in rewards:
+        if len(reward.breakdown) > MAX_BREAKDOWN_TERMS:
+            raise ValueError(f"a breakdown has at most {MAX_BREAKDOWN_TERMS} terms")
+        if any(len(name) > MAX_BREAKDOWN_NAME for name in reward.breakdown):
+            raise ValueError(f"breakdown names are at most {MAX_BREAKDOWN_NAME} characters")
+        if not all(math.isfinite(value) for value in reward.breakdown.values()):
+            raise ValueError("breakdown values must be finite numbers")
+    return rewards
+
+
 class EvaluationRequest(Strict):
     task_id: str = Field(min_length=1, max_length=64)
-    rewards: list[MinerReward] = Field(min_length=1, max_length=256)
+    rewards: Annotated[list[MinerReward], AfterValidator(_storable_rewards)] = Field(min_length=1, max_length=256)
 
 
 class EvaluationOutcome(Strict):

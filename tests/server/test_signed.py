@@ -219,3 +219,29 @@ async def test_strangers_are_refused_before_their_body_is_read_or_their_nonces_k
         assert resp.status == 403 and await error_of(resp) == "unknown_hotkey"
     finally:
         await stop_harness(harness)
+
+
+async def test_evaluation_breakdown_must_be_finite_and_small(harness: Harness) -> None:
+    """NaN/Infinity parse as floats but are stored as null, which no longer reads back as a float:
+    one such evaluation made the task's evaluations unreadable (500s from then on)."""
+    n = harness.neurons
+    task = await harness.done_task()
+    miner = n.miner_1.ss58_address
+    bodies = [
+        '{"task_id": "%s", "rewards": [{"uid": 3, "hotkey": "%s", "reward": 0.5, "breakdown": {"wer": NaN}}]}',
+        '{"task_id": "%s", "rewards": [{"uid": 3, "hotkey": "%s", "reward": 0.5, "breakdown": {"x": -Infinity}}]}',
+        '{"task_id": "%s", "rewards": [{"uid": 3, "hotkey": "%s", "reward": 0.5, "breakdown": {'
+        + ", ".join(f'"k{i}": 0.5' for i in range(1_000)) + "}}]}",
+    ]
+    for template in bodies:
+        body = (template % (task.task_id, miner)).encode()
+        resp = await harness.client.post("/api/v1/validator/evaluation", data=body, headers={
+            **sign_request(n.validator_b, body, harness.own_hotkey), "Content-Type": "application/json"})
+        assert resp.status == 400 and await error_of(resp) == "invalid_request", await resp.text()
+    assert await harness.store.list_evaluations(task.task_id) == []
+    good = [{"uid": 3, "hotkey": miner, "reward": 0.5, "breakdown": {"wer": 0.1}}]
+    resp = await harness.signed("POST", "/api/v1/validator/evaluation", n.validator_b,
+                                {"task_id": task.task_id, "rewards": good})
+    assert resp.status == 200, await resp.text()
+    [stored] = await harness.store.list_evaluations(task.task_id)
+    assert stored.rewards[0].breakdown == {"wer": 0.1}
