@@ -99,7 +99,9 @@ def decode_audio(data: bytes, *, max_seconds: float = DEFAULT_MAX_DECODE_S) -> D
             rate = file.samplerate
     except AudioDecodeError:
         raise
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+    except sf.LibsndfileError as exc:  # its str() names the in-memory file object: no use to the sender
+        raise AudioDecodeError(f"cannot decode {fmt} audio: {exc.error_string}") from exc
+    except (RuntimeError, TypeError, ValueError) as exc:
         raise AudioDecodeError(f"cannot decode {fmt} audio: {exc}") from exc
     if not np.all(np.isfinite(mono)):
         raise AudioDecodeError("audio has non-finite samples")

@@ -81,3 +81,9 @@ def test_multichannel_is_downmixed_block_by_block() -> None:
     expected = sf.read(io.BytesIO(encode_audio(stereo, 16_000, "flac")), dtype="float32")[0].mean(axis=1)
     assert decoded.samples.dtype == np.float32
     np.testing.assert_array_equal(decoded.samples, expected)
+
+
+def test_the_error_says_what_is_wrong_not_where_in_memory() -> None:
+    with pytest.raises(AudioDecodeError) as caught:
+        decode_audio(b"RIFF\0\0\0\0WAVEjunk")
+    assert "data" in str(caught.value) and "BytesIO" not in str(caught.value) and "0x" not in str(caught.value)
