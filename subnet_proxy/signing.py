@@ -87,15 +87,16 @@ def sign_request(keypair: Keypair, body: bytes, receiver_hotkey: str, *, now: fl
 class NonceCache:
     """Nonces seen within the freshness window, bounded in size.
 
-    When full, the oldest entry is evicted and its timestamp becomes a floor: anything signed at or
-    before it is refused as stale, so eviction can never reopen a replay.
+    When full, the oldest entry is evicted and its timestamp becomes its hotkey's floor: anything
+    that hotkey signed at or before it is refused as stale, so eviction can never reopen a replay.
+    The floor is per hotkey so that one caller flooding the cache only makes its own requests stale.
     """
 
     def __init__(self, *, max_age_s: float, max_entries: int) -> None:
         self._max_age_s = max_age_s
         self._max_entries = max_entries
         self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()
-        self.floor = 0.0
+        self._floors: dict[str, float] = {}
 
     def _expire(self, now: float) -> None:
         while self._seen:
@@ -111,9 +112,15 @@ class NonceCache:
         if key in self._seen:
             raise ReplayedNonce(f"nonce {nonce[:32]} was already used by this hotkey")
         while len(self._seen) >= self._max_entries:
-            _, evicted_ts = self._seen.popitem(last=False)
-            self.floor = max(self.floor, evicted_ts)
+            (evicted_hotkey, _), evicted_ts = self._seen.popitem(last=False)
+            self._floors[evicted_hotkey] = max(self._floors.get(evicted_hotkey, 0.0), evicted_ts)
+        if len(self._floors) > self._max_entries:  # floors past the window refuse nothing the window does not
+            self._floors = {hk: ts for hk, ts in self._floors.items() if ts >= now - self._max_age_s}
         self._seen[key] = timestamp
+
+    def floor(self, hotkey: str) -> float:
+        """The latest evicted timestamp of ``hotkey``: its requests signed at or before it are stale."""
+        return self._floors.get(hotkey, 0.0)
 
     def __len__(self) -> int:
         return len(self._seen)
@@ -155,7 +162,7 @@ class SignatureVerifier:
             timestamp = float(ts_text)
         except ValueError as exc:
             raise MissingSignature(f"{TIMESTAMP_HEADER} is not a number") from exc
-        if not (now - self.max_age_s <= timestamp <= now + _FUTURE_SKEW_S) or timestamp <= self._nonces.floor:
+        if not (now - self.max_age_s <= timestamp <= now + _FUTURE_SKEW_S) or timestamp <= self._nonces.floor(hotkey):
             raise StaleRequest(f"request timestamp is outside the accepted {self.max_age_s:.0f} s window")
         receiver = values[RECEIVER_HEADER]
         if receiver is not None and receiver != self.own_hotkey:

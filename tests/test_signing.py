@@ -86,6 +86,16 @@ def test_full_nonce_cache_raises_the_floor_instead_of_reopening_replays() -> Non
     v.verify(sign_request(ALICE, b"b", SERVER.ss58_address, now=now), b"b", now=now)  # fresh ones still pass
 
 
+def test_one_hotkey_filling_the_cache_makes_only_its_own_requests_stale() -> None:
+    now = time.time()
+    v = SignatureVerifier(SERVER.ss58_address, max_age_s=30, nonce_cache_size=2)
+    for i in range(5):  # signed ahead, as the clock-skew allowance permits: the evictions floor Alice past now
+        v.verify(sign_request(ALICE, b"b", SERVER.ss58_address, now=now + 1 + i / 2), b"b", now=now)
+    v.verify(sign_request(BOB, b"b", SERVER.ss58_address, now=now), b"b", now=now)
+    with pytest.raises(StaleRequest):
+        v.verify(sign_request(ALICE, b"b", SERVER.ss58_address, now=now), b"b", now=now)
+
+
 def test_expired_nonces_are_forgotten() -> None:
     cache = NonceCache(max_age_s=10, max_entries=100)
     cache.add("hk", "a", 100.0, now=100.0)
