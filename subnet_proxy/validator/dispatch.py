@@ -117,6 +117,15 @@ class Dispatcher:
         timeout = task_timeout(task, self.settings.neuron.timeout)
         return MAX_ROUNDS * timeout * max(1.0, self.settings.proxy.delivery_window)
 
+    def judging_timeout(self, task: Task, responses: Sequence[MinerResponse]) -> float:
+        """What ``task``'s answers are judged against when its ``DispatchOutcome`` is not at hand (a
+        recovery sweep, another validator's task): the delivery window when a valid answer came later
+        than a synapse can answer (it was delivered), else the timeout, as ``run`` decides."""
+        timeout = task_timeout(task, self.settings.neuron.timeout)
+        if any(r.valid and r.latency_s is not None and r.latency_s > timeout for r in responses):
+            return timeout * self.settings.proxy.delivery_window
+        return timeout
+
     async def run(self, task: Task) -> DispatchOutcome:
         timeout = task_timeout(task, self.settings.neuron.timeout)
         try:

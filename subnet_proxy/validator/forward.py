@@ -31,7 +31,6 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from subnet_proxy.rewards.registry import task_timeout
 from subnet_proxy.store import ops
 from subnet_proxy.store.base import LeaseLost, TaskStore
 from subnet_proxy.tasks import IllegalTransition, Task, TaskStatus, utcnow
@@ -59,7 +58,6 @@ class ForwardLoop(LoopRunner):
         claimer: str,
         concurrency: int,
         lease_s: float,
-        base_timeout_s: float,
         grace_s: float = 30.0,
         on_dispatched: Callable[[Task], None] | None = None,
     ) -> None:
@@ -70,7 +68,6 @@ class ForwardLoop(LoopRunner):
         self.claimer = claimer
         self.concurrency = concurrency
         self.lease_s = lease_s
-        self.base_timeout_s = base_timeout_s
         self.grace_s = grace_s
         self.on_dispatched = on_dispatched
         self.completed = 0
@@ -217,7 +214,8 @@ class ForwardLoop(LoopRunner):
         self._judging.add(task.task_id)
         try:
             async with self._eval_slots:
-                await self.evaluator.evaluate(task, timeout_s=task_timeout(task, self.base_timeout_s))
+                timeout_s = self.dispatcher.judging_timeout(task, await self.store.list_responses(task.task_id))
+                await self.evaluator.evaluate(task, timeout_s=timeout_s)
             return True
         except Exception:  # noqa: BLE001 - logged with traceback; one bad task must not stop the sweep or the start
             log.exception("task %s: recovery evaluation failed; retried at the next sweep", task.task_id)

@@ -81,7 +81,7 @@ class Validator:
                                            ttl_s=settings.proxy.task_ttl_s, rng=rng)
         self.forward = ForwardLoop(
             store, self.dispatcher, self.evaluator, claimer=self.hotkey, concurrency=neuron.concurrency,
-            lease_s=neuron.lease_s, base_timeout_s=neuron.timeout, grace_s=neuron.shutdown_grace_s,
+            lease_s=neuron.lease_s, grace_s=neuron.shutdown_grace_s,
             on_dispatched=self.synthetic.note_task if self.synthetic else None,
         )
         block_s = settings.mock.block_time_s if settings.mock.enabled else 12.0

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from subnet_proxy.blobs import LocalBlobStore
 from subnet_proxy.chain import MetagraphSnapshot, Neuron
+from subnet_proxy.rewards.registry import task_timeout
 from subnet_proxy.store import SQLiteTaskStore
 from subnet_proxy.tasks import MinerResponse, Task, TaskInput, TaskKind, TaskStatus, utcnow
 from subnet_proxy.validator.evaluation import EngineScorer, Evaluator
@@ -17,13 +18,14 @@ from tests.validator.test_forward import GOOD, SOURCE, summarizer, summary_task
 MINER = "5MinerHotkey"
 
 
-async def done_task(store: SQLiteTaskStore, text: str = SOURCE, *, uid: int = 0, hotkey: str = MINER) -> Task:
+async def done_task(store: SQLiteTaskStore, text: str = SOURCE, *, uid: int = 0, hotkey: str = MINER,
+                    latency_s: float = 0.1) -> Task:
     """A summarization task a (now gone) validator took to DONE with one valid answer."""
     task, _ = await store.create_task(Task(kind=TaskKind.SUMMARIZATION, owner="client",
                                            input=TaskInput(text=text, max_words=25)))
     await store.claim_tasks("gone-validator", limit=1, lease_s=30)
     await store.record_response(MinerResponse(task_id=task.task_id, hotkey=hotkey, uid=uid, state="ok",
-                                              latency_s=0.1, text=GOOD))
+                                              latency_s=latency_s, text=GOOD))
     return await store.transition(task.task_id, TaskStatus.DONE, claimer="gone-validator")
 
 
@@ -232,3 +234,17 @@ async def test_a_dispatch_stuck_on_a_call_that_never_returns_gives_the_task_back
     done = await harness.wait_status(task.task_id, TaskStatus.APPROVED, timeout=20)
     assert hung.is_set()
     assert [t.status for t in done.timeline].count(TaskStatus.DISTRIBUTED) == 2
+
+
+async def test_a_recovered_task_with_a_delivered_answer_is_judged_against_the_delivery_window(harness):
+    """An answer delivered through the side-server arrives after the synapse timeout, within the
+    delivery window the dispatch judged it against. The recovery sweep (no dispatch outcome at hand)
+    must judge it the same way, not as late (zero)."""
+    settings = harness.settings()
+    timeout = task_timeout(summary_task(), settings.neuron.timeout)
+    window = timeout * settings.proxy.delivery_window
+    task = await done_task(harness.store, latency_s=(timeout + window) / 2)
+    await harness.validator()
+    await harness.wait_status(task.task_id, TaskStatus.APPROVED)
+    [evaluation] = await harness.store.list_evaluations(task.task_id)
+    assert evaluation.rewards[0].reward > 0.2, evaluation.rewards[0].breakdown
