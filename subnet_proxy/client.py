@@ -45,6 +45,9 @@ M = TypeVar("M", bound=BaseModel)
 DEFAULT_TIMEOUT_S = 60.0
 #: each long-poll asks the server to hold this long at most (the server caps it too).
 POLL_S = 10.0
+#: the largest JSON answer read (a validator's task page is the biggest, a few MB): a miner delivers
+#: to whatever URL a validator named, and that server could otherwise stream without end.
+MAX_JSON_BYTES = 64 * 1024 * 1024
 
 
 class ProxyError(Exception):
@@ -71,14 +74,42 @@ class TaskResult:
     content_type: str | None = None
 
 
+async def _read_bounded(resp: aiohttp.ClientResponse) -> bytes:
+    """The body, refused (ProxyError ``response_too_large``) once it passes MAX_JSON_BYTES."""
+    if resp.content_length is not None and resp.content_length > MAX_JSON_BYTES:
+        raise ProxyError(resp.status, "response_too_large", f"response body over {MAX_JSON_BYTES} bytes")
+    buf = bytearray()
+    async for chunk in resp.content.iter_any():
+        buf += chunk
+        if len(buf) > MAX_JSON_BYTES:
+            raise ProxyError(resp.status, "response_too_large", f"response body over {MAX_JSON_BYTES} bytes")
+    return bytes(buf)
+
+
+def _loads(raw: bytes) -> Any:
+    """JSON, or ValueError (also for nesting deeper than the parser's stack)."""
+    try:
+        return json.loads(raw)
+    except RecursionError as exc:
+        raise ValueError("JSON nested too deeply") from exc
+
+
+async def _read_json(resp: aiohttp.ClientResponse) -> Any:
+    try:
+        return _loads(await _read_bounded(resp))
+    except ValueError as exc:
+        raise ProxyError(resp.status, "invalid_response", f"response is not JSON: {exc}"[:500]) from exc
+
+
 async def _raise_for_error(resp: aiohttp.ClientResponse) -> None:
     if resp.status < 400:
         return
+    raw = await _read_bounded(resp)
     try:
-        error = (await resp.json())["error"]
+        error = _loads(raw)["error"]
         code, message = str(error["code"]), str(error["message"])
-    except (aiohttp.ContentTypeError, json.JSONDecodeError, KeyError, TypeError):
-        code, message = "http_error", (await resp.text())[:500]
+    except (ValueError, KeyError, TypeError):
+        code, message = "http_error", raw[:500].decode("utf-8", "replace")
     raise ProxyError(resp.status, code, message)
 
 
@@ -100,6 +131,8 @@ class ProxyClient:
         self.keypair = keypair
         self.receiver_hotkey = receiver_hotkey
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout_s, sock_read=timeout_s + POLL_S)
+        #: one-shot calls (no long-poll) end within this, however slowly the server sends.
+        self._one_shot = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> ProxyClient:
@@ -140,7 +173,7 @@ class ProxyClient:
         async with self.session.request(method, self.base_url + path, data=body or None, headers=hdrs,
                                         params=params) as resp:
             await _raise_for_error(resp)
-            return model.model_validate(await resp.json())
+            return model.model_validate(await _read_json(resp))
 
     @staticmethod
     def _idempotency(key: str | None) -> dict[str, str]:
@@ -158,7 +191,7 @@ class ProxyClient:
         headers = {**self._key_headers(), **self._idempotency(idempotency_key)}
         async with self.session.post(self.base_url + "/api/v1/transcription", data=form, headers=headers) as resp:
             await _raise_for_error(resp)
-            return TaskAccepted.model_validate(await resp.json())
+            return TaskAccepted.model_validate(await _read_json(resp))
 
     async def submit_tts(self, text: str, *, voice: str | None = None,
                          idempotency_key: str | None = None) -> TaskAccepted:
@@ -181,11 +214,11 @@ class ProxyClient:
         async with self.session.get(url, params=params, headers=self._key_headers()) as resp:
             await _raise_for_error(resp)
             if resp.status == 202:
-                ResultPending.model_validate(await resp.json())
+                ResultPending.model_validate(await _read_json(resp))
                 return None
             stage_header = resp.headers.get("X-Result-Stage", "final")
             if resp.content_type == "application/json":
-                body = TextResult.model_validate(await resp.json())
+                body = TextResult.model_validate(await _read_json(resp))
                 return TaskResult(task_id=task_id, stage=body.stage, text=body.text, segments=body.segments,
                                   score=body.score, uid=body.uid)
             return TaskResult(task_id=task_id, stage=stage_header, audio=await resp.read(),
@@ -231,12 +264,12 @@ class ProxyClient:
         async with self.session.get(self.base_url + "/api/v1/health") as resp:
             if resp.status not in (200, 503):
                 await _raise_for_error(resp)
-            return HealthView.model_validate(await resp.json())
+            return HealthView.model_validate(await _read_json(resp))
 
     async def miners(self) -> MinerList:
         async with self.session.get(self.base_url + "/api/v1/miners") as resp:
             await _raise_for_error(resp)
-            return MinerList.model_validate(await resp.json())
+            return MinerList.model_validate(await _read_json(resp))
 
     # -- admin -------------------------------------------------------------------------------------------
     async def create_key(self, name: str, *, role: str = "client", rate_per_s: float | None = None,
@@ -263,9 +296,9 @@ class ProxyClient:
         body = json.dumps({k: v for k, v in payload.items() if v is not None}).encode()
         headers = {**self._signed_headers(body), "Content-Type": "application/json"}
         async with self.session.post(url or self.base_url + "/api/v1/miner/response", data=body,
-                                     headers=headers) as resp:
+                                     headers=headers, timeout=self._one_shot) as resp:
             await _raise_for_error(resp)
-            return AnswerAccepted.model_validate(await resp.json())
+            return AnswerAccepted.model_validate(await _read_json(resp))
 
     async def validator_tasks(self, *, limit: int = 20, cursor: str | None = None) -> ValidatorTaskPage:
         params = {"limit": str(limit), **({"cursor": cursor} if cursor else {})}
