@@ -11,6 +11,8 @@ synthetic challenges.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import random
 from pathlib import Path
@@ -18,7 +20,7 @@ from pathlib import Path
 from bittensor_wallet import Keypair
 
 from subnet_proxy.blobs.base import BlobStore
-from subnet_proxy.chain import Chain, MetagraphSnapshot
+from subnet_proxy.chain import Chain, ChainError, MetagraphSnapshot
 from subnet_proxy.config import Settings
 from subnet_proxy.engines import Engines
 from subnet_proxy.store.base import TaskStore
@@ -35,6 +37,11 @@ from subnet_proxy.validator.synthetic import SyntheticLoop
 from subnet_proxy.validator.weights import WeightSetter
 
 log = logging.getLogger(__name__)
+
+
+#: first pause before the start reads the metagraph again; doubled per failure up to the max.
+START_RETRY_S = 1.0
+MAX_START_RETRY_S = 60.0
 
 
 def scores_path(settings: Settings) -> Path:
@@ -100,8 +107,25 @@ class Validator:
         """The public miners listing (``GET /api/v1/miners``)."""
         return self.scores.stats()
 
-    async def start(self) -> None:
-        await self.resync.run_step()  # a metagraph before the first task, and scores that follow it
+    async def start(self, stop: asyncio.Event | None = None) -> bool:
+        """Start the loops once a first metagraph is in (tasks need miners to go to). A chain that
+        cannot be read yet is retried with a growing pause, never fatal (a node restarting must
+        not end the validator); ``stop`` ends the wait. False when stopped before starting."""
+        delay = START_RETRY_S
+        while True:
+            try:
+                await self.resync.run_step()  # a metagraph before the first task, and scores that follow it
+                break
+            except ChainError as exc:
+                log.error("cannot read the metagraph yet, retrying in %.0f s: %s", delay, exc)
+            if stop is None:
+                await asyncio.sleep(delay)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+                if stop.is_set():
+                    return False
+            delay = min(delay * 2, MAX_START_RETRY_S)
         if self.metagraph().by_hotkey(self.hotkey) is None:
             log.warning("validator hotkey %s is not registered on netuid %d: tasks are served, weights are not set",
                         self.hotkey, self.settings.netuid)
@@ -110,6 +134,7 @@ class Validator:
             loop.start()
         log.info("validator %s running: %d uids, sample size %d, concurrency %d", self.hotkey,
                  self.metagraph().n, self.settings.neuron.sample_size, self.settings.neuron.concurrency)
+        return True
 
     async def stop(self) -> None:
         """Stop intake, finish or release in-flight tasks, stop the loops, save the scores."""

@@ -76,7 +76,8 @@ async def run_validator(settings: Settings, stop: asyncio.Event, *, say: Callabl
         validator = Validator(settings, keypair=wallet.hotkey, chain=chain, store=store, blobs=blobs,
                               scorer=EngineScorer(scoring, blobs), engines=engines,
                               external_ip=LOOPBACK if mock else _external_ip(), telemetry=telemetry)
-        await validator.start()
+        if not await validator.start(stop):  # waits for a readable chain; a stop ends the wait
+            return
         exits.push_async_callback(validator.stop)
 
         if settings.proxy.enabled:

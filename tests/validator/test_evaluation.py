@@ -13,6 +13,7 @@ from subnet_proxy.store import SQLiteTaskStore
 from subnet_proxy.tasks import MinerResponse, Task, TaskInput, TaskKind, TaskStatus, utcnow
 from subnet_proxy.validator.evaluation import EngineScorer, Evaluator
 from subnet_proxy.validator.scores import ScoreBook
+from tests.conftest import make_wallet
 from tests.validator.test_forward import GOOD, SOURCE, summarizer, summary_task
 
 MINER = "5MinerHotkey"
@@ -248,3 +249,54 @@ async def test_a_recovered_task_with_a_delivered_answer_is_judged_against_the_de
     await harness.wait_status(task.task_id, TaskStatus.APPROVED)
     [evaluation] = await harness.store.list_evaluations(task.task_id)
     assert evaluation.rewards[0].reward > 0.2, evaluation.rewards[0].breakdown
+
+
+async def test_a_chain_unreadable_at_start_is_waited_for_not_fatal(harness, monkeypatch):
+    """A subtensor that cannot be read when the validator starts (a node restarting) must not end
+    the process: the start retries until the metagraph comes, then serves; a stop ends the wait."""
+    from subnet_proxy.chain import ChainError
+    from subnet_proxy.chain_local import LocalChain
+    from subnet_proxy.validator import neuron
+
+    monkeypatch.setattr(neuron, "START_RETRY_S", 0.05)
+    real = LocalChain.snapshot
+    failures = 0
+
+    async def flaky(self):
+        nonlocal failures
+        if failures < 2:
+            failures += 1
+            raise ChainError("chain metagraph timed out after 30 s")
+        return await real(self)
+
+    monkeypatch.setattr(LocalChain, "snapshot", flaky)
+    await harness.add_miner("good", summarizer(GOOD))
+    await harness.validator(sample_size=1)
+    assert failures == 2
+    task, _ = await harness.store.create_task(summary_task())
+    await harness.wait_status(task.task_id, TaskStatus.APPROVED)
+
+
+async def test_a_stop_ends_the_wait_for_an_unreadable_chain(harness, monkeypatch):
+    from subnet_proxy.chain import ChainError
+    from subnet_proxy.chain_local import LocalChain
+    from subnet_proxy.validator import neuron
+
+    monkeypatch.setattr(neuron, "START_RETRY_S", 0.05)
+
+    async def down(self):
+        raise ChainError("chain metagraph failed: ConnectionError")
+
+    monkeypatch.setattr(LocalChain, "snapshot", down)
+    wallet = make_wallet(harness.root / "wallets", "validator")
+    chain = LocalChain(harness.chain.path, netuid=harness.chain.netuid, hotkey=wallet.hotkey.ss58_address)
+    validator = neuron.Validator(harness.settings(), keypair=wallet.hotkey, chain=chain, store=harness.store,
+                                 blobs=harness.blobs, scorer=EngineScorer(harness.scoring, harness.blobs))
+    stop = asyncio.Event()
+    starting = asyncio.create_task(validator.start(stop))
+    await asyncio.sleep(0.3)
+    assert not starting.done()
+    stop.set()
+    assert await asyncio.wait_for(starting, 5) is False
+    assert not validator.forward.steps
+    await validator.dendrite.close()
