@@ -36,7 +36,7 @@ _MIME: dict[str, str] = {
 MAX_CHANNELS = 8
 MAX_DECODE_RATE = 192_000
 DEFAULT_MAX_DECODE_S = 600.0
-_BLOCK_FRAMES = 65_536
+_BLOCK_FRAMES = 131_072
 #: what libsndfile reports as the length of a FLAC whose header leaves it out.
 _UNKNOWN_FRAMES = 2**63 - 1
 
@@ -128,9 +128,12 @@ def _read_mono(file: sf.SoundFile, max_seconds: float) -> np.ndarray:
         if total > max_frames:
             raise AudioTooLongError(limit_s=max_seconds)
         blocks.append(chunk.mean(axis=1) if channels > 1 else chunk[:, 0])
+        if total >= file.frames:  # all the header promised (an unknown length reads on to the end)
+            break
     if total == 0:
         raise AudioDecodeError("audio has no samples")
-    return np.ascontiguousarray(np.concatenate(blocks), dtype=np.float32)
+    mono = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)  # one block: no copy
+    return np.ascontiguousarray(mono, dtype=np.float32)
 
 
 def encode_audio(samples: np.ndarray, sample_rate: int, fmt: str = "wav") -> bytes:
