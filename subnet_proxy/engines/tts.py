@@ -93,7 +93,13 @@ class PiperSynthesizer(Synthesizer):
             raise EngineInputError("text has nothing to speak")
         samples = np.concatenate(pieces)
         rate = sample_rate or native
-        return Speech(samples=np.clip(resample(samples, native, rate), -1.0, 1.0), sample_rate=rate)
+        out = resample(samples, native, rate)
+        # Resampling overshoots between the original samples (Gibbs ripple): bring the peak back to
+        # PEAK_LEVEL so the output never nears full scale, whatever rate was asked for.
+        peak = float(np.abs(out).max()) if out.size else 0.0
+        if peak > PEAK_LEVEL:
+            out = out * np.float32(PEAK_LEVEL / peak)
+        return Speech(samples=out.astype(np.float32, copy=False), sample_rate=rate)
 
 
 def _cuda_available() -> bool:
