@@ -75,7 +75,7 @@ async def run_validator(settings: Settings, stop: asyncio.Event, *, say: Callabl
         exits.push_async_callback(telemetry.close)
         validator = Validator(settings, keypair=wallet.hotkey, chain=chain, store=store, blobs=blobs,
                               scorer=EngineScorer(scoring, blobs), engines=engines,
-                              external_ip=LOOPBACK if mock else _external_ip(), telemetry=telemetry)
+                              external_ip=LOOPBACK if mock else await external_ip(), telemetry=telemetry)
         if not await validator.start(stop):  # waits for a readable chain; a stop ends the wait
             return
         exits.push_async_callback(validator.stop)
@@ -103,10 +103,12 @@ async def _register_mock_validator(chain: Chain, wallet: Wallet) -> None:
         await chain.register(Registration.of_wallet(wallet, stake=MOCK_VALIDATOR_STAKE, validator_permit=True))
 
 
-def _external_ip() -> str:
+async def external_ip() -> str:
+    """This host's public IP, looked up off the event loop: bittensor asks web services over HTTP
+    with no timeout, then shells out to curl, which can take seconds or hang."""
     from bittensor.utils import networking
 
-    return str(networking.get_external_ip())
+    return str(await asyncio.to_thread(networking.get_external_ip))
 
 
 def _dev_key(settings: Settings) -> str:

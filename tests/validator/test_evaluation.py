@@ -300,3 +300,23 @@ async def test_a_stop_ends_the_wait_for_an_unreadable_chain(harness, monkeypatch
     assert await asyncio.wait_for(starting, 5) is False
     assert not validator.forward.steps
     await validator.dendrite.close()
+
+
+async def test_the_external_ip_is_looked_up_off_the_event_loop(monkeypatch):
+    """bittensor's lookup does HTTP without a timeout, then shells out to curl: on the loop it would
+    freeze everything already running (the side-server, the chain client) for as long as it takes."""
+    import threading
+
+    from bittensor.utils import networking
+
+    from subnet_proxy.validator.run import external_ip
+
+    threads: list[threading.Thread] = []
+
+    def lookup() -> str:
+        threads.append(threading.current_thread())
+        return "203.0.113.7"
+
+    monkeypatch.setattr(networking, "get_external_ip", lookup)
+    assert await external_ip() == "203.0.113.7"
+    assert threads and threads[0] is not threading.main_thread()
