@@ -45,6 +45,14 @@ class AudioDecodeError(ValueError):
     """The bytes are not audio soundfile can read (or carry no samples)."""
 
 
+class UnsupportedRateError(AudioDecodeError):
+    """The header's sample rate is outside what the caller takes; nothing was decoded."""
+
+    def __init__(self, *, sample_rate: int, max_rate: int) -> None:
+        super().__init__(f"sample rate {sample_rate} Hz is outside 1..{max_rate}")
+        self.sample_rate = sample_rate
+
+
 class AudioTooLongError(AudioDecodeError):
     """The audio is longer than the caller's limit; decoding stopped there (``limit_s`` says which)."""
 
@@ -84,18 +92,20 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
-def decode_audio(data: bytes, *, max_seconds: float = DEFAULT_MAX_DECODE_S) -> DecodedAudio:
+def decode_audio(data: bytes, *, max_seconds: float = DEFAULT_MAX_DECODE_S,
+                 max_rate: int = MAX_DECODE_RATE) -> DecodedAudio:
     """Decode an encoded file into mono float32 samples; raise AudioDecodeError for anything else.
 
     At most ``max_seconds`` of audio is decoded (AudioTooLongError past it), at most MAX_CHANNELS
-    channels at most MAX_DECODE_RATE Hz, so memory stays bounded whatever the header claims.
+    channels at most ``max_rate`` Hz (UnsupportedRateError; never above MAX_DECODE_RATE), so memory
+    stays bounded whatever the header claims.
     """
     fmt = sniff_format(data)
     if fmt is None:
         raise AudioDecodeError("not a WAV, FLAC, OGG or MP3 file")
     try:
         with sf.SoundFile(io.BytesIO(data)) as file:
-            mono = _read_mono(file, max_seconds)
+            mono = _read_mono(file, max_seconds, min(max_rate, MAX_DECODE_RATE))
             rate = file.samplerate
     except AudioDecodeError:
         raise
@@ -108,11 +118,11 @@ def decode_audio(data: bytes, *, max_seconds: float = DEFAULT_MAX_DECODE_S) -> D
     return DecodedAudio(samples=mono, sample_rate=int(rate), format=fmt)
 
 
-def _read_mono(file: sf.SoundFile, max_seconds: float) -> np.ndarray:
+def _read_mono(file: sf.SoundFile, max_seconds: float, max_rate: int) -> np.ndarray:
     """Check the header against the ceilings, then read and downmix block by block up to the limit."""
     rate, channels = file.samplerate, file.channels
-    if not 0 < rate <= MAX_DECODE_RATE:
-        raise AudioDecodeError(f"sample rate {rate} Hz is outside 1..{MAX_DECODE_RATE}")
+    if not 0 < rate <= max_rate:
+        raise UnsupportedRateError(sample_rate=rate, max_rate=max_rate)
     if not 0 < channels <= MAX_CHANNELS:
         raise AudioDecodeError(f"{channels} channels; at most {MAX_CHANNELS} are accepted")
     max_frames = int(max_seconds * rate)

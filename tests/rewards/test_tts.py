@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pytest
 
@@ -49,6 +51,21 @@ def test_inspect_audio_measures_and_never_raises() -> None:
 ])
 def test_audio_gates(samples: np.ndarray, rate: int, problem: str | None) -> None:
     assert audio_problem(facts(samples, rate), TEXT) == problem
+
+
+def test_a_rate_past_the_protocol_is_refused_from_the_header() -> None:
+    """A miner's 192 kHz 8-channel file would cost 16x the decoding of a 48 kHz mono one for nothing."""
+    wide = np.tile(voice_like(rate=192_000)[:, None], (1, 8))
+    data = encode_audio(wide, 192_000, "flac")
+    tracemalloc.start()
+    try:
+        found, audio = inspect_audio(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert audio is None and found.sample_rate == 192_000
+    assert audio_problem(found, TEXT) == "sample_rate"
+    assert peak < 1_000_000  # decoded, even block by block, it is 4 MB a block
 
 
 def test_plausible_duration_grows_with_the_text() -> None:
