@@ -10,9 +10,12 @@ import pytest
 
 from protocol import decode_audio
 from subnet_proxy.blobs.base import blob_key
+from subnet_proxy.engines.base import Transcript
 from subnet_proxy.rewards.text import word_error_rate
 from subnet_proxy.tasks import TaskInput, TaskKind
 from subnet_proxy.validator.challenges import (
+    SELF_CHECK_TRIES,
+    ChallengeError,
     Corpus,
     CorpusError,
     augment,
@@ -98,3 +101,30 @@ async def test_transcription_challenge_is_spoken_truth(engines) -> None:
     # Whisper tiny.en averages ~0.07 WER on these (Piper's voice varies between takes; a take can cost a word or two).
     assert sum(errors) / len(errors) < 0.25, errors
     assert len({c.task.input.audio_blob for c in made}) == 3
+
+
+class _Hearing:
+    """The real TTS with a scripted ear: the first ``deaf`` transcriptions hear nothing."""
+
+    def __init__(self, engines, deaf: int) -> None:
+        self.engines, self.deaf, self.spoken = engines, deaf, []
+
+    async def synthesize(self, text, **kw):
+        self.spoken.append(text)
+        return await self.engines.synthesize(text, **kw)
+
+    async def transcribe(self, audio, language=None):
+        self.deaf -= 1
+        return Transcript(text="" if self.deaf >= 0 else self.spoken[-1], segments=(), language="en")
+
+
+@pytest.mark.slow
+async def test_a_take_the_validator_cannot_hear_is_never_issued(engines) -> None:
+    ear = _Hearing(engines, deaf=1)
+    challenge = await transcription_challenge(ear, Corpus.load(), random.Random(5), owner="synthetic:hk")
+    assert len(ear.spoken) == 2 and challenge.task.ground_truth == ear.spoken[-1]
+
+    never = _Hearing(engines, deaf=SELF_CHECK_TRIES)
+    with pytest.raises(ChallengeError, match="hearing check"):
+        await transcription_challenge(never, Corpus.load(), random.Random(5), owner="synthetic:hk")
+    assert len(never.spoken) == SELF_CHECK_TRIES
