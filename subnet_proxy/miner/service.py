@@ -24,6 +24,7 @@ import bittensor as bt
 from protocol import (
     AudioDecodeError,
     AudioSynapse,
+    AudioTooLongError,
     DecodedAudio,
     Segment,
     SummarizationSynapse,
@@ -148,13 +149,11 @@ class MinerService:
     def _decode(self, audio_b64: str) -> DecodedAudio:
         """Runs in a worker thread: decoding a large file is seconds of CPU."""
         try:
-            audio = decode_audio(b64decode(audio_b64))
+            return decode_audio(b64decode(audio_b64), max_seconds=self.limits.max_audio_s)
+        except AudioTooLongError as exc:
+            raise RequestFailed(413, f"audio is over this miner's limit of {self.limits.max_audio_s:.0f} s") from exc
         except (AudioDecodeError, ValueError) as exc:
             raise RequestFailed(400, f"audio cannot be decoded: {exc}") from exc
-        if audio.duration_s > self.limits.max_audio_s:
-            raise RequestFailed(413, f"audio of {audio.duration_s:.0f} s is over this miner's limit of "
-                                     f"{self.limits.max_audio_s:.0f} s")
-        return audio
 
     async def _serve(self, synapse: AudioSynapse, work: Callable[[], Coroutine[Any, Any, T]],
                      late: Callable[[T], LateAnswer] | None = None) -> T | None:

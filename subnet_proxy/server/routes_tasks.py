@@ -14,7 +14,7 @@ from datetime import timedelta
 from aiohttp import web
 from pydantic import BaseModel
 
-from protocol import AudioDecodeError, decode_audio, mime_type, sniff_format
+from protocol import AudioDecodeError, AudioTooLongError, decode_audio, mime_type, sniff_format
 from protocol.audio import b64decode
 from subnet_proxy.server.auth import API_KEY
 from subnet_proxy.server.body import media_type, parse_json, read_limited, require_json
@@ -122,18 +122,18 @@ async def audio_input(context: ServerContext, audio: bytes, *, declared: str | N
     container = sniff_format(audio)
     if container is None:
         raise ApiError(415, "unsupported_audio", "not a WAV, FLAC, OGG or MP3 file")
+    max_s = context.settings.proxy.max_audio_s
     try:
         if container == "wav" and len(audio) <= _INLINE_WAV_BYTES:
-            decoded = decode_audio(audio)
+            decoded = decode_audio(audio, max_seconds=max_s)
         else:
-            decoded = await asyncio.to_thread(decode_audio, audio)
+            decoded = await asyncio.to_thread(decode_audio, audio, max_seconds=max_s)
+    except AudioTooLongError as exc:
+        raise ApiError(413, "audio_too_long", f"audio is longer than the limit of {max_s:g} s") from exc
     except AudioDecodeError as exc:
         raise ApiError(400, "invalid_audio", str(exc)) from exc
     if declared is not None and declared != decoded.format:
         raise ApiError(400, "format_mismatch", f"declared format {declared} but the file is {decoded.format}")
-    max_s = context.settings.proxy.max_audio_s
-    if decoded.duration_s > max_s:
-        raise ApiError(413, "audio_too_long", f"audio is {decoded.duration_s:.1f} s; the limit is {max_s:g} s")
     ref = await context.blobs.put(audio, content_type=mime_type(decoded.format))
     return TaskInput(audio_blob=ref.key, audio_format=decoded.format, audio_seconds=round(decoded.duration_s, 3),
                      language=language)

@@ -12,7 +12,7 @@ from protocol import b64encode, encode_audio
 from subnet_proxy.blobs.base import BlobError, blob_key
 from subnet_proxy.tasks import TaskKind, TaskStatus
 from tests.conftest import tone
-from tests.server.conftest import ADMIN_KEY, CLIENT_KEY, Harness, auth, error_of
+from tests.server.conftest import ADMIN_KEY, CLIENT_KEY, Harness, auth, error_of, start_harness, stop_harness
 
 
 def audio_form(data: bytes, **fields: str) -> aiohttp.FormData:
@@ -185,3 +185,19 @@ async def test_chunked_multipart_is_counted_while_reading(harness: Harness) -> N
                                      headers={**auth(), "Content-Type": f"multipart/form-data; boundary={boundary}"})
     assert resp.status == 413 and await error_of(resp) == "body_too_large"
     assert (await harness.store.list_tasks()).tasks == []
+
+
+async def test_the_audio_length_limit_is_the_configured_one_beyond_the_decoder_default(tmp_path) -> None:
+    """--proxy.max_audio_s is the limit at the door, also above the decoder's 600 s default: a
+    longer file is 413 audio_too_long, a shorter one is accepted (silence FLAC keeps both small)."""
+    h = await start_harness(tmp_path, max_audio_s=900.0)
+    try:
+        def silence(seconds: float) -> bytes:
+            return encode_audio(np.zeros(int(seconds * 8_000), dtype=np.float32), 8_000, "flac")
+
+        accepted = await h.client.post("/api/v1/transcription", data=audio_form(silence(700)), headers=auth())
+        assert accepted.status == 202, await accepted.text()
+        refused = await h.client.post("/api/v1/transcription", data=audio_form(silence(901)), headers=auth())
+        assert (refused.status, await error_of(refused)) == (413, "audio_too_long")
+    finally:
+        await stop_harness(h)
