@@ -8,6 +8,10 @@ validator's hotkey (``client.ProxyClient.miner_response``), so it is useless any
 URL from such a synapse is ever used: the miner never delivers to an address it was not given by a
 validator it answered.
 
+Outside local mode (``public_only``) the URL's host must resolve to public addresses only: a
+permitted validator cannot turn miners into a relay towards their own loopback, private network or
+a cloud metadata service.
+
 Delivery is best effort with bounded retries: a network error or a 5xx/429 is retried with a
 doubling pause; a refusal (403 not assigned, 409 already answered or task closed, 400) is final.
 Nothing here raises into the axon: every outcome is logged.
@@ -16,10 +20,13 @@ Nothing here raises into the axon: every outcome is logged.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import aiohttp
 from bittensor_wallet import Keypair
@@ -50,6 +57,8 @@ class DeliveryPolicy:
     attempts: int = 4
     first_pause_s: float = 1.0
     request_timeout_s: float = 30.0
+    #: deliver only to hosts that resolve to public addresses (off in local mode, where all is loopback).
+    public_only: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +93,10 @@ class Deliverer:
         if job.cancelled() or job.exception() is not None:
             log.info("task %s: the late job failed; nothing to deliver", to.task_id)  # the service logged why
             return
+        if self.policy.public_only and not await resolves_to_public(to.url):
+            log.warning("task %s: delivery URL %s does not resolve to public addresses only; not delivered",
+                        to.task_id, to.url)
+            return
         late = answer(job.result())
         pause = self.policy.first_pause_s
         for attempt in range(1, self.policy.attempts + 1):
@@ -117,3 +130,17 @@ class Deliverer:
             await client.close()
         log.info("task %s: late answer delivered (first valid: %s)", to.task_id, accepted.first)
         return True
+
+
+async def resolves_to_public(url: str) -> bool:
+    """True when every address the URL's host resolves to is globally routable (no loopback,
+    private, link-local, reserved or multicast address); False when it does not resolve."""
+    host = urlsplit(url).hostname
+    if not host:
+        return False
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        return False
+    addresses = {ipaddress.ip_address(info[4][0]) for info in infos}
+    return bool(addresses) and all(address.is_global for address in addresses)

@@ -16,7 +16,7 @@ from subnet_proxy.chain import Chain, ChainError, open_chain
 from subnet_proxy.config import Settings
 from subnet_proxy.engines import Engines, build_engines
 from subnet_proxy.miner.admission import AdmissionPolicy, MetagraphView
-from subnet_proxy.miner.delivery import Deliverer
+from subnet_proxy.miner.delivery import Deliverer, DeliveryPolicy
 from subnet_proxy.miner.server import MinerAxon
 from subnet_proxy.miner.service import MinerLimits, MinerService
 from subnet_proxy.offline import pin_external_ip
@@ -90,7 +90,8 @@ async def run_miner(settings: Settings, stop: asyncio.Event, *, engines: Engines
         policy = AdmissionPolicy(min_stake=settings.miner.min_stake,
                                  allow_non_validators=settings.miner.allow_non_validators)
         limits = MinerLimits(max_audio_s=settings.miner.max_audio_s, tts_format=settings.miner.tts_format)
-        service = MinerService(engines, view, policy, limits, delivery=Deliverer(wallet.hotkey))
+        delivery = Deliverer(wallet.hotkey, DeliveryPolicy(public_only=not settings.mock.enabled))
+        service = MinerService(engines, view, policy, limits, delivery=delivery)
         external_ip = settings.axon.external_ip or (MOCK_EXTERNAL_IP if settings.mock.enabled else None)
         axon = MinerAxon(settings.axon, wallet, service, max_body_bytes=int(settings.miner.max_body_mb * 1_000_000),
                          external_ip=external_ip)

@@ -23,14 +23,14 @@ from subnet_proxy.config import EngineSettings
 from subnet_proxy.engines import Engines, LexRankSummarizer, PiperSynthesizer
 from subnet_proxy.engines.base import Transcriber, Transcript, TranscriptSegment
 from subnet_proxy.miner import AdmissionPolicy, MetagraphView, MinerLimits, MinerService
-from subnet_proxy.miner.delivery import Deliverer, DeliveryPolicy, Destination, LateAnswer
+from subnet_proxy.miner.delivery import Deliverer, DeliveryPolicy, Destination, LateAnswer, resolves_to_public
 from subnet_proxy.signing import SignatureError, SignatureVerifier
 from tests.conftest import free_port
 
 VALIDATOR = Keypair.create_from_uri("//DeliveryValidator")
 MINER = Keypair.create_from_uri("//DeliveryMiner")
 TASK_ID = "0123456789abcdef0123456789abcdef"
-FAST = DeliveryPolicy(attempts=3, first_pause_s=0.05, request_timeout_s=2.0)
+FAST = DeliveryPolicy(attempts=3, first_pause_s=0.05, request_timeout_s=2.0, public_only=False)
 
 
 @dataclass
@@ -120,6 +120,18 @@ async def test_an_unreachable_url_or_a_failed_job_ends_quietly():
     failed.set_exception(RuntimeError("engine crashed"))
     deliverer.later(failed, lambda text: LateAnswer(text=text), _to("http://127.0.0.1:9/never"))
     await _drain(deliverer)
+
+
+async def test_outside_local_mode_only_public_hosts_get_deliveries(receiver):
+    """A permitted validator cannot aim miners at loopback, private or metadata addresses."""
+    guarded = Deliverer(MINER, DeliveryPolicy(attempts=1, first_pause_s=0.05, request_timeout_s=2.0))
+    for url in (receiver.url, "http://169.254.169.254/latest/meta-data", "http://10.1.2.3/x",
+                "http://[::1]/x"):
+        guarded.later(_done("x"), lambda text: LateAnswer(text=text), _to(url))
+    await _drain(guarded)
+    assert receiver.received == []
+    assert await resolves_to_public("http://8.8.8.8/api/v1/miner/response")  # a literal: no lookup made
+    assert not await resolves_to_public("not a url")
 
 
 class SlowTranscriber(Transcriber):

@@ -61,7 +61,7 @@ async def _slow_miner(harness, engines, delay_s: float
     miner_engines = Engines(transcriber=slow, synthesizer=engines.synthesizer, summarizer=engines.summarizer)
     view = MetagraphView(MetagraphSnapshot(netuid=harness.chain.netuid, block=0, neurons=()))
     service = MinerService(miner_engines, view, AdmissionPolicy(), MinerLimits(),
-                           delivery=Deliverer(wallet.hotkey, DeliveryPolicy(first_pause_s=0.2)))
+                           delivery=Deliverer(wallet.hotkey, DeliveryPolicy(first_pause_s=0.2, public_only=False)))
     port = free_port()
     axon = MinerAxon(AxonSettings(ip="127.0.0.1", port=port), wallet, service, max_body_bytes=5_000_000,
                      external_ip="127.0.0.1")
