@@ -84,7 +84,8 @@ def check_transition(task_id: str, current: TaskStatus, target: TaskStatus) -> N
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # NaN/Infinity would be written to JSON as null and then fail every read of the row: refuse them.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class Transition(_Model):

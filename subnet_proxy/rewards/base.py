@@ -15,6 +15,7 @@ those into rewards the same way for every kind:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -64,9 +65,14 @@ def _on_time(response: MinerResponse, timeout_s: float) -> bool:
     return response.valid and response.latency_s is not None and 0.0 <= response.latency_s <= timeout_s
 
 
+def _finite(breakdown: dict[str, float]) -> dict[str, float]:
+    """The breakdown without non-finite terms (a NaN metric explains nothing and cannot be stored)."""
+    return {name: float(value) for name, value in breakdown.items() if math.isfinite(value)}
+
+
 def _zero(response: MinerResponse, reason: str, breakdown: dict[str, float]) -> MinerReward:
     return MinerReward(uid=response.uid, hotkey=response.hotkey, reward=0.0,
-                       breakdown={**breakdown, f"rejected_{reason}": 1.0})
+                       breakdown={**_finite(breakdown), f"rejected_{reason}": 1.0})
 
 
 def finalize(responses: Sequence[MinerResponse], judged: Sequence[Judged], *, timeout_s: float) -> list[MinerReward]:
@@ -97,7 +103,7 @@ def finalize(responses: Sequence[MinerResponse], judged: Sequence[Judged], *, ti
             multiplier = speed_multiplier(quality, latency, timeout_s)
             rewards.append(MinerReward(
                 uid=response.uid, hotkey=response.hotkey, reward=clip01(quality * multiplier),
-                breakdown={**verdict.breakdown, "quality": quality,
+                breakdown={**_finite(verdict.breakdown), "quality": quality,
                            "speed": speed_score(latency, timeout_s), "speed_multiplier": multiplier},
             ))
     return rewards

@@ -91,3 +91,27 @@ def test_rewards_stay_in_unit_interval_and_order_is_kept() -> None:
 def test_mismatched_verdicts_are_refused() -> None:
     with pytest.raises(ValueError, match="2 responses but 1 verdicts"):
         finalize([response(TASK, "a"), response(TASK, "b")], [ok(1.0, "a")], timeout_s=10.0)
+
+
+def test_non_finite_breakdown_terms_are_dropped_so_the_evaluation_can_be_stored() -> None:
+    from subnet_proxy.tasks import Evaluation
+
+    responses = [response(TASK, "nan"), response(TASK, "inf")]
+    judged = [Judged(valid=True, quality=0.8, fingerprint="a", breakdown={"rouge": float("nan"), "len": 1.0}),
+              Judged(valid=False, quality=0.0, fingerprint="b", reason="empty", breakdown={"sim": float("inf")})]
+    rewards = by_hotkey(finalize(responses, judged, timeout_s=10.0))
+    assert "rouge" not in rewards["nan"].breakdown and rewards["nan"].breakdown["len"] == 1.0
+    assert rewards["inf"].breakdown == {"rejected_empty": 1.0}
+    stored = Evaluation(task_id=TASK.task_id, validator_hotkey="v", rewards=list(rewards.values()))
+    assert Evaluation.model_validate_json(stored.model_dump_json()) == stored
+
+
+def test_models_refuse_non_finite_numbers() -> None:
+    from pydantic import ValidationError
+
+    from subnet_proxy.tasks import MinerReward
+
+    with pytest.raises(ValidationError):
+        type(response(TASK, "x")).model_validate({**response(TASK, "x").model_dump(), "latency_s": float("nan")})
+    with pytest.raises(ValidationError):
+        MinerReward(uid=1, hotkey="h", reward=0.5, breakdown={"x": float("inf")})
