@@ -80,8 +80,9 @@ async def accept(request: web.Request, kind: TaskKind, task_input: TaskInput, id
         deadline=utcnow() + timedelta(seconds=context.settings.proxy.task_ttl_s),
     )
     stored, created = await context.store.create_task(task)
-    if stored.kind is not kind:
-        raise ApiError(409, "idempotency_conflict", "this Idempotency-Key was already used for another kind of task")
+    if stored.kind is not kind or stored.input != task_input:
+        raise ApiError(409, "idempotency_conflict",
+                       "this Idempotency-Key was already used for a different request; use a new key")
     if created:
         context.metrics.submitted.labels(kind.value).inc()
     body = TaskAccepted(task_id=stored.task_id, status=stored.status, status_url=status_url(stored.task_id),

@@ -150,6 +150,10 @@ async def test_idempotency_key_returns_same_task(harness: Harness, wav_bytes: by
     # the same key for another kind of task is a conflict, not a silent mix-up
     resp = await harness.client.post("/api/v1/summarization", json={"text": "hi"}, headers=headers)
     assert resp.status == 409 and await error_of(resp) == "idempotency_conflict"
+    # and for the same kind with other input (another file): a conflict too, never the old task
+    other_audio = encode_audio(tone(freq=660.0), 16_000, "wav")
+    resp = await harness.client.post("/api/v1/transcription", data=audio_form(other_audio), headers=headers)
+    assert resp.status == 409 and await error_of(resp) == "idempotency_conflict"
     # keys are per client: another client's identical key makes its own task
     other = await harness.client.post("/api/v1/transcription", data=audio_form(wav_bytes),
                                       headers={**auth(ADMIN_KEY), "Idempotency-Key": "order-42"})
