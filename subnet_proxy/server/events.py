@@ -91,12 +91,14 @@ class WatchedStore(TaskStore):
         return self._changed(await self.inner.assign_miners(task_id, claimer, miners))
 
     async def transition(self, task_id: str, target: TaskStatus, *, reason: str | None = None,
-                         error: tuple[str, str] | None = None, claimer: str | None = None) -> Task:
+                         error: tuple[str, str] | None = None, claimer: str | None = None,
+                         result: FinalResult | None = None) -> Task:
         return self._changed(await self.inner.transition(task_id, target, reason=reason, error=error,
-                                                         claimer=claimer))
+                                                         claimer=claimer, result=result))
 
-    async def record_response(self, response: MinerResponse) -> tuple[MinerResponse, bool]:
-        stored, created = await self.inner.record_response(response)
+    async def record_response(self, response: MinerResponse, *,
+                              only_if: frozenset[TaskStatus] | None = None) -> tuple[MinerResponse, bool]:
+        stored, created = await self.inner.record_response(response, only_if=only_if)
         self.events.publish(response.task_id)
         return stored, created
 

@@ -9,6 +9,7 @@ from subnet_proxy.store.base import (
     Page,
     PurgeReport,
     StoreError,
+    TaskNotAccepting,
     TaskNotFound,
     TaskStore,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "PurgeReport",
     "SQLiteTaskStore",
     "StoreError",
+    "TaskNotAccepting",
     "TaskNotFound",
     "TaskStore",
     "open_task_store",

@@ -8,6 +8,7 @@ Errors::
     StoreError
      +-- TaskNotFound        the task id is unknown
      +-- LeaseLost           the caller no longer holds the task's lease
+     +-- TaskNotAccepting    the task's status refuses the write (``record_response(only_if=...)``)
      +-- InvalidCursor       a paging cursor this store did not hand out (also a ValueError)
      +-- IllegalTransition   (from subnet_proxy.tasks) the lifecycle table refuses the move
 """
@@ -44,6 +45,16 @@ class LeaseLost(StoreError):
         super().__init__(f"task {task_id}: {claimer} does not hold its lease")
         self.task_id = task_id
         self.claimer = claimer
+
+
+class TaskNotAccepting(StoreError):
+    """A conditional write was refused because the task is not in an allowed status; nothing was
+    stored. ``status`` is the status the store saw in the same atomic step."""
+
+    def __init__(self, task_id: str, status: TaskStatus) -> None:
+        super().__init__(f"task {task_id} is {status.value}; it does not accept this write")
+        self.task_id = task_id
+        self.status = status
 
 
 class InvalidCursor(StoreError, ValueError):
@@ -127,16 +138,26 @@ class TaskStore(abc.ABC):
         reason: str | None = None,
         error: tuple[str, str] | None = None,
         claimer: str | None = None,
+        result: FinalResult | None = None,
     ) -> Task:
         """Move a task along the lifecycle (checked by ``subnet_proxy.tasks.check_transition``),
         atomically. With ``claimer`` the caller must hold the lease (LeaseLost otherwise).
-        ``error`` (code, message) is recorded on FAILED/EXPIRED."""
+        ``error`` (code, message) is recorded on FAILED/EXPIRED. ``result`` (only with APPROVED) is
+        stored as the final result in the same atomic step, so of two validators approving at once
+        only the one whose move succeeds writes it; the other gets IllegalTransition and writes
+        nothing."""
 
     # -- responses, evaluations, results ----------------------------------------------------------
     @abc.abstractmethod
-    async def record_response(self, response: MinerResponse) -> tuple[MinerResponse, bool]:
+    async def record_response(
+        self, response: MinerResponse, *, only_if: frozenset[TaskStatus] | None = None
+    ) -> tuple[MinerResponse, bool]:
         """Store a miner's answer once per (task_id, hotkey); a repeat returns the stored one and
-        ``False``. The first valid response of a task is stored with ``is_first=True``."""
+        ``False``. The first valid response of a task is stored with ``is_first=True``; the
+        first-answer mark only ever names a stored valid response (no failure leaves it dangling).
+        With ``only_if``, the task's status is checked in the same atomic step as the write and
+        TaskNotAccepting is raised (nothing stored) unless it is one of them: an answer cannot land
+        on a task that was evaluated or failed between a caller's check and its write."""
 
     @abc.abstractmethod
     async def list_responses(self, task_id: str) -> list[MinerResponse]:
@@ -155,7 +176,8 @@ class TaskStore(abc.ABC):
 
     @abc.abstractmethod
     async def set_final_result(self, result: FinalResult) -> None:
-        """Record (or replace) the task's final result."""
+        """Record (or replace) the task's final result, whatever its status (approval writes its
+        result with ``transition(..., result=...)`` instead, so it is written once per decision)."""
 
     @abc.abstractmethod
     async def get_final_result(self, task_id: str) -> FinalResult | None: ...

@@ -12,7 +12,7 @@ import binascii
 import json
 from datetime import datetime, timedelta
 
-from subnet_proxy.store.base import InvalidCursor, LeaseLost
+from subnet_proxy.store.base import InvalidCursor, LeaseLost, TaskNotAccepting
 from subnet_proxy.tasks import FinalResult, MinerResponse, Task, TaskError, TaskStatus, utcnow
 
 #: statuses a passed ``deadline`` moves to EXPIRED (the others are final already).
@@ -137,6 +137,22 @@ def expired_by_deadline(task: Task, now: datetime) -> Task:
         claimer=None,
         now=now,
     )
+
+
+def require_accepting(task: Task, only_if: frozenset[TaskStatus] | None) -> None:
+    """The check behind ``record_response(only_if=...)``, run inside the backend's atomic step."""
+    if only_if is not None and task.status not in only_if:
+        raise TaskNotAccepting(task.task_id, task.status)
+
+
+def check_decision(task_id: str, target: TaskStatus, result: FinalResult | None) -> None:
+    """A result goes with ``transition`` only as the APPROVED decision of that same task."""
+    if result is None:
+        return
+    if target is not TaskStatus.APPROVED:
+        raise ValueError(f"a final result is stored only with approved, not {target.value}")
+    if result.task_id != task_id:
+        raise ValueError(f"the result is for task {result.task_id}, not {task_id}")
 
 
 def first_marked(response: MinerResponse, *, first_exists: bool) -> MinerResponse:

@@ -117,12 +117,22 @@ class SQLiteTaskStore(TaskStore):
             raise StoreError(f"task {task.task_id} was neither inserted nor found")
         return Task.model_validate_json(row[0])
 
-    async def _update(self, task_id: str, change: Callable[[Task], Task], *, wake: bool = False) -> Task:
-        """Load, change (pure; may raise) and save one task in one transaction."""
+    async def _update(
+        self,
+        task_id: str,
+        change: Callable[[Task], Task],
+        *,
+        wake: bool = False,
+        result: FinalResult | None = None,
+    ) -> Task:
+        """Load, change (pure; may raise) and save one task, and its final ``result`` if given, in one
+        transaction."""
 
         def work(conn: sqlite3.Connection) -> Task:
             task = change(self._load(conn, task_id))
             self._save(conn, task)
+            if result is not None:
+                self._write_result(conn, result)
             if wake:
                 self._bump_wake(conn)
             return task
@@ -236,17 +246,22 @@ class SQLiteTaskStore(TaskStore):
         reason: str | None = None,
         error: tuple[str, str] | None = None,
         claimer: str | None = None,
+        result: FinalResult | None = None,
     ) -> Task:
+        ops.check_decision(task_id, target, result)
         return await self._update(
             task_id,
             lambda t: ops.transitioned(t, target, reason=reason, error=error, claimer=claimer, now=utcnow()),
             wake=target is TaskStatus.PENDING,
+            result=result,
         )
 
     # -- responses, evaluations, results -------------------------------------------------------------
-    async def record_response(self, response: MinerResponse) -> tuple[MinerResponse, bool]:
+    async def record_response(
+        self, response: MinerResponse, *, only_if: frozenset[TaskStatus] | None = None
+    ) -> tuple[MinerResponse, bool]:
         def work(conn: sqlite3.Connection) -> tuple[MinerResponse, bool]:
-            self._load(conn, response.task_id)
+            ops.require_accepting(self._load(conn, response.task_id), only_if)
             row = conn.execute(
                 "SELECT doc FROM responses WHERE task_id = ? AND hotkey = ?", (response.task_id, response.hotkey)
             ).fetchone()
@@ -289,14 +304,19 @@ class SQLiteTaskStore(TaskStore):
     async def set_final_result(self, result: FinalResult) -> None:
         def work(conn: sqlite3.Connection) -> None:
             self._load(conn, result.task_id)
-            conn.execute(
-                "INSERT OR REPLACE INTO final_results(task_id, doc) VALUES (?, ?)",
-                (result.task_id, result.model_dump_json()),
-            )
-            conn.execute("DELETE FROM blob_refs WHERE task_id = ? AND source = 'result'", (result.task_id,))
-            self._add_refs(conn, result.task_id, "result", ops.result_blobs(result))
+            self._write_result(conn, result)
 
         await self._db.write(work)
+
+    @classmethod
+    def _write_result(cls, conn: sqlite3.Connection, result: FinalResult) -> None:
+        """Store (or replace) the final result and its blob references, in the caller's transaction."""
+        conn.execute(
+            "INSERT OR REPLACE INTO final_results(task_id, doc) VALUES (?, ?)",
+            (result.task_id, result.model_dump_json()),
+        )
+        conn.execute("DELETE FROM blob_refs WHERE task_id = ? AND source = 'result'", (result.task_id,))
+        cls._add_refs(conn, result.task_id, "result", ops.result_blobs(result))
 
     async def get_final_result(self, task_id: str) -> FinalResult | None:
         found = await self._docs(FinalResult, "SELECT doc FROM final_results WHERE task_id = ?", task_id)

@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
-from subnet_proxy.store import TaskNotFound, TaskStore
-from subnet_proxy.tasks import Evaluation, FinalResult, MinerReward, TaskKind
+from subnet_proxy.store import TaskNotAccepting, TaskNotFound, TaskStore
+from subnet_proxy.tasks import Evaluation, FinalResult, IllegalTransition, MinerReward, TaskKind, TaskStatus
 from tests.store.factories import make_response, make_task
 
 
@@ -63,6 +63,69 @@ async def test_concurrent_valid_responses_make_exactly_one_first(open_store: Cal
     assert await stores[1].first_response(task.task_id) == firsts[0]
 
 
+OUT_WITH_MINERS = frozenset({TaskStatus.DISTRIBUTED})
+
+
+async def test_a_conditional_answer_is_refused_unless_the_task_accepts_it(task_store: TaskStore) -> None:
+    task, _ = await task_store.create_task(make_task(1))
+    with pytest.raises(TaskNotAccepting) as refused:
+        await task_store.record_response(make_response(task.task_id, "hk1"), only_if=OUT_WITH_MINERS)
+    assert refused.value.task_id == task.task_id and refused.value.status is TaskStatus.PENDING
+    assert await task_store.list_responses(task.task_id) == []
+
+    await task_store.claim_tasks("v", limit=1, lease_s=60)
+    stored, created = await task_store.record_response(make_response(task.task_id, "hk1"), only_if=OUT_WITH_MINERS)
+    assert created and stored.is_first
+    await task_store.transition(task.task_id, TaskStatus.FAILED, claimer="v", error=("x", "failed meanwhile"))
+    for hotkey in ("hk2", "hk1"):  # a new answer, and a repeat: the status is checked first
+        with pytest.raises(TaskNotAccepting) as refused:
+            await task_store.record_response(make_response(task.task_id, hotkey), only_if=OUT_WITH_MINERS)
+        assert refused.value.status is TaskStatus.FAILED
+    assert await task_store.list_responses(task.task_id) == [stored]
+    with pytest.raises(TaskNotFound):
+        await task_store.record_response(make_response("missing", "hk1"), only_if=OUT_WITH_MINERS)
+
+
+async def test_answers_racing_the_end_of_a_task_land_before_it_or_not_at_all(
+    open_store: Callable[[], TaskStore],
+) -> None:
+    """Answers written concurrently with the move to DONE, from several store objects: every one is
+    either stored (and the task was still distributed) or refused with the status that refused it."""
+    stores = [open_store() for _ in range(3)]
+    task, _ = await stores[0].create_task(make_task(1))
+    await stores[0].claim_tasks("v", limit=1, lease_s=60)
+    answers = [
+        stores[i % len(stores)].record_response(make_response(task.task_id, f"hk{i}", uid=i), only_if=OUT_WITH_MINERS)
+        for i in range(8)
+    ]
+    done = stores[1].transition(task.task_id, TaskStatus.DONE, claimer="v")
+    *outcomes, finished = await asyncio.gather(*answers, done, return_exceptions=True)
+    assert getattr(finished, "status", None) is TaskStatus.DONE, finished
+    stored = {o[0].hotkey for o in outcomes if isinstance(o, tuple)}
+    refused = [o for o in outcomes if isinstance(o, TaskNotAccepting)]
+    assert len(stored) + len(refused) == 8, outcomes
+    assert all(r.status is TaskStatus.DONE for r in refused)
+    assert {r.hotkey for r in await stores[2].list_responses(task.task_id)} == stored
+
+
+async def test_a_miner_racing_itself_never_leaves_the_first_mark_on_an_invalid_answer(
+    open_store: Callable[[], TaskStore],
+) -> None:
+    """The same hotkey sends a valid and an invalid answer at once: whichever is stored, the first
+    answer is either absent (the invalid one won) or that stored valid answer, never a mismatch."""
+    stores = [open_store() for _ in range(2)]
+    for n in range(6):
+        task, _ = await stores[0].create_task(make_task(n))
+        valid = make_response(task.task_id, "hk1", uid=1)
+        invalid = make_response(task.task_id, "hk1", uid=1, state="invalid")
+        pair = (invalid, valid) if n % 2 else (valid, invalid)
+        await asyncio.gather(*(store.record_response(r) for store, r in zip(stores, pair, strict=True)))
+        [kept] = await stores[0].list_responses(task.task_id)
+        first = await stores[1].first_response(task.task_id)
+        assert first == (kept if kept.valid else None), (kept, first)
+        assert kept.is_first is kept.valid
+
+
 async def test_response_to_an_unknown_task_raises(task_store: TaskStore) -> None:
     with pytest.raises(TaskNotFound):
         await task_store.record_response(make_response("missing", "hk1"))
@@ -101,3 +164,23 @@ async def test_final_result_is_set_replaced_and_read(task_store: TaskStore) -> N
     assert await task_store.get_final_result(task.task_id) == better
     with pytest.raises(TaskNotFound):
         await task_store.set_final_result(result.model_copy(update={"task_id": "missing"}))
+
+
+async def test_an_approval_writes_its_result_once(task_store: TaskStore) -> None:
+    """The result goes with the move to APPROVED: a second approval (a validator that lost the quorum
+    race) is refused and writes nothing; a result goes with no other move, nor to another task."""
+    task, _ = await task_store.create_task(make_task(1))
+    await task_store.claim_tasks("v", limit=1, lease_s=60)
+    await task_store.transition(task.task_id, TaskStatus.DONE, claimer="v")
+    winner = FinalResult(task_id=task.task_id, kind=TaskKind.SUMMARIZATION, hotkey="hk1", uid=1, score=0.7, text="a")
+    loser = winner.model_copy(update={"hotkey": "hk2", "uid": 2, "text": "b"})
+    with pytest.raises(ValueError):
+        await task_store.transition(task.task_id, TaskStatus.FAILED, result=winner)
+    with pytest.raises(ValueError):
+        await task_store.transition("other", TaskStatus.APPROVED, result=winner)
+    assert await task_store.get_final_result(task.task_id) is None
+    approved = await task_store.transition(task.task_id, TaskStatus.APPROVED, result=winner)
+    assert approved.status is TaskStatus.APPROVED
+    with pytest.raises(IllegalTransition):
+        await task_store.transition(task.task_id, TaskStatus.APPROVED, result=loser)
+    assert await task_store.get_final_result(task.task_id) == winner

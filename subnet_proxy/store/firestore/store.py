@@ -17,7 +17,11 @@ Reading the candidates inside a transaction instead makes every read take a lock
 5 claimers sharing 200 tasks then took 65-100 s against 2 s this way. Every other read-modify-write
 of a task (renew, release, assign, transition, expire) is a transaction.
 "Exactly once" records (responses, evaluations, idempotency, first answer) are ``create`` writes
-with deterministic ids: the second writer gets AlreadyExists and reads the first's. The rules
+with deterministic ids: the second writer gets AlreadyExists and reads the first's. A first valid
+answer and its first-answer marker are created in one atomic write, so the marker never names a
+response that was not stored; an answer conditional on the task's status (``only_if``) is written
+in a transaction that reads the task, and an approval's final result in the transaction that moves
+the task to APPROVED. The rules
 themselves (leases, checked moves) are ``subnet_proxy.store.ops``, shared with every backend.
 """
 
@@ -35,7 +39,7 @@ from google.cloud.firestore_v1.async_transaction import async_transactional
 
 from subnet_proxy.config import Settings, StoreSettings
 from subnet_proxy.store import ops
-from subnet_proxy.store.base import Page, PurgeReport, TaskNotFound, TaskStore
+from subnet_proxy.store.base import Page, PurgeReport, StoreError, TaskNotFound, TaskStore
 from subnet_proxy.store.firestore import codec, queries
 from subnet_proxy.store.firestore.signal import NewTaskSignal, close_client, pending_query
 from subnet_proxy.tasks import Evaluation, FinalResult, MinerResponse, Task, TaskKind, TaskStatus, utcnow
@@ -205,10 +209,13 @@ class FirestoreTaskStore(TaskStore):
         reason: str | None = None,
         error: tuple[str, str] | None = None,
         claimer: str | None = None,
+        result: FinalResult | None = None,
     ) -> Task:
-        task = await self._update(
+        ops.check_decision(task_id, target, result)
+        task, _ = await self._update_if(
             task_id,
             lambda t: ops.transitioned(t, target, reason=reason, error=error, claimer=claimer, now=utcnow()),
+            result=result,
         )
         if target is TaskStatus.PENDING:
             self._signal.notify()
@@ -218,55 +225,95 @@ class FirestoreTaskStore(TaskStore):
         task, _ = await self._update_if(task_id, change)
         return task
 
-    async def _update_if(self, task_id: str, change: Callable[[Task], Task | None]) -> tuple[Task, bool]:
-        """Read, change and write one task in a transaction; ``change`` returning None writes nothing.
-        ``change`` may run more than once (the transaction retries on contention): keep it pure."""
+    async def _update_if(
+        self, task_id: str, change: Callable[[Task], Task | None], *, result: FinalResult | None = None
+    ) -> tuple[Task, bool]:
+        """Read, change and write one task (and its final ``result`` if given) in a transaction;
+        ``change`` returning None writes nothing. ``change`` may run more than once (the transaction
+        retries on contention): keep it pure."""
         ref = self._task_ref(task_id)
+        result_ref = self._col.results.document(task_id)
 
         @async_transactional
         async def update(tx: Any) -> tuple[Task, bool]:
             snap = await ref.get(transaction=tx)
             if not snap.exists:
                 raise TaskNotFound(task_id)
+            old_result = await result_ref.get(transaction=tx) if result is not None else None
             task = codec.decode_task(snap.to_dict())
             changed = change(task)
             if changed is None:
                 return task, False
             tx.set(ref, codec.encode_task(changed))
+            if result is not None:
+                self._replace_result(tx, old_result, result)
             return changed, True
 
-        result: tuple[Task, bool] = await update(self._client.transaction(max_attempts=TX_ATTEMPTS))
-        return result
+        updated: tuple[Task, bool] = await update(self._client.transaction(max_attempts=TX_ATTEMPTS))
+        return updated
 
     # -- responses, evaluations, results ----------------------------------------------------------
-    async def record_response(self, response: MinerResponse) -> tuple[MinerResponse, bool]:
+    async def record_response(
+        self, response: MinerResponse, *, only_if: frozenset[TaskStatus] | None = None
+    ) -> tuple[MinerResponse, bool]:
+        """One read of the task, the answer and the first-answer marker; then the answer (with the
+        marker when it is the first valid one) created in one atomic write. AlreadyExists means the
+        answer is a repeat, or another answer took the marker meanwhile: then it is stored as not first."""
         ref = self._col.responses.document(codec.doc_id(response.task_id, response.hotkey))
-        task_snap, existing = await self._get_both(self._task_ref(response.task_id), ref)
+        marker = self._col.first_responses.document(response.task_id)
+        task_snap, existing, marked = await self._get_all(self._task_ref(response.task_id), ref, marker)
         if not task_snap.exists:
             raise TaskNotFound(response.task_id)
+        ops.require_accepting(codec.decode_task(task_snap.to_dict()), only_if)
         if existing.exists:
             return codec.decode(MinerResponse, existing.to_dict()), False
-        first = False
-        if response.valid:
-            first = await self._claim_first(response.task_id, response.hotkey)
-        stored = ops.first_marked(response, first_exists=not first)
-        batch = self._client.batch()
-        batch.create(ref, codec.encode_response(stored))
-        self._add_refs(batch, ops.response_blobs(stored), stored.task_id, f"response.{stored.hotkey}")
+        stored = ops.first_marked(response, first_exists=marked.exists)
         try:
-            await batch.commit()
+            await self._create_response(stored, ref, marker, only_if)
+            return stored, True
+        except gexc.Conflict:
+            pass
+        if (again := await ref.get()).exists:
+            return codec.decode(MinerResponse, again.to_dict()), False
+        if not stored.is_first:
+            raise StoreError(f"task {stored.task_id}: the answer of {stored.hotkey} was refused as a repeat "
+                             "but is not stored")
+        stored = ops.first_marked(response, first_exists=True)
+        try:
+            await self._create_response(stored, ref, marker, only_if)
         except gexc.Conflict:
             return codec.decode(MinerResponse, (await ref.get()).to_dict()), False
         return stored, True
 
-    async def _claim_first(self, task_id: str, hotkey: str) -> bool:
-        """True when ``hotkey`` holds (or now takes) the task's first-valid-answer marker."""
-        marker = self._col.first_responses.document(task_id)
-        try:
-            await marker.create({"task_id": task_id, "hotkey": hotkey, "at": utcnow()})
-            return True
-        except gexc.Conflict:
-            return bool((await marker.get()).get("hotkey") == hotkey)
+    async def _create_response(
+        self, stored: MinerResponse, ref: Any, marker: Any, only_if: frozenset[TaskStatus] | None
+    ) -> None:
+        """Create the answer (and the marker naming it when it is first) in one atomic write; with
+        ``only_if``, in a transaction that re-reads the task, so its status holds at commit.
+        gexc.Conflict when the answer or the marker already exists (nothing is written then)."""
+
+        def add(writes: Any) -> None:
+            writes.create(ref, codec.encode_response(stored))
+            if stored.is_first:
+                writes.create(marker, {"task_id": stored.task_id, "hotkey": stored.hotkey, "at": utcnow()})
+            self._add_refs(writes, ops.response_blobs(stored), stored.task_id, f"response.{stored.hotkey}")
+
+        if only_if is None:
+            batch = self._client.batch()
+            add(batch)
+            await batch.commit()
+            return
+        task_ref = self._task_ref(stored.task_id)
+
+        @async_transactional
+        async def create(tx: Any) -> None:
+            snap = await task_ref.get(transaction=tx)
+            if not snap.exists:
+                raise TaskNotFound(stored.task_id)
+            ops.require_accepting(codec.decode_task(snap.to_dict()), only_if)
+            add(tx)
+
+        await create(self._client.transaction(max_attempts=TX_ATTEMPTS))
 
     async def list_responses(self, task_id: str) -> list[MinerResponse]:
         query = self._col.responses.where(filter=firestore.FieldFilter("task_id", "==", task_id))
@@ -310,14 +357,17 @@ class FirestoreTaskStore(TaskStore):
 
         @async_transactional
         async def replace(tx: Any) -> None:
-            old = await ref.get(transaction=tx)
-            if old.exists:
-                for key in ops.result_blobs(codec.decode(FinalResult, old.to_dict())):
-                    tx.delete(self._col.blob_ref(key, result.task_id, "result"))
-            tx.set(ref, codec.encode_result(result))
-            self._add_refs(tx, ops.result_blobs(result), result.task_id, "result")
+            self._replace_result(tx, await ref.get(transaction=tx), result)
 
         await replace(self._client.transaction(max_attempts=TX_ATTEMPTS))
+
+    def _replace_result(self, tx: Any, old: Any, result: FinalResult) -> None:
+        """Write ``result`` over the stored one (snapshot ``old``, read in ``tx``) and move its blob refs."""
+        if old.exists:
+            for key in ops.result_blobs(codec.decode(FinalResult, old.to_dict())):
+                tx.delete(self._col.blob_ref(key, result.task_id, "result"))
+        tx.set(self._col.results.document(result.task_id), codec.encode_result(result))
+        self._add_refs(tx, ops.result_blobs(result), result.task_id, "result")
 
     async def get_final_result(self, task_id: str) -> FinalResult | None:
         snap = await self._col.results.document(task_id).get()
@@ -381,10 +431,10 @@ class FirestoreTaskStore(TaskStore):
         if not (await self._task_ref(task_id).get(field_paths=["status"])).exists:
             raise TaskNotFound(task_id)
 
-    async def _get_both(self, first: Any, second: Any) -> tuple[Any, Any]:
-        """Two documents in one round trip (get_all yields in any order)."""
-        snaps = {s.reference.path: s async for s in self._client.get_all([first, second])}
-        return snaps[first.path], snaps[second.path]
+    async def _get_all(self, *refs: Any) -> list[Any]:
+        """Several documents in one round trip, in the order asked (get_all yields in any order)."""
+        snaps = {s.reference.path: s async for s in self._client.get_all(list(refs))}
+        return [snaps[ref.path] for ref in refs]
 
     def _add_refs(self, batch: Any, keys: Iterable[str], task_id: str, source: str) -> None:
         """Record in ``batch`` (or a transaction) that ``task_id`` uses each blob key as ``source``."""
