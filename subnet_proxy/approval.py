@@ -12,7 +12,9 @@ Rules:
   chains) it is the share of permitted validators by count; with no metagraph (local mode) any one
   evaluation is a quorum;
 - the final result is the valid response with the highest stake-weighted mean reward (ties: the
-  earliest). No valid response: the task FAILS with ``no_valid_response``.
+  earliest), stored with the move to APPROVED in one store step: when two validators reach the
+  quorum at once, the result of the one whose move succeeds stands. No valid response: the task
+  FAILS with ``no_valid_response``.
 """
 
 from __future__ import annotations
@@ -137,16 +139,17 @@ async def record_evaluation(
 async def _decide(
     store: TaskStore, task: Task, responses: Sequence[MinerResponse], evaluations: Sequence[Evaluation]
 ) -> tuple[Task, FinalResult | None]:
-    """Set the result, then approve (so an APPROVED task always has one); or fail with no valid answer.
-    A concurrent approval by another evaluator wins quietly: the task is re-read."""
+    """Approve with the result in one atomic store step (so an APPROVED task always has one, written
+    once: by the decision whose move succeeded); or fail with no valid answer. A concurrent decision
+    by another evaluator wins quietly: its task and result are re-read, nothing is overwritten."""
     result = choose_result(task, responses, evaluations)
     try:
         if result is None:
             task = await store.transition(task.task_id, TaskStatus.FAILED, reason="evaluated",
                                           error=("no_valid_response", "no miner gave a valid answer"))
         else:
-            await store.set_final_result(result)
-            task = await store.transition(task.task_id, TaskStatus.APPROVED, reason="quorum reached")
+            task = await store.transition(task.task_id, TaskStatus.APPROVED, reason="quorum reached",
+                                          result=result)
     except IllegalTransition:
         task = await store.get_task(task.task_id)
         result = await store.get_final_result(task.task_id)

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from subnet_proxy.approval import EvaluationRefused, choose_result, mean_rewards, quorum_share, record_evaluation
 from subnet_proxy.chain import MetagraphSnapshot, Neuron
+from subnet_proxy.server.events import WatchedStore
 from subnet_proxy.store import SQLiteTaskStore
-from subnet_proxy.tasks import Evaluation, MinerResponse, MinerReward, Task, TaskInput, TaskKind, TaskStatus
+from subnet_proxy.tasks import (
+    Evaluation,
+    FinalResult,
+    MinerResponse,
+    MinerReward,
+    Task,
+    TaskInput,
+    TaskKind,
+    TaskStatus,
+)
 
 
 def neuron(uid: int, stake: float, permit: bool) -> Neuron:
@@ -95,5 +107,52 @@ async def test_record_evaluation_on_the_store(tmp_path: Path) -> None:
                                                       rewards=[MinerReward(uid=7, hotkey="hk7", reward=1.0)]),
                                     graph, quorum=0.5)
         assert refused.value.code == "unknown_miner"
+    finally:
+        await store.close()
+
+
+class HeldDecision(WatchedStore):
+    """A store view whose caller stops at its decision (a result or a move) until ``go`` is set."""
+
+    def __init__(self, inner: SQLiteTaskStore) -> None:
+        super().__init__(inner)
+        self.reached = asyncio.Event()
+        self.go = asyncio.Event()
+
+    async def _hold(self) -> None:
+        self.reached.set()
+        await self.go.wait()
+
+    async def set_final_result(self, result: FinalResult) -> None:
+        await self._hold()
+        await super().set_final_result(result)
+
+    async def transition(self, task_id: str, target: TaskStatus, **kwargs: Any) -> Task:
+        await self._hold()
+        return await super().transition(task_id, target, **kwargs)
+
+
+async def test_two_validators_reaching_quorum_at_once_leave_one_result(tmp_path: Path) -> None:
+    """B reaches quorum on its own evaluation and is held at its decision; A then evaluates (seeing both,
+    it picks another miner) and approves. B's late decision must not replace A's result."""
+    store = SQLiteTaskStore(tmp_path / "tasks.db")
+    held = HeldDecision(store)
+    try:
+        graph = snap(neuron(0, 300, True), neuron(1, 100, True), neuron(3, 0, False), neuron(4, 0, False))
+        task = await _done_task(store, {3: "ok", 4: "ok"})
+        by_b = Evaluation(task_id=task.task_id, validator_hotkey="hk1",
+                          rewards=[MinerReward(uid=3, hotkey="hk3", reward=0.1),
+                                   MinerReward(uid=4, hotkey="hk4", reward=0.9)])
+        by_a = Evaluation(task_id=task.task_id, validator_hotkey="hk0",
+                          rewards=[MinerReward(uid=3, hotkey="hk3", reward=0.9),
+                                   MinerReward(uid=4, hotkey="hk4", reward=0.1)])
+        b = asyncio.create_task(record_evaluation(held, by_b, graph, quorum=0.25))
+        await asyncio.wait_for(held.reached.wait(), 10)
+        a = await record_evaluation(store, by_a, graph, quorum=0.25)
+        assert a.status is TaskStatus.APPROVED and a.result is not None and a.result.uid == 3
+        held.go.set()
+        b_outcome = await b
+        assert b_outcome.status is TaskStatus.APPROVED
+        assert await store.get_final_result(task.task_id) == a.result == b_outcome.result
     finally:
         await store.close()
