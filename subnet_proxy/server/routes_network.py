@@ -33,8 +33,11 @@ from subnet_proxy.server.schemas import (
     ValidatorTaskPage,
 )
 from subnet_proxy.server.streaming import stream_blob
+from subnet_proxy.store.base import TaskNotAccepting
 from subnet_proxy.tasks import Evaluation, MinerResponse, Task, TaskKind, TaskStatus, utcnow
 
+#: the statuses a miner's answer is taken in (checked atomically with its write).
+_ACCEPTING = frozenset({TaskStatus.DISTRIBUTED})
 _TEXT_LIMITS = {TaskKind.TRANSCRIPTION: MAX_TRANSCRIPT_CHARS, TaskKind.SUMMARIZATION: MAX_SUMMARY_CHARS}
 
 
@@ -71,6 +74,10 @@ async def _answer_fields(context: ServerContext, task: Task, answer: MinerAnswer
     return {"text": answer.text, "segments": segments}
 
 
+def _closed(status: TaskStatus) -> ApiError:
+    return ApiError(409, "task_closed", f"task is {status.value}; answers are no longer taken")
+
+
 async def post_miner_response(request: web.Request) -> web.Response:
     context = ctx(request)
     neuron = request[CALLER]
@@ -78,15 +85,19 @@ async def post_miner_response(request: web.Request) -> web.Response:
     task = await context.store.get_task(answer.task_id)
     if (neuron.uid, neuron.hotkey) not in {tuple(a) for a in task.assigned}:
         raise ApiError(403, "not_assigned", "this hotkey was not assigned this task")
-    if task.status is not TaskStatus.DISTRIBUTED:
-        raise ApiError(409, "task_closed", f"task is {task.status.value}; answers are no longer taken")
+    if task.status not in _ACCEPTING:
+        raise _closed(task.status)
     fields = await _answer_fields(context, task, answer)
     received = utcnow()
     sent = dispatched_at(task)
     response = MinerResponse(task_id=task.task_id, hotkey=neuron.hotkey, uid=neuron.uid, state="ok",
                              latency_s=round(received.timestamp() - sent, 6) if sent else None,
                              received_at=received, **fields)
-    stored, created = await context.store.record_response(response)
+    try:
+        # the status is checked again in the store's write: the task may have closed since the read above
+        stored, created = await context.store.record_response(response, only_if=_ACCEPTING)
+    except TaskNotAccepting as exc:
+        raise _closed(exc.status) from exc
     if not created:
         raise ApiError(409, "already_answered", "this miner already answered this task")
     body = AnswerAccepted(task_id=task.task_id, uid=neuron.uid, first=stored.is_first)

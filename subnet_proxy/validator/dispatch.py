@@ -1,7 +1,8 @@
 """One claimed task out to miners and back: select, assign, fan out, record answers as they land.
 
 The first valid answer is recorded the moment it arrives (the store marks it ``is_first`` and the
-client sees it at once); the others are recorded as they complete. When none of the chosen
+client sees it at once); the others are recorded as they complete, each only while the task is
+still DISTRIBUTED (the store checks that in the write itself). When none of the chosen
 miners answers validly the task goes once more to other miners; when those fail too it ends
 FAILED with the reason. Otherwise it moves to DONE, ready for evaluation.
 
@@ -32,7 +33,7 @@ from subnet_proxy.blobs.base import BlobStore
 from subnet_proxy.chain import MetagraphSnapshot, Neuron
 from subnet_proxy.config import Settings
 from subnet_proxy.rewards.registry import task_timeout
-from subnet_proxy.store.base import TaskStore
+from subnet_proxy.store.base import LeaseLost, TaskNotAccepting, TaskStore
 from subnet_proxy.tasks import MinerResponse, Task, TaskStatus
 from subnet_proxy.validator.codec import (
     BadTaskInput,
@@ -51,6 +52,8 @@ log = logging.getLogger(__name__)
 #: rounds of miners a task is sent to: the first choice, then once more to others.
 MAX_ROUNDS = 2
 _NO_OUTPUT = "answer carries no output"
+#: the statuses answers are recorded in.
+_ACCEPTING = frozenset({TaskStatus.DISTRIBUTED})
 #: how often the store is re-read for the deliveries of miners that answered empty.
 DELIVERY_POLL_S = 0.1
 
@@ -171,7 +174,7 @@ class Dispatcher:
                 if decoded.response.message == _NO_OUTPUT:
                     empty.append(decoded.response)
                     continue
-                await self.store.record_response(await stored_response(decoded, self.blobs))
+                await self._record(await stored_response(decoded, self.blobs))
         if not empty:
             return False
         deferred = synapse.delivery_url is not None
@@ -188,7 +191,16 @@ class Dispatcher:
                 break
             await asyncio.sleep(min(DELIVERY_POLL_S, delay))
         for response in empty:
-            await self.store.record_response(response)  # a delivered answer is kept; this one is dropped
+            await self._record(response)  # a delivered answer is kept; this one is dropped
+
+    async def _record(self, response: MinerResponse) -> None:
+        """Record an answer only while the task is still out with miners (checked atomically with the
+        write): a slow answer must not land on a task that another validator took over and finished
+        (DONE, never scored for it) or that expired meanwhile. Such a task is no longer ours: LeaseLost."""
+        try:
+            await self.store.record_response(response, only_if=_ACCEPTING)
+        except TaskNotAccepting as exc:
+            raise LeaseLost(response.task_id, self.claimer) from exc
 
 
 def _failure_reason(responses: Sequence[MinerResponse], tried: set[str]) -> str:

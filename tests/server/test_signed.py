@@ -7,11 +7,13 @@ import json
 import time
 from pathlib import Path
 
+import pytest
+
 from protocol import b64encode, encode_audio
 from subnet_proxy.server.auth import signed_body_limit
 from subnet_proxy.server.context import CONTEXT
 from subnet_proxy.signing import sign_request
-from subnet_proxy.tasks import TaskKind, TaskStatus
+from subnet_proxy.tasks import Task, TaskKind, TaskStatus
 from tests.conftest import tone
 from tests.server.conftest import Harness, auth, error_of, start_harness, stop_harness
 
@@ -58,6 +60,26 @@ async def test_miner_refusals(harness: Harness) -> None:
     await harness.store.transition(task.task_id, TaskStatus.DONE, claimer="loop")
     resp = await harness.signed("POST", "/api/v1/miner/response", n.miner_2, {"task_id": task.task_id, "text": "late"})
     assert resp.status == 409 and await error_of(resp) == "task_closed"
+    assert await harness.store.list_responses(task.task_id) == []
+
+
+async def test_an_answer_racing_the_end_of_its_task_is_refused(harness: Harness,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The validator moves the task to DONE right after the endpoint read it as distributed: the store
+    refuses the answer in its write (it would never be scored), and nothing is stored."""
+    task = await harness.distributed_task()
+    read = harness.store.get_task
+
+    async def read_then_task_ends(task_id: str) -> Task:
+        seen = await read(task_id)
+        await harness.store.transition(task_id, TaskStatus.DONE, claimer="loop")
+        return seen
+
+    monkeypatch.setattr(harness.store, "get_task", read_then_task_ends)
+    resp = await harness.signed("POST", "/api/v1/miner/response", harness.neurons.miner_1,
+                                {"task_id": task.task_id, "text": "just too late"})
+    assert resp.status == 409 and await error_of(resp) == "task_closed"
+    assert "done" in (await resp.json())["error"]["message"]
     assert await harness.store.list_responses(task.task_id) == []
 
 
