@@ -29,8 +29,9 @@ def snapshot(*neurons: Neuron) -> MetagraphSnapshot:
 
 def stat(uid: int, ema: float, *, latency: float | None = 0.5, attempts: int = 50, failures: int = 0,
          hotkey: str | None = None) -> MinerStat:
-    return MinerStat(uid=uid, hotkey=hotkey or f"hk{uid}", ema_score=ema, latency_s=latency, attempts=attempts,
-                     consecutive_failures=failures)
+    # model_construct: MinerStat refuses NaN/inf, but the draw must stay safe should one ever get through
+    return MinerStat.model_construct(uid=uid, hotkey=hotkey or f"hk{uid}", ema_score=ema, latency_s=latency,
+                                     attempts=attempts, consecutive_failures=failures)
 
 
 def counts(snap: MetagraphSnapshot, stats: list[MinerStat], draws: int = 3000, k: int = 1) -> Counter[int]:

@@ -21,7 +21,8 @@ def neuron(uid: int, hotkey: str, *, permit: bool = False, stake: float = 0.0, l
 
 
 def stat(uid: int, hotkey: str, ema: float) -> MinerStat:
-    return MinerStat(uid=uid, hotkey=hotkey, ema_score=ema)
+    # model_construct: MinerStat refuses NaN, but the weights must stay safe should one ever get through
+    return MinerStat.model_construct(uid=uid, hotkey=hotkey, ema_score=ema)
 
 
 SNAP = MetagraphSnapshot(netuid=1, block=500, neurons=(
