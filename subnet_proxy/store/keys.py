@@ -16,6 +16,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from subnet_proxy.tasks import utcnow
+
 if TYPE_CHECKING:
     from subnet_proxy.config import Settings
 
@@ -74,7 +76,6 @@ def seeded_key_id(key: str) -> str:
 class KeyStore(abc.ABC):
     """API keys by hash. Implementations: SQLite (``keys_sqlite``), Firestore (``keys_firestore``)."""
 
-    @abc.abstractmethod
     async def create(
         self,
         *,
@@ -85,6 +86,15 @@ class KeyStore(abc.ABC):
         max_in_flight: int | None = None,
     ) -> tuple[ApiKey, str]:
         """A new key: its record and the plaintext, which is never stored or shown again."""
+        key_id, key = new_key()
+        api_key = ApiKey(key_id=key_id, key_hash=hash_key(key), name=name, role=role, created_at=utcnow(),
+                         rate_per_s=rate_per_s, burst=burst, max_in_flight=max_in_flight)
+        await self._insert(api_key)
+        return api_key, key
+
+    @abc.abstractmethod
+    async def _insert(self, api_key: ApiKey) -> None:
+        """Store a new key record (its id is fresh, so this never overwrites one)."""
 
     @abc.abstractmethod
     async def seed(self, key: str, *, role: Role, name: str) -> ApiKey:

@@ -17,7 +17,7 @@ from google.cloud.firestore_v1.async_transaction import async_transactional
 
 from subnet_proxy.config import StoreSettings
 from subnet_proxy.store.firestore.signal import close_client
-from subnet_proxy.store.keys import ApiKey, KeyNotFound, KeyStore, Role, hash_key, matches, new_key, seeded_key_id
+from subnet_proxy.store.keys import ApiKey, KeyNotFound, KeyStore, Role, hash_key, matches, seeded_key_id
 from subnet_proxy.tasks import utcnow
 
 
@@ -40,20 +40,8 @@ class FirestoreKeyStore(KeyStore):
         )
         self._keys = self._client.collection(settings.firestore_prefix + "api_keys")
 
-    async def create(
-        self,
-        *,
-        name: str,
-        role: Role,
-        rate_per_s: float | None = None,
-        burst: int | None = None,
-        max_in_flight: int | None = None,
-    ) -> tuple[ApiKey, str]:
-        key_id, key = new_key()
-        api_key = ApiKey(key_id=key_id, key_hash=hash_key(key), name=name, role=role, created_at=utcnow(),
-                         rate_per_s=rate_per_s, burst=burst, max_in_flight=max_in_flight)
-        await self._keys.document(key_id).create(_encode(api_key))
-        return api_key, key
+    async def _insert(self, api_key: ApiKey) -> None:
+        await self._keys.document(api_key.key_id).create(_encode(api_key))
 
     async def seed(self, key: str, *, role: Role, name: str) -> ApiKey:
         ref = self._keys.document(seeded_key_id(key))

@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from subnet_proxy.store.keys import ApiKey, KeyNotFound, KeyStore, Role, hash_key, matches, new_key, seeded_key_id
+from subnet_proxy.store.keys import ApiKey, KeyNotFound, KeyStore, Role, hash_key, matches, seeded_key_id
 from subnet_proxy.tasks import utcnow
 
 _SCHEMA = """
@@ -64,21 +64,6 @@ class SqliteKeyStore(KeyStore):
             (api_key.key_id, api_key.key_hash, api_key.name, api_key.role.value, api_key.rate_per_s,
              api_key.burst, api_key.max_in_flight, api_key.created_at.isoformat()),
         )
-
-    async def create(
-        self,
-        *,
-        name: str,
-        role: Role,
-        rate_per_s: float | None = None,
-        burst: int | None = None,
-        max_in_flight: int | None = None,
-    ) -> tuple[ApiKey, str]:
-        key_id, key = new_key()
-        api_key = ApiKey(key_id=key_id, key_hash=hash_key(key), name=name, role=role, created_at=utcnow(),
-                         rate_per_s=rate_per_s, burst=burst, max_in_flight=max_in_flight)
-        await self._insert(api_key)
-        return api_key, key
 
     async def seed(self, key: str, *, role: Role, name: str) -> ApiKey:
         key_id = seeded_key_id(key)
