@@ -142,6 +142,17 @@ class Dispatcher:
         answered = {r.hotkey for r in responses}
         tried = set(answered)
         deferred = False
+        # A re-claimed task: the miners its previous dispatcher asked but never heard back from (that
+        # validator died or lost its lease) answered into the void; they are asked again first,
+        # whatever else was recorded, so one early junk answer cannot end the task on its own.
+        snapshot = self.metagraph()
+        unheard = list({hotkey: neuron for _, hotkey in task.assigned
+                        if hotkey not in answered and (neuron := snapshot.by_hotkey(hotkey)) is not None
+                        and neuron.is_serving}.values())
+        if unheard:
+            tried.update(n.hotkey for n in unheard)
+            deferred = await self._fan_out(task, synapse, unheard, timeout)
+            responses = await self.store.list_responses(task.task_id)
         for _ in range(MAX_ROUNDS):
             if any(r.valid for r in responses):
                 break

@@ -12,7 +12,7 @@ from subnet_proxy.server.app import create_app, start_server
 from subnet_proxy.server.events import WatchedStore
 from subnet_proxy.signing import sign_request
 from subnet_proxy.store.keys_sqlite import SqliteKeyStore
-from subnet_proxy.tasks import Task, TaskInput, TaskKind, TaskStatus
+from subnet_proxy.tasks import MinerResponse, Task, TaskInput, TaskKind, TaskStatus
 from tests.conftest import make_wallet
 
 SOURCE = ("The river rose overnight after three days of rain. Farmers moved their herds to higher ground "
@@ -152,6 +152,24 @@ async def test_a_dead_validators_task_is_taken_over_when_its_lease_expires(harne
     done = await harness.wait_status(task.task_id, TaskStatus.APPROVED, timeout=15)
     statuses = [t.status for t in done.timeline]
     assert statuses.count(TaskStatus.DISTRIBUTED) == 2 and TaskStatus.PENDING in statuses[1:]
+
+
+async def test_a_taken_over_task_asks_the_miners_the_dead_validator_never_heard_back_from(harness):
+    """The dead validator recorded one fast junk answer before dying; the miner it asked and never
+    heard back from must be asked again, not the task closed on the junk alone."""
+    junk = await harness.add_miner("junk", summarizer("Bananas are yellow and grow in bunches."))
+    good = await harness.add_miner("good", summarizer(GOOD, delay=0.2))
+    task, _ = await harness.store.create_task(summary_task())
+    await harness.store.claim_tasks("dead-validator", limit=1, lease_s=1.0)
+    snapshot = await harness.chain.snapshot()
+    hotkey = {uid: snapshot.by_uid(uid).hotkey for uid in (junk, good)}
+    await harness.store.assign_miners(task.task_id, "dead-validator", [(junk, hotkey[junk]), (good, hotkey[good])])
+    await harness.store.record_response(MinerResponse(task_id=task.task_id, hotkey=hotkey[junk], uid=junk,
+                                                      state="ok", latency_s=0.01, text="Bananas are yellow."))
+    await harness.validator(sample_size=1)
+    await harness.wait_status(task.task_id, TaskStatus.APPROVED, timeout=15)
+    result = await harness.store.get_final_result(task.task_id)
+    assert result is not None and result.uid == good and result.text == GOOD
 
 
 async def test_an_answer_delivered_later_through_the_side_server_is_merged(harness):
