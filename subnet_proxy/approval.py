@@ -12,9 +12,10 @@ Rules:
   chains) it is the share of permitted validators by count; with no metagraph (local mode) any one
   evaluation is a quorum;
 - the final result is the valid response with the highest stake-weighted mean reward (ties: the
-  earliest), stored with the move to APPROVED in one store step: when two validators reach the
-  quorum at once, the result of the one whose move succeeds stands. No valid response: the task
-  FAILS with ``no_valid_response``.
+  earliest; an answer every evaluation scored 0 is never the result), stored with the move to
+  APPROVED in one store step: when two validators reach the quorum at once, the result of the one
+  whose move succeeds stands. No answer with a reward: the
+  task FAILS with ``no_acceptable_response``.
 """
 
 from __future__ import annotations
@@ -85,13 +86,18 @@ def mean_rewards(evaluations: Sequence[Evaluation]) -> dict[tuple[int, str], flo
 def choose_result(
     task: Task, responses: Sequence[MinerResponse], evaluations: Sequence[Evaluation]
 ) -> FinalResult | None:
-    """The final result: the best-rewarded valid response, or None when no response is valid."""
+    """The final result: the best-rewarded valid response, or None when none earned any reward.
+
+    A valid answer that every evaluation scored 0 (noise for speech, an unrelated text: rejected by
+    the reward functions) is never handed to the client as the result."""
     means = mean_rewards(evaluations)
     best: tuple[float, MinerResponse] | None = None
     for resp in responses:  # received order, so a tie keeps the earliest
         if not resp.valid:
             continue
         score = means.get((resp.uid, resp.hotkey), 0.0)
+        if score <= 0.0:
+            continue
         if best is None or score > best[0]:
             best = (score, resp)
     if best is None:
@@ -146,7 +152,8 @@ async def _decide(
     try:
         if result is None:
             task = await store.transition(task.task_id, TaskStatus.FAILED, reason="evaluated",
-                                          error=("no_valid_response", "no miner gave a valid answer"))
+                                          error=("no_acceptable_response",
+                                                 "no miner gave an answer the evaluation accepted"))
         else:
             task = await store.transition(task.task_id, TaskStatus.APPROVED, reason="quorum reached",
                                           result=result)

@@ -100,7 +100,16 @@ async def test_record_evaluation_on_the_store(tmp_path: Path) -> None:
                                                             rewards=[MinerReward(uid=3, hotkey="hk3", reward=0.0)]),
                                           None, quorum=0.5)
         assert outcome.status is TaskStatus.FAILED and outcome.result is None
-        assert (await store.get_task(failing.task_id)).error.code == "no_valid_response"
+        assert (await store.get_task(failing.task_id)).error.code == "no_acceptable_response"
+
+        # valid on the wire but worth nothing (noise for speech, unrelated text): never the result
+        junk = await _done_task(store, {3: "ok", 4: "ok"})
+        outcome = await record_evaluation(store, Evaluation(task_id=junk.task_id, validator_hotkey="hk1",
+                                                            rewards=[MinerReward(uid=3, hotkey="hk3", reward=0.0),
+                                                                     MinerReward(uid=4, hotkey="hk4", reward=0.0)]),
+                                          None, quorum=0.5)
+        assert outcome.status is TaskStatus.FAILED and outcome.result is None
+        assert (await store.get_final_result(junk.task_id)) is None
 
         with pytest.raises(EvaluationRefused) as refused:
             await record_evaluation(store, Evaluation(task_id=task.task_id, validator_hotkey="hk9",
