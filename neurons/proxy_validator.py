@@ -16,6 +16,7 @@ from subnet_proxy.config import Settings, build_settings
 from subnet_proxy.engines import ModelLoadError
 from subnet_proxy.store import StoreError
 from subnet_proxy.telemetry import setup_logging
+from subnet_proxy.validator.challenges import CorpusError
 from subnet_proxy.validator.mock_miners import MockMinerError
 from subnet_proxy.validator.run import run_validator
 from subnet_proxy.wallets import WalletError
@@ -36,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(settings.logging)
     try:
         asyncio.run(_serve(settings))
-    except (WalletError, ChainError, StoreError, ModelLoadError, MockMinerError, OSError) as exc:
+    except (WalletError, ChainError, StoreError, ModelLoadError, MockMinerError, CorpusError, OSError) as exc:
         log.error("validator cannot run: %s", exc)
         return 1
     return 0

@@ -59,6 +59,9 @@ class NeuronSettings(_Section):
                              "validator has not judged (a failed evaluation, a shared store's quorum).")
     synthetic_idle_s: float = Field(60.0, gt=0, description="With no client tasks, one synthetic challenge per "
                                     "this many seconds (when synthetic_rate > 0), so scores keep moving.")
+    challenge_corpus: str | None = Field(None, description="Sentence file for synthetic challenges ('## topic' "
+                                         "lines, one sentence a line); default: the shipped public corpus. A "
+                                         "private one keeps miners from tabulating the answers.")
     shutdown_grace_s: float = Field(30.0, ge=0, description="Seconds in-flight tasks get to finish on shutdown "
                                     "before their leases are released.")
 

@@ -26,6 +26,7 @@ from subnet_proxy.engines import Engines
 from subnet_proxy.store.base import TaskStore
 from subnet_proxy.tasks import MinerStat
 from subnet_proxy.telemetry import Telemetry
+from subnet_proxy.validator.challenges import Corpus
 from subnet_proxy.validator.dendrite import DEFAULT_MAX_PER_AXON, FanoutDendrite
 from subnet_proxy.validator.dispatch import Dispatcher, ScoredSelector
 from subnet_proxy.validator.evaluation import Evaluator, Scorer, TelemetryObserver
@@ -85,7 +86,8 @@ class Validator:
         if engines is not None and neuron.synthetic_rate > 0:
             self.synthetic = SyntheticLoop(store, blobs, engines, owner=f"synthetic:{self.hotkey}",
                                            rate=neuron.synthetic_rate, idle_s=neuron.synthetic_idle_s,
-                                           ttl_s=settings.proxy.task_ttl_s, rng=rng)
+                                           ttl_s=settings.proxy.task_ttl_s, rng=rng,
+                                           corpus=Corpus.load(neuron.challenge_corpus))
         self.forward = ForwardLoop(
             store, self.dispatcher, self.evaluator, claimer=self.hotkey, concurrency=neuron.concurrency,
             lease_s=neuron.lease_s, grace_s=neuron.shutdown_grace_s,

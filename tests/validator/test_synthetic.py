@@ -91,3 +91,31 @@ async def test_a_challenge_has_a_deadline_so_one_that_never_finishes_is_expired(
     assert await store.expire_overdue() == [task.task_id]
     expired = await store.get_task(task.task_id)
     assert expired.status is TaskStatus.EXPIRED and expired.error is not None and expired.error.code == "deadline"
+
+
+@pytest.mark.slow
+async def test_the_challenge_corpus_flag_feeds_the_validators_challenges(harness, engines, tmp_path) -> None:
+    """--neuron.challenge_corpus: a private corpus replaces the shipped one; a bad file stops the start."""
+    from subnet_proxy.validator.challenges import CorpusError
+    from subnet_proxy.validator.evaluation import EngineScorer
+    from subnet_proxy.validator.neuron import Validator
+    from tests.conftest import make_wallet
+
+    sentences = ("The vault opens at nine sharp.", "Only two keys exist for the vault.")
+    private = tmp_path / "private.txt"
+    private.write_text("## vault\n" + "\n".join(sentences) + "\n")
+    wallet = make_wallet(tmp_path / "wallets", "validator")
+
+    def build(corpus: str) -> Validator:
+        return Validator(harness.settings(synthetic_rate=0.5, challenge_corpus=corpus), keypair=wallet.hotkey,
+                         chain=harness.chain, store=harness.store, blobs=harness.blobs,
+                         scorer=EngineScorer(harness.scoring, harness.blobs), engines=engines)
+
+    validator = build(str(private))
+    assert validator.synthetic is not None and validator.synthetic.corpus.sentences == sentences
+    for _ in range(3):
+        task = await validator.synthetic.issue()
+        text = task.input.text or task.ground_truth or ""
+        assert text and not text.replace(sentences[0], "").replace(sentences[1], "").strip(), text
+    with pytest.raises(CorpusError, match="cannot read"):
+        build(str(tmp_path / "missing.txt"))
