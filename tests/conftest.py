@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import socket
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -28,6 +30,18 @@ def wallet_factory(tmp_path: Path):
         return make_wallet(tmp_path / "wallets", name, hotkey)
 
     return factory
+
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+
+
+def load_script(name: str) -> ModuleType:
+    """A script under scripts/ imported as a module, so tests call its main() in-process."""
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def free_port() -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import threading
 from pathlib import Path
@@ -12,18 +11,13 @@ from types import ModuleType
 import pytest
 
 from subnet_proxy.store.keys_sqlite import SqliteKeyStore
+from tests.conftest import load_script
 from tests.server.conftest import ADMIN_KEY, start_harness, stop_harness
-
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "keys.py"
 
 
 @pytest.fixture(scope="module")
 def script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("keys_script", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("keys")
 
 
 def run(script: ModuleType, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict, str]:

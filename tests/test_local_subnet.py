@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
@@ -11,17 +10,12 @@ import pytest
 
 from subnet_proxy.chain_local import LocalChain, default_chain_file
 from subnet_proxy.wallets import local_wallet
-
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "local_subnet.py"
+from tests.conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("local_subnet", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("local_subnet")
 
 
 def run(script: ModuleType, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
