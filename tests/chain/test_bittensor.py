@@ -4,7 +4,6 @@ objects: timeouts, retries, rate limit, weight processing with bittensor's own
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import threading
 import time
@@ -20,6 +19,7 @@ from bittensor.core.types import ExtrinsicResponse
 from subnet_proxy.chain import ChainError, open_chain
 from subnet_proxy.chain_bittensor import BittensorChain, snapshot_of
 from subnet_proxy.config import Settings
+from tests.conftest import LoopTicks
 
 
 def real_metagraph(hotkeys: list[str], block: int, last_update: list[int], permits: list[bool]) -> bt.Metagraph:
@@ -135,23 +135,14 @@ async def test_transient_failures_are_retried_then_surface_as_chain_error() -> N
 async def test_a_stalled_call_times_out_without_freezing_the_loop() -> None:
     stall = threading.Event()
     chain, _ = make(FakeSubtensor(graph(), stall=stall), call_timeout=0.2, attempts=2)
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.01)
-            ticks += 1
-
-    task = asyncio.create_task(ticker())
-    start = time.monotonic()
-    with pytest.raises(ChainError, match="timed out after 0.2 s"):
-        await chain.current_block()
-    elapsed = time.monotonic() - start
-    task.cancel()
+    async with LoopTicks() as ticks:
+        start = time.monotonic()
+        with pytest.raises(ChainError, match="timed out after 0.2 s"):
+            await chain.current_block()
+        elapsed = time.monotonic() - start
     stall.set()
     assert 0.4 <= elapsed < 2.0  # two attempts of 0.2 s plus the backoff
-    assert ticks >= 20  # the event loop kept running meanwhile
+    assert ticks.count >= 20  # the event loop kept running meanwhile
     await chain.close()
 
 

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from subnet_proxy.engines import WorkerPool
+from tests.conftest import LoopTicks
 
 
 async def test_no_more_than_workers_calls_run_at_once():
@@ -30,19 +31,10 @@ async def test_no_more_than_workers_calls_run_at_once():
 
 async def test_the_event_loop_keeps_running_during_a_model_call():
     pool = WorkerPool(1)
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.01)
-            ticks += 1
-
-    task = asyncio.create_task(ticker())
-    await pool.run(time.sleep, 0.3)
-    task.cancel()
+    async with LoopTicks() as ticks:
+        await pool.run(time.sleep, 0.3)
     pool.close()
-    assert ticks >= 10
+    assert ticks.count >= 10
 
 
 async def test_a_cancelled_call_that_has_not_started_never_runs():
