@@ -7,6 +7,7 @@ from protocol.audio import (
     AUDIO_FORMATS,
     AudioDecodeError,
     AudioFormat,
+    AudioInfo,
     AudioTooLongError,
     DecodedAudio,
     UnsupportedRateError,
@@ -15,6 +16,7 @@ from protocol.audio import (
     decode_audio,
     encode_audio,
     mime_type,
+    probe_audio,
     sniff_format,
 )
 from protocol.synapses import (
@@ -49,6 +51,7 @@ __all__ = [
     "MAX_TRANSCRIPT_CHARS",
     "MAX_TTS_TEXT_CHARS",
     "AudioDecodeError",
+    "AudioInfo",
     "AudioFormat",
     "AudioSynapse",
     "AudioTooLongError",
@@ -65,6 +68,7 @@ __all__ = [
     "decode_audio",
     "encode_audio",
     "mime_type",
+    "probe_audio",
     "sniff_format",
     "spec_version",
 ]

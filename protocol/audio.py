@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -100,27 +102,71 @@ def decode_audio(data: bytes, *, max_seconds: float = DEFAULT_MAX_DECODE_S,
     channels at most ``max_rate`` Hz (UnsupportedRateError; never above MAX_DECODE_RATE), so memory
     stays bounded whatever the header claims.
     """
+    with _opened(data) as (fmt, file):
+        mono = _read_mono(file, _max_frames(file, max_seconds, max_rate), max_seconds)
+        rate = file.samplerate
+    if not np.all(np.isfinite(mono)):
+        raise AudioDecodeError("audio has non-finite samples")
+    return DecodedAudio(samples=mono, sample_rate=int(rate), format=fmt)
+
+
+@dataclass(frozen=True, slots=True)
+class AudioInfo:
+    """What an upload is, as far as accepting it goes."""
+
+    format: str
+    sample_rate: int
+    duration_s: float
+
+
+#: integer PCM: every bit pattern of the data is a valid sample.
+_PCM_SUBTYPES = frozenset({"PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32"})
+
+
+def probe_audio(data: bytes, *, max_seconds: float = DEFAULT_MAX_DECODE_S,
+                max_rate: int = MAX_DECODE_RATE) -> AudioInfo:
+    """Every check ``decode_audio`` makes, without keeping the samples: what a server needs before it
+    accepts an upload.
+
+    An integer-PCM WAV is checked from its header alone: each bit pattern of its data is a valid
+    sample, and libsndfile counts the frames from the bytes actually there (a header claiming more is
+    cut to what is present), so reading the samples could refuse nothing more; for a small file that
+    is a third of the decode's cost. Anything else is decoded in full: a compressed stream is known
+    good only once decoded.
+    """
+    with _opened(data) as (fmt, file):
+        if fmt == "wav" and file.subtype in _PCM_SUBTYPES:
+            max_frames = _max_frames(file, max_seconds, max_rate)
+            if file.frames == 0:
+                raise AudioDecodeError("audio has no samples")
+            if file.frames > max_frames:
+                raise AudioTooLongError(limit_s=max_seconds)
+            return AudioInfo(format=fmt, sample_rate=file.samplerate, duration_s=file.frames / file.samplerate)
+    decoded = decode_audio(data, max_seconds=max_seconds, max_rate=max_rate)
+    return AudioInfo(format=decoded.format, sample_rate=decoded.sample_rate, duration_s=decoded.duration_s)
+
+
+@contextlib.contextmanager
+def _opened(data: bytes) -> Iterator[tuple[str, sf.SoundFile]]:
+    """(container name, open file); libsndfile's failures raised as AudioDecodeError."""
     fmt = sniff_format(data)
     if fmt is None:
         raise AudioDecodeError("not a WAV, FLAC, OGG or MP3 file")
     try:
         with sf.SoundFile(io.BytesIO(data)) as file:
-            mono = _read_mono(file, max_seconds, min(max_rate, MAX_DECODE_RATE))
-            rate = file.samplerate
+            yield fmt, file
     except AudioDecodeError:
         raise
     except sf.LibsndfileError as exc:  # its str() names the in-memory file object: no use to the sender
         raise AudioDecodeError(f"cannot decode {fmt} audio: {exc.error_string}") from exc
     except (RuntimeError, TypeError, ValueError) as exc:
         raise AudioDecodeError(f"cannot decode {fmt} audio: {exc}") from exc
-    if not np.all(np.isfinite(mono)):
-        raise AudioDecodeError("audio has non-finite samples")
-    return DecodedAudio(samples=mono, sample_rate=int(rate), format=fmt)
 
 
-def _read_mono(file: sf.SoundFile, max_seconds: float, max_rate: int) -> np.ndarray:
-    """Check the header against the ceilings, then read and downmix block by block up to the limit."""
+def _max_frames(file: sf.SoundFile, max_seconds: float, max_rate: int) -> int:
+    """Check the header against the ceilings; the most frames ``max_seconds`` allows."""
     rate, channels = file.samplerate, file.channels
+    max_rate = min(max_rate, MAX_DECODE_RATE)
     if not 0 < rate <= max_rate:
         raise UnsupportedRateError(sample_rate=rate, max_rate=max_rate)
     if not 0 < channels <= MAX_CHANNELS:
@@ -128,6 +174,12 @@ def _read_mono(file: sf.SoundFile, max_seconds: float, max_rate: int) -> np.ndar
     max_frames = int(max_seconds * rate)
     if _UNKNOWN_FRAMES > file.frames > max_frames:  # a streamed FLAC may not say its length
         raise AudioTooLongError(limit_s=max_seconds)
+    return max_frames
+
+
+def _read_mono(file: sf.SoundFile, max_frames: int, max_seconds: float) -> np.ndarray:
+    """Read and downmix block by block, up to ``max_frames`` (``max_seconds`` of audio)."""
+    channels = file.channels
     blocks: list[np.ndarray] = []
     total = 0
     while True:

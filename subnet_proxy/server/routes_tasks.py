@@ -14,7 +14,7 @@ from datetime import timedelta
 from aiohttp import web
 from pydantic import BaseModel
 
-from protocol import AudioDecodeError, AudioTooLongError, decode_audio, mime_type, sniff_format
+from protocol import AudioDecodeError, AudioTooLongError, mime_type, probe_audio, sniff_format
 from protocol.audio import b64decode
 from subnet_proxy.server.auth import API_KEY
 from subnet_proxy.server.body import media_type, parse_json, read_limited, require_json
@@ -113,7 +113,8 @@ async def _read_form(request: web.Request, limit: int) -> tuple[bytes | None, st
 
 
 async def audio_input(context: ServerContext, audio: bytes, *, declared: str | None, language: str | None) -> TaskInput:
-    """Decode and check the audio, then store it; the TaskInput that refers to it."""
+    """Check the audio (``probe_audio``: decoded, or for integer-PCM WAV its header read), then store
+    it; the TaskInput that refers to it."""
     if language is not None and not _LANGUAGE.match(language):
         raise ApiError(400, "invalid_request", "language must be an ISO 639 code such as 'en' or 'pt-BR'")
     if not audio:
@@ -126,17 +127,17 @@ async def audio_input(context: ServerContext, audio: bytes, *, declared: str | N
     max_s = context.settings.proxy.max_audio_s
     try:
         if container == "wav" and len(audio) <= _INLINE_WAV_BYTES:
-            decoded = decode_audio(audio, max_seconds=max_s)
+            probed = probe_audio(audio, max_seconds=max_s)
         else:
-            decoded = await asyncio.to_thread(decode_audio, audio, max_seconds=max_s)
+            probed = await asyncio.to_thread(probe_audio, audio, max_seconds=max_s)
     except AudioTooLongError as exc:
         raise ApiError(413, "audio_too_long", f"audio is longer than the limit of {max_s:g} s") from exc
     except AudioDecodeError as exc:
         raise ApiError(400, "invalid_audio", str(exc)) from exc
-    if declared is not None and declared != decoded.format:
-        raise ApiError(400, "format_mismatch", f"declared format {declared} but the file is {decoded.format}")
-    ref = await context.blobs.put(audio, content_type=mime_type(decoded.format))
-    return TaskInput(audio_blob=ref.key, audio_format=decoded.format, audio_seconds=round(decoded.duration_s, 3),
+    if declared is not None and declared != probed.format:
+        raise ApiError(400, "format_mismatch", f"declared format {declared} but the file is {probed.format}")
+    ref = await context.blobs.put(audio, content_type=mime_type(probed.format))
+    return TaskInput(audio_blob=ref.key, audio_format=probed.format, audio_seconds=round(probed.duration_s, 3),
                      language=language)
 
 

@@ -1,4 +1,5 @@
-"""decode_audio's ceilings: small files that expand to huge sample arrays are refused without expanding."""
+"""decode_audio's ceilings: small files that expand to huge sample arrays are refused without expanding;
+probe_audio makes the same checks, from the header where the header is the whole truth."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from protocol import AudioDecodeError, AudioTooLongError, decode_audio, encode_audio
+from protocol import AudioDecodeError, AudioTooLongError, audio, decode_audio, encode_audio, probe_audio
 from protocol.audio import DEFAULT_MAX_DECODE_S, MAX_CHANNELS, MAX_DECODE_RATE
 
 #: FLAC's STREAMINFO total-samples field: low nibble of byte 21, then bytes 22-25.
@@ -87,3 +88,51 @@ def test_the_error_says_what_is_wrong_not_where_in_memory() -> None:
     with pytest.raises(AudioDecodeError) as caught:
         decode_audio(b"RIFF\0\0\0\0WAVEjunk")
     assert "data" in str(caught.value) and "BytesIO" not in str(caught.value) and "0x" not in str(caught.value)
+
+
+# -- probe_audio: the checks of a decode, with integer-PCM WAV read from its header ----------------------
+def _wav(seconds: float, *, rate: int = 16_000, subtype: str = "PCM_16", fill: float = 0.1) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, np.full(int(rate * seconds), fill, dtype=np.float32), rate, format="WAV", subtype=subtype)
+    return buf.getvalue()
+
+
+def test_probe_reads_an_integer_pcm_wav_from_its_header(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_samples(*args: object) -> None:
+        raise AssertionError("samples were read")
+
+    monkeypatch.setattr(audio, "_read_mono", no_samples)
+    for subtype in ("PCM_U8", "PCM_16", "PCM_24", "PCM_32"):
+        info = probe_audio(_wav(0.5, subtype=subtype))
+        assert (info.format, info.sample_rate, info.duration_s) == ("wav", 16_000, 0.5), subtype
+
+
+def test_probe_counts_the_samples_present_not_the_ones_claimed() -> None:
+    data = bytearray(_wav(0.5))
+    data[40:44] = (16_000 * 2 * 100).to_bytes(4, "little")  # the data chunk claims 100 s
+    assert probe_audio(bytes(data)).duration_s == 0.5
+    assert probe_audio(bytes(data), max_seconds=1).duration_s == 0.5
+
+
+def test_probe_refuses_what_decode_refuses() -> None:
+    header_only = _wav(0.5)[:44]
+    with pytest.raises(AudioDecodeError, match="no samples"):
+        probe_audio(header_only)
+    with pytest.raises(AudioTooLongError):
+        probe_audio(_wav(2.0), max_seconds=1.5)
+    with pytest.raises(AudioDecodeError, match="not a WAV"):
+        probe_audio(b"RIFX" + bytes(100))
+    nan_float = bytearray(_wav(0.1, subtype="FLOAT"))
+    nan_float[-4:] = np.array([np.nan], dtype="<f4").tobytes()  # float samples can be NaN: read in full
+    with pytest.raises(AudioDecodeError, match="non-finite"):
+        probe_audio(bytes(nan_float))
+    with pytest.raises(AudioDecodeError, match="no samples|cannot decode"):
+        probe_audio(without_length(flac_tone(1.0))[:200])
+
+
+def test_probe_of_a_compressed_file_decodes_it() -> None:
+    flac = flac_tone(1.5, rate=16_000, channels=1)
+    info = probe_audio(flac)
+    assert (info.format, info.sample_rate, info.duration_s) == ("flac", 16_000, 1.5)
+    with pytest.raises(AudioTooLongError):
+        probe_audio(flac, max_seconds=1.0)
