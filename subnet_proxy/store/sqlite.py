@@ -46,19 +46,19 @@ class SQLiteTaskStore(TaskStore):
         *,
         poll_s: float = DEFAULT_POLL_S,
         busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S,
+        durable: bool = False,
     ) -> None:
+        """``durable``: every commit is flushed to disk (``synchronous=FULL``, on the worker thread)."""
         self.path = Path(path)
         self._poll_s = poll_s
-        self._db = SQLiteWorker(path, SCHEMA, busy_timeout_s=busy_timeout_s, on_open=self._opened)
+        self._db = SQLiteWorker(path, SCHEMA, busy_timeout_s=busy_timeout_s, on_open=self._opened, durable=durable)
         # in-process wake-up (create/release by this object); touched only on the event loop
         self._wake = asyncio.Event()
         # cross-process wake-up state; touched only on the worker thread
         self._data_version = -1
-        self._wake_seen = 0
 
     def _opened(self, conn: sqlite3.Connection) -> None:
         """Start the cross-process wake-up state from what the file holds now."""
-        self._wake_seen = conn.execute("SELECT value FROM meta WHERE name = 'wake_seq'").fetchone()[0]
         self._data_version = conn.execute("PRAGMA data_version").fetchone()[0]
 
     async def _docs(self, model: type[M], sql: str, *params: object) -> list[M]:
@@ -89,12 +89,6 @@ class SQLiteTaskStore(TaskStore):
                 task.task_id,
             ),
         )
-
-    def _bump_wake(self, conn: sqlite3.Connection) -> None:
-        """Count a create/release for waiters in other processes; this process wakes by its event."""
-        (self._wake_seen,), = conn.execute(
-            "UPDATE meta SET value = value + 1 WHERE name = 'wake_seq' RETURNING value"
-        ).fetchall()
 
     @staticmethod
     def _add_refs(conn: sqlite3.Connection, task_id: str, source: str, keys: list[str]) -> None:
@@ -133,11 +127,9 @@ class SQLiteTaskStore(TaskStore):
             self._save(conn, task)
             if result is not None:
                 self._write_result(conn, result)
-            if wake:
-                self._bump_wake(conn)
             return task
 
-        task = await self._db.write(work)
+        task = await self._db.write(work, quick=True)
         if wake:
             self._wake.set()
         return task
@@ -155,10 +147,9 @@ class SQLiteTaskStore(TaskStore):
             if not inserted:
                 return self._existing(conn, task), False
             self._add_refs(conn, task.task_id, "input", task.blob_keys)
-            self._bump_wake(conn)
             return task, True
 
-        stored, created = await self._db.write(work)
+        stored, created = await self._db.write(work, quick=True)
         if created:
             self._wake.set()
         return stored, created
@@ -278,7 +269,7 @@ class SQLiteTaskStore(TaskStore):
             self._add_refs(conn, stored.task_id, f"response:{stored.hotkey}", ops.response_blobs(stored))
             return stored, True
 
-        return await self._db.write(work)
+        return await self._db.write(work, quick=True)
 
     async def list_responses(self, task_id: str) -> list[MinerResponse]:
         return await self._docs(MinerResponse, "SELECT doc FROM responses WHERE task_id = ? ORDER BY seq", task_id)
@@ -296,7 +287,7 @@ class SQLiteTaskStore(TaskStore):
             )
             return cursor.rowcount == 1
 
-        return await self._db.write(work)
+        return await self._db.write(work, quick=True)
 
     async def list_evaluations(self, task_id: str) -> list[Evaluation]:
         return await self._docs(Evaluation, "SELECT doc FROM evaluations WHERE task_id = ? ORDER BY seq", task_id)
@@ -306,7 +297,7 @@ class SQLiteTaskStore(TaskStore):
             self._load(conn, result.task_id)
             self._write_result(conn, result)
 
-        await self._db.write(work)
+        await self._db.write(work, quick=True)
 
     @classmethod
     def _write_result(cls, conn: sqlite3.Connection, result: FinalResult) -> None:
@@ -333,17 +324,13 @@ class SQLiteTaskStore(TaskStore):
         return await self._db.read(work)
 
     def _changed_elsewhere(self) -> bool:
-        """True when another connection created or released a task since we last looked. ``PRAGMA
-        data_version`` (no table read) changes only when another connection commits."""
-        conn = self._db.connection()
-        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        """True when another connection committed since we last looked (``PRAGMA data_version``, no
+        table read). Any commit counts, not only creates and releases: a needless wake-up costs one
+        empty claim, at most one per ``poll_s``, where counting creates cost every create a write."""
+        version = self._db.connection().execute("PRAGMA data_version").fetchone()[0]
         if version == self._data_version:
             return False
         self._data_version = version
-        seq = conn.execute("SELECT value FROM meta WHERE name = 'wake_seq'").fetchone()[0]
-        if seq == self._wake_seen:
-            return False
-        self._wake_seen = seq
         return True
 
     async def wait_for_task(self, timeout: float) -> bool:

@@ -2,8 +2,7 @@
 
 Each table keeps its model as JSON in ``doc`` and copies out only the columns it filters or orders
 on (times as epoch seconds). ``blob_refs`` names every blob a task, its responses or its final
-result refer to, so retention can tell which content-addressed blobs are still shared. ``meta``
-holds ``wake_seq``, counted up on each create/release so waiters in other processes notice.
+result refer to, so retention can tell which content-addressed blobs are still shared.
 """
 
 from __future__ import annotations
@@ -58,11 +57,6 @@ CREATE TABLE IF NOT EXISTS blob_refs (
     PRIMARY KEY(task_id, source, blob_key)
 );
 CREATE INDEX IF NOT EXISTS blob_refs_key ON blob_refs(blob_key);
-CREATE TABLE IF NOT EXISTS meta (
-    name TEXT PRIMARY KEY,
-    value INTEGER NOT NULL
-);
-INSERT OR IGNORE INTO meta(name, value) VALUES ('wake_seq', 0);
 """
 
 TASK_COLUMNS = "task_id, owner, idempotency_key, kind, status, created_ts, updated_ts, lease_ts, deadline_ts, doc"

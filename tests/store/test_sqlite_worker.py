@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from subnet_proxy.store import sqlite_worker
 from subnet_proxy.store.sqlite_worker import MAX_GROUP, SQLiteWorker
+from tests.conftest import LoopTicks
 
 Write = Callable[[sqlite3.Connection], object]
 
@@ -105,4 +107,84 @@ async def test_writes_queued_before_close_are_committed_and_later_ones_refused(t
         await worker.write(_insert("late"))
     reopened = SQLiteWorker(tmp_path / "w.db", SCHEMA)
     assert await _names(reopened) == {f"k{i}" for i in range(5)}
+    await reopened.close()
+
+
+# -- quick writes: on the event loop's own connection, never blocking it ---------------------------------
+def _insert_noting_thread(name: str, threads: list[int]) -> Callable[[sqlite3.Connection], str]:
+    def fn(conn: sqlite3.Connection) -> str:
+        threads.append(threading.get_ident())
+        conn.execute("INSERT INTO items(name) VALUES (?)", (name,))
+        return name
+
+    return fn
+
+
+async def test_quick_writes_of_one_loop_iteration_commit_together_on_the_loop(worker: SQLiteWorker) -> None:
+    await worker.write(_insert("first"))  # the thread makes the file and schema
+    threads: list[int] = []
+    writes = [_insert_noting_thread(f"q{i}", threads) for i in range(5)]
+    half_done = _insert("q0")  # a duplicate: fails alone
+    outcomes = await asyncio.gather(*(worker.write(fn, quick=True) for fn in [*writes, half_done]),
+                                    return_exceptions=True)
+    assert outcomes[:5] == [f"q{i}" for i in range(5)]
+    assert isinstance(outcomes[5], sqlite3.IntegrityError)
+    assert set(threads) == {threading.get_ident()}, "quick writes ran on the event loop's thread"
+    assert await _names(worker) == {"first", *(f"q{i}" for i in range(5))}, "the thread's reads see them"
+
+
+async def test_a_quick_write_waits_on_the_thread_when_another_connection_holds_the_lock(
+    worker: SQLiteWorker, tmp_path: Path,
+) -> None:
+    await worker.write(_insert("first"))
+    other = sqlite3.connect(tmp_path / "w.db", isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # another process's writer, say
+    threads: list[int] = []
+    async with LoopTicks() as ticks:
+        pending = asyncio.ensure_future(worker.write(_insert_noting_thread("late", threads), quick=True))
+        await asyncio.sleep(0.2)
+        assert not pending.done(), "the write waits for the lock"
+        assert ticks.count >= 10, "...on the worker thread: the event loop stayed free"
+        other.execute("COMMIT")
+        assert await pending == "late"
+    other.close()
+    assert threads and threads[0] != threading.get_ident()
+    assert "late" in await _names(worker)
+
+
+async def test_a_durable_worker_writes_on_its_thread_with_full_sync(tmp_path: Path) -> None:
+    worker = SQLiteWorker(tmp_path / "d.db", SCHEMA, durable=True)
+    await worker.write(_insert("first"))
+    threads: list[int] = []
+    assert await worker.write(_insert_noting_thread("d", threads), quick=True) == "d"
+    assert threads[0] != threading.get_ident(), "a commit that fsyncs never runs on the event loop"
+    assert await worker.read(lambda conn: conn.execute("PRAGMA synchronous").fetchone()[0]) == 2  # FULL
+    await worker.close()
+
+
+async def test_the_thread_checkpoints_what_the_loop_commits(worker: SQLiteWorker,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqlite_worker, "CHECKPOINT_EVERY", 3)
+    checkpoints: list[int] = []
+    real = worker._checkpoint
+    monkeypatch.setattr(worker, "_checkpoint", lambda: (checkpoints.append(threading.get_ident()), real())[-1])
+    await worker.write(_insert("first"))
+    for i in range(7):
+        await worker.write(_insert(f"c{i}"), quick=True)
+    await worker.read(lambda conn: None)  # the queued checkpoints have run
+    assert len(checkpoints) == 2, "one checkpoint per CHECKPOINT_EVERY loop commits"
+    assert threading.get_ident() not in checkpoints, "checkpoints (which fsync) run on the worker thread"
+    autocheckpoint = worker._loop_connection().execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+    assert autocheckpoint == 0, "the loop's connection never checkpoints by itself"
+
+
+async def test_quick_writes_pending_at_close_are_committed(tmp_path: Path) -> None:
+    worker = SQLiteWorker(tmp_path / "w.db", SCHEMA)
+    await worker.write(_insert("first"))
+    pending = [asyncio.ensure_future(worker.write(_insert(f"p{i}"), quick=True)) for i in range(3)]
+    await asyncio.sleep(0)  # queued, their commit not yet run
+    await worker.close()
+    assert await asyncio.gather(*pending) == ["p0", "p1", "p2"]
+    reopened = SQLiteWorker(tmp_path / "w.db", SCHEMA)
+    assert await _names(reopened) == {"first", "p0", "p1", "p2"}
     await reopened.close()
