@@ -104,6 +104,11 @@ class StoreSettings(_Section):
     poll_s: float = Field(2.0, gt=0, description="New-task poll interval where no listener can serve.")
     firestore_listen: bool = Field(True, description="Firestore: wake on new tasks through a snapshot listener "
                                    "(off: poll every poll_s, for networks that cut long-lived streams).")
+    fsync: bool = Field(False, description="Embedded stores: flush every SQLite commit and every local blob (file "
+                        "and folder) to disk before answering, so accepted work survives a power loss, at a cost in "
+                        "ingest throughput. Off: it survives any crash of the process, and a power loss or OS crash "
+                        "may lose the last moments of work (SQLite's WAL default). Firestore and GCS are durable "
+                        "either way.")
 
 
 class BlobSettings(_Section):

@@ -33,7 +33,7 @@ def open_blob_store(settings: Settings) -> BlobStore:
     """The BlobStore ``settings.blobs.backend`` names; the GCS module is imported only when chosen."""
     blobs = settings.blobs
     if blobs.backend == "local":
-        return LocalBlobStore(blobs.local_dir or settings.data_dir / "blobs")
+        return LocalBlobStore(blobs.local_dir or settings.data_dir / "blobs", durable=settings.store.fsync)
     if blobs.backend == "gcs":
         from subnet_proxy.blobs.gcs import GCSBlobStore
 

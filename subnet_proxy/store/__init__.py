@@ -35,7 +35,7 @@ def open_task_store(settings: Settings) -> TaskStore:
     store = settings.store
     if store.backend == "sqlite":
         path = store.sqlite_path or settings.data_dir / "tasks.db"
-        return SQLiteTaskStore(path, poll_s=store.poll_s)
+        return SQLiteTaskStore(path, poll_s=store.poll_s, durable=store.fsync)
     if store.backend == "firestore":
         from subnet_proxy.store.firestore import FirestoreTaskStore
 

@@ -14,6 +14,9 @@ The fixtures close every store they opened.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -22,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from subnet_proxy.blobs import BlobStore, LocalBlobStore
+from subnet_proxy.blobs.local import SMALL_BLOB_BYTES
 from subnet_proxy.store import SQLiteTaskStore, TaskStore
 from tests.store import emulators
 
@@ -48,11 +52,17 @@ async def sqlite_backend(tmp_path: Path) -> AsyncIterator[Callable[[], TaskStore
 
 
 @asynccontextmanager
-async def local_blob_backend(tmp_path: Path) -> AsyncIterator[BlobHarness]:
-    store = LocalBlobStore(tmp_path / "blobs")
+async def local_blob_backend(tmp_path: Path, *, small_max: int = SMALL_BLOB_BYTES) -> AsyncIterator[BlobHarness]:
+    """The local store; the blobs of these tests (up to 100 KB) are rows, or with ``small_max=-1`` files."""
+    store = LocalBlobStore(tmp_path / "blobs", small_max=small_max)
 
     async def corrupt(key: str) -> None:
-        store.path_for(key).write_bytes(b"not what was stored")
+        path = store.path_for(key)
+        if path.exists():
+            path.write_bytes(b"not what was stored")
+            return
+        with contextlib.closing(sqlite3.connect(tmp_path / "blobs" / "blobs.db")) as conn, conn:
+            assert conn.execute("UPDATE blobs SET data = ? WHERE key = ?", (b"not what was stored", key)).rowcount
 
     yield BlobHarness(store=store, corrupt=corrupt)
 
@@ -64,6 +74,7 @@ TASK_STORE_BACKENDS: dict[str, tuple[TaskStoreOpener, tuple[pytest.MarkDecorator
 }
 BLOB_BACKENDS: dict[str, tuple[BlobOpener, tuple[pytest.MarkDecorator, ...]]] = {
     "local": (local_blob_backend, ()),
+    "local-files": (functools.partial(local_blob_backend, small_max=-1), ()),
     "gcs": (emulators.gcs_blob_backend, (pytest.mark.gcs,)),  # type: ignore[dict-item]
 }
 
