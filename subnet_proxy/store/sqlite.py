@@ -380,8 +380,10 @@ class SQLiteTaskStore(TaskStore):
             ids = [
                 task_id
                 for (task_id,) in conn.execute(
-                    "SELECT task_id FROM tasks WHERE status = ? AND updated_ts < ? ORDER BY updated_ts LIMIT ?",
-                    (TaskStatus(status).value, older_than.timestamp(), limit),
+                    # created_ts <= updated_ts: the first bound lets the status index narrow the scan
+                    "SELECT task_id FROM tasks WHERE status = ? AND created_ts < ? AND updated_ts < ? "
+                    "ORDER BY created_ts LIMIT ?",
+                    (TaskStatus(status).value, older_than.timestamp(), older_than.timestamp(), limit),
                 )
             ]
             keys: set[str] = set()
