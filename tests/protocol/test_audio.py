@@ -136,3 +136,55 @@ def test_probe_of_a_compressed_file_decodes_it() -> None:
     assert (info.format, info.sample_rate, info.duration_s) == ("flac", 16_000, 1.5)
     with pytest.raises(AudioTooLongError):
         probe_audio(flac, max_seconds=1.0)
+
+
+def _soundfile_view(data: bytes) -> tuple[int, int, int] | None:
+    """(rate, channels, frames) as libsndfile reads the header, or None when it refuses the file."""
+    try:
+        with sf.SoundFile(io.BytesIO(data)) as file:
+            return file.samplerate, file.channels, file.frames
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError):
+        return None
+
+
+def _with_list_chunk(wav: bytes, payload: bytes) -> bytes:
+    """``wav`` with a LIST chunk (odd sizes padded) between its ``fmt `` and ``data`` chunks."""
+    data_at = wav.index(b"data")
+    chunk = b"LIST" + len(payload).to_bytes(4, "little") + payload + b"\0" * (len(payload) & 1)
+    out = bytearray(wav[:data_at] + chunk + wav[data_at:])
+    out[4:8] = (len(out) - 8).to_bytes(4, "little")
+    return bytes(out)
+
+
+def _variants(wav: bytes) -> dict[str, bytes]:
+    claims_more = bytearray(wav)
+    at = wav.index(b"data") + 4
+    claims_more[at:at + 4] = (len(wav) * 1000).to_bytes(4, "little")
+    return {"whole": wav, "claims more": bytes(claims_more), "list chunk": _with_list_chunk(wav, b"INFOabc"),
+            "mid frame": wav[:len(wav) - 1], "header only": wav[:wav.index(b"data") + 8],
+            "one byte": wav[:wav.index(b"data") + 9], "cut in fmt": wav[:30], "trailing": wav + b"junk" * 3}
+
+
+@pytest.mark.parametrize("subtype", ["PCM_U8", "PCM_16", "PCM_24", "PCM_32"])
+@pytest.mark.parametrize("channels", [1, 2, 6])
+@pytest.mark.parametrize("rate", [8_000, 44_100])
+def test_the_wav_header_reader_agrees_with_libsndfile(subtype: str, channels: int, rate: int) -> None:
+    """Whatever the fast header reader accepts, libsndfile reads the same way; what it does not
+    recognise goes to soundfile, so probe_audio answers as libsndfile would either way."""
+    buf = io.BytesIO()
+    sf.write(buf, np.full((rate // 10, channels), 0.1, dtype=np.float32), rate, format="WAV", subtype=subtype)
+    fast_paths = 0
+    for name, data in _variants(buf.getvalue()).items():
+        reference = _soundfile_view(data)
+        header = audio._pcm_wav_header(data)
+        if header is not None:
+            fast_paths += 1
+            assert header == reference, name
+        if reference is None or reference[2] == 0:
+            with pytest.raises(AudioDecodeError):
+                probe_audio(data)
+        else:
+            info = probe_audio(data)
+            assert (info.sample_rate, info.duration_s) == (rate, reference[2] / rate), name
+    if channels <= 2:  # plain PCM headers (soundfile writes WAVE_FORMAT_EXTENSIBLE beyond two channels)
+        assert fast_paths >= 6, "the fast reader should take the usual files"
