@@ -188,3 +188,27 @@ async def test_quick_writes_pending_at_close_are_committed(tmp_path: Path) -> No
     reopened = SQLiteWorker(tmp_path / "w.db", SCHEMA)
     assert await _names(reopened) == {"first", "p0", "p1", "p2"}
     await reopened.close()
+
+
+async def test_a_group_runs_once_unless_a_write_in_it_fails(worker: SQLiteWorker) -> None:
+    """Writes share one savepoint; only when one fails is each run again in its own."""
+    calls: list[str] = []
+
+    def counted(name: str, *, fail: bool = False) -> Write:
+        def fn(conn: sqlite3.Connection) -> str:
+            calls.append(name)
+            conn.execute("INSERT INTO items(name) VALUES (?)", (name,))
+            if fail:
+                raise ValueError(name)
+            return name
+
+        return fn
+
+    outcomes, commits = await _held(worker, [counted("a"), counted("b")])
+    assert outcomes == ["a", "b"] and calls == ["a", "b"] and commits == 1
+
+    calls.clear()
+    outcomes, _ = await _held(worker, [counted("c"), counted("d", fail=True), counted("e")])
+    assert outcomes[0] == "c" and isinstance(outcomes[1], ValueError) and outcomes[2] == "e"
+    assert calls == ["c", "d", "c", "d", "e"], "after the failure each write ran again alone"
+    assert await _names(worker) == {"a", "b", "c", "e"}
