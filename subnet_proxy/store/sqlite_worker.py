@@ -21,7 +21,9 @@ same way with the other quick writes of one loop iteration. It is tried only whe
 the connection has no busy timeout (``BEGIN IMMEDIATE`` fails at once when another connection holds
 the write lock, and the group then goes to the worker thread, which waits for it), commits do not
 fsync (``synchronous=NORMAL``; a ``durable`` worker sends every write to the thread) and that
-connection never checkpoints (the worker thread does, every ``CHECKPOINT_EVERY`` loop commits). Why:
+connection never checkpoints (the worker thread does, every ``CHECKPOINT_EVERY`` loop commits, and
+makes a long WAL start over: ``_after_checkpoint``; without that, under steady load it grew without
+end, 1.1 GB in 16 s of the ingest benchmark, every page read slower for it). Why:
 profiled under 64 concurrent submits, handing each group to the thread and back cost more CPU than
 the SQL did (GIL hand-offs between two busy threads), about 0.05 ms of a submit's 0.2 ms.
 """
@@ -45,7 +47,11 @@ DEFAULT_BUSY_TIMEOUT_S = 30.0
 MAX_GROUP = 128
 #: loop-connection commits between two checkpoints run on the worker thread (SQLite's own automatic
 #: checkpoint comes after about 1000 WAL pages; a group of creates writes about 10-20).
-CHECKPOINT_EVERY = 64
+CHECKPOINT_EVERY = 32
+#: a WAL longer than this (16 MB of 4 KB pages) is made to start over (``_after_checkpoint``).
+WAL_RESTART_PAGES = 4_096
+#: the WAL file is cut back to this size when it starts over (SQLite leaves it at its largest).
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -99,6 +105,7 @@ class SQLiteWorker:
         self._loop_conn: sqlite3.Connection | None = None
         self._quick: list[_Job] = []
         self._loop_commits = 0
+        self._checkpointing = False
         self._closed = False
         # appended on event loops, drained on the worker thread (deque appends/pops are thread-safe);
         # ``_ready`` is set after an append, cleared by the thread before it drains
@@ -138,6 +145,7 @@ class SQLiteWorker:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={'FULL' if self._durable else 'NORMAL'}")
         conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+        conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
 
     def _loop_connection(self) -> sqlite3.Connection:
         """The event loop's connection (made on the loop: a connect and three pragmas, no waiting)."""
@@ -188,7 +196,7 @@ class SQLiteWorker:
         outside the connection. ``quick``: ``fn`` touches a few rows by key and may run on the event
         loop (module docstring); never mark a scan or a bulk delete quick."""
         self._check_open()
-        if quick and not self._durable:
+        if quick and not self._durable and not self._checkpointing:
             loop = asyncio.get_running_loop()
             if self._home_loop is None:
                 self._home_loop = loop
@@ -212,6 +220,9 @@ class SQLiteWorker:
             loop.call_soon(self._commit_quick)
         if not group:
             return
+        if self._checkpointing:  # queued before the checkpoint began: behind it on the thread
+            self._hand_to_thread(group)
+            return
         try:
             conn = self._loop_connection()
             conn.execute("BEGIN IMMEDIATE")
@@ -223,13 +234,35 @@ class SQLiteWorker:
         _settle(outcomes)
         self._loop_commits += 1
         if self._loop_commits % CHECKPOINT_EVERY == 0:
-            self._hand_to_thread([_Job(self._checkpoint, False, loop, loop.create_future())])
+            job = _Job(self._checkpoint, False, loop, loop.create_future())
+            job.future.add_done_callback(lambda done: self._after_checkpoint(loop, done))
+            self._hand_to_thread([job])
 
-    def _checkpoint(self) -> None:
-        """On the worker thread: copy the WAL into the database without waiting for anyone (PASSIVE). A
-        checkpoint that fails is retried with the next one; the WAL only grows meanwhile."""
-        with contextlib.suppress(sqlite3.Error):
-            self.connection().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    def _after_checkpoint(self, loop: asyncio.AbstractEventLoop, done: asyncio.Future[int]) -> None:
+        """A checkpoint beside the loop's writes copies most of the WAL but, as they go on, never all
+        of it, and only a wholly copied WAL starts over. Once it holds more than
+        ``WAL_RESTART_PAGES``, one checkpoint runs with the quick writes sent to the thread until it
+        is done (behind it, not beside it): it copies the rest and the next write starts the WAL
+        over. That pause is two fsyncs long (20-60 ms on the machines measured under heavy writes),
+        so it is kept for when the WAL is large; under light load the WAL starts over by itself.
+        (Another process writing steadily to the same file can still keep it from starting over,
+        until a lull: SQLite offers no way to make a writer it does not own wait.)"""
+        if self._closed or done.cancelled() or done.exception() is not None or done.result() <= WAL_RESTART_PAGES:
+            return
+        self._checkpointing = True
+        job = _Job(self._checkpoint, False, loop, loop.create_future())
+        job.future.add_done_callback(lambda _: setattr(self, "_checkpointing", False))
+        self._hand_to_thread([job])
+
+    def _checkpoint(self) -> int:
+        """On the worker thread: copy the WAL into the database (PASSIVE: it waits for nobody; a reader
+        in another process may keep it from finishing, and the next one goes on from there). The
+        WAL's length in pages (0 when the checkpoint failed: it is retried with the next one)."""
+        try:
+            _, wal_pages, _ = self.connection().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.Error:
+            return 0
+        return int(wal_pages)
 
     def _serve(self) -> None:
         """The worker thread: runs the queued jobs in order, consecutive writes as one group, until

@@ -167,7 +167,7 @@ async def test_the_thread_checkpoints_what_the_loop_commits(worker: SQLiteWorker
     monkeypatch.setattr(sqlite_worker, "CHECKPOINT_EVERY", 3)
     checkpoints: list[int] = []
     real = worker._checkpoint
-    monkeypatch.setattr(worker, "_checkpoint", lambda: (checkpoints.append(threading.get_ident()), real())[-1])
+    monkeypatch.setattr(worker, "_checkpoint", lambda: (checkpoints.append(threading.get_ident()), real())[1])
     await worker.write(_insert("first"))
     for i in range(7):
         await worker.write(_insert(f"c{i}"), quick=True)
@@ -212,3 +212,31 @@ async def test_a_group_runs_once_unless_a_write_in_it_fails(worker: SQLiteWorker
     assert outcomes[0] == "c" and isinstance(outcomes[1], ValueError) and outcomes[2] == "e"
     assert calls == ["c", "d", "c", "d", "e"], "after the failure each write ran again alone"
     assert await _names(worker) == {"a", "b", "c", "e"}
+
+
+async def test_a_long_wal_is_made_to_start_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under steady load a checkpoint beside the loop's writes never copies the whole WAL (here: it
+    copies nothing and reports a long WAL), and only a wholly copied WAL starts over. So a long WAL
+    gets one checkpoint with the quick writes held behind it on the thread, and starts over: the WAL
+    file (as large as the WAL ever was; a WAL that starts over is rewritten in place) stays small."""
+    monkeypatch.setattr(sqlite_worker, "CHECKPOINT_EVERY", 2)
+    worker = SQLiteWorker(tmp_path / "w.db", SCHEMA)
+    await worker.write(_insert("first"))
+    real = worker._checkpoint
+    alone: list[bool] = []
+
+    def under_load() -> int:
+        alone.append(worker._checkpointing)
+        return real() if worker._checkpointing else sqlite_worker.WAL_RESTART_PAGES + 1
+
+    monkeypatch.setattr(worker, "_checkpoint", under_load)
+    row = "x" * 50_000
+    for n in range(100):  # 5 MB through the WAL
+        await worker.write(lambda conn, n=n: conn.execute("INSERT INTO notes(name) VALUES (?)", (f"{n}{row}",)),
+                           quick=True)
+        await worker.read(lambda conn: None)  # the checkpoints queued so far have run
+    assert await worker.read(lambda conn: conn.execute("SELECT COUNT(*) FROM notes").fetchone()[0]) == 100
+    assert alone.count(True) >= 20, "every long WAL got a checkpoint of its own"
+    size = (tmp_path / "w.db-wal").stat().st_size
+    assert size < 500_000, f"the WAL grew to {size} bytes: it never started over"
+    await worker.close()
