@@ -11,7 +11,8 @@ The bare handler reads the same body (parses the JSON / reads the multipart fiel
 the ceiling of this stack on this machine. Printed per row: requests/s, p50/p99 latency and the
 server process's CPU ms per request of both, proxy/bare throughput as a ratio and the CPU cost as a
 multiple (CPU per request does not move with other load on a shared machine; throughput does).
-Targets (issue 4): ratio >= 0.5, proxy p99 < 50 ms at 64 clients. Run: ``python scripts/bench_ingest.py [--quick]``.
+Targets (issue 4): ratio >= 0.5, proxy p99 < 50 ms at 64 clients. Run: ``python scripts/bench_ingest.py [--quick]
+[--fsync]`` (``--fsync``: the proxy flushes every commit and blob to disk, ``--store.fsync``).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from protocol import encode_audio  # noqa: E402
-from subnet_proxy.config import NeuronSettings, ProxySettings, Settings  # noqa: E402
+from subnet_proxy.config import NeuronSettings, ProxySettings, Settings, StoreSettings  # noqa: E402
 
 KEY = "bench-key-0123456789abcdef"
 TEXT = ("The quick brown fox jumps over the lazy dog. " * 22).strip()
@@ -62,7 +63,7 @@ async def bare_app() -> web.Application:
     return app
 
 
-async def serve(kind: str, port: int, data_dir: str) -> None:
+async def serve(kind: str, port: int, data_dir: str, fsync: bool) -> None:
     if kind == "bare":
         runner = web.AppRunner(await bare_app(), access_log=None)
         await runner.setup()
@@ -75,7 +76,7 @@ async def serve(kind: str, port: int, data_dir: str) -> None:
         from subnet_proxy.store import open_task_store
         from subnet_proxy.store.keys import open_key_store
 
-        settings = Settings(neuron=NeuronSettings(data_dir=data_dir),
+        settings = Settings(neuron=NeuronSettings(data_dir=data_dir), store=StoreSettings(fsync=fsync),
                             proxy=ProxySettings(api_key=[KEY], rate_per_s=1e6, burst=1_000_000, max_in_flight=10_000))
         store = WatchedStore(open_task_store(settings))
         blobs, keys = open_blob_store(settings), open_key_store(settings)
@@ -102,10 +103,11 @@ def free_port() -> int:
 
 
 class Child:
-    def __init__(self, kind: str, data_dir: str) -> None:
+    def __init__(self, kind: str, data_dir: str, *, fsync: bool = False) -> None:
         self.port = free_port()
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--serve", kind, "--port", str(self.port), "--data-dir", data_dir],
+            [sys.executable, __file__, "--serve", kind, "--port", str(self.port), "--data-dir", data_dir,
+             *(["--fsync"] if fsync else [])],
             stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
@@ -189,7 +191,7 @@ async def load(server: Child, request: Callable[[aiohttp.ClientSession, str], Aw
     return n / elapsed, statistics.median(latencies) * 1000, p99 * 1000, errors, cpu / n * 1000
 
 
-async def bench(quick: bool) -> None:
+async def bench(quick: bool, fsync: bool) -> None:
     import numpy as np
 
     t = np.arange(8_000, dtype=np.float32) / 16_000
@@ -197,9 +199,10 @@ async def bench(quick: bool) -> None:
     levels = [1, 16, 64] if quick else [1, 8, 32, 64]
     seconds = 1.5 if quick else 4.0
     with tempfile.TemporaryDirectory() as tmp:
-        bare, proxy = Child("bare", tmp), Child("proxy", tmp)
+        bare, proxy = Child("bare", tmp), Child("proxy", tmp, fsync=fsync)
         try:
-            print(f"ingest benchmark: {seconds:g} s per row, client and each server in separate processes, 2 cores")
+            print(f"ingest benchmark: {seconds:g} s per row, client and each server in separate processes, "
+                  f"{os.cpu_count()} cores{'; proxy with --store.fsync' if fsync else ''}")
             print(f"{'workload':<14}{'conc':>5} | {'bare rps':>9}{'p50 ms':>8}{'p99 ms':>8}{'cpu ms':>8} | "
                   f"{'proxy rps':>9}{'p50 ms':>8}{'p99 ms':>8}{'cpu ms':>8} | {'ratio':>6}{'cpu x':>7}{'errors':>7}")
             for workload in ("summarization", "audio"):
@@ -218,14 +221,16 @@ async def bench(quick: bool) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="Fewer, shorter rows.")
+    parser.add_argument("--fsync", action="store_true",
+                        help="Run the proxy with --store.fsync (every commit and blob flushed to disk).")
     parser.add_argument("--serve", choices=["bare", "proxy"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        asyncio.run(serve(args.serve, args.port, args.data_dir))
+        asyncio.run(serve(args.serve, args.port, args.data_dir, args.fsync))
     else:
-        asyncio.run(bench(args.quick))
+        asyncio.run(bench(args.quick, args.fsync))
 
 
 if __name__ == "__main__":
