@@ -83,6 +83,8 @@ class ProxySettings(_Section):
     long_poll_max_s: float = Field(60.0, gt=0, le=600, description="Longest ?wait= a result request may hold.")
     watch_poll_s: float = Field(1.0, gt=0, description="Re-read interval of a waiting request (changes made by "
                                 "other processes).")
+    body_timeout_s: float = Field(60.0, gt=0, description="Seconds a request body may take to arrive in full "
+                                  "(408 after): a slow sender cannot hold a connection and its buffer for long.")
     shutdown_grace_s: float = Field(10.0, ge=0, description="Seconds in-flight requests get to finish on shutdown.")
     nonce_cache_size: int = Field(100_000, ge=100, description="Signed-request nonces remembered (replay protection).")
     neuron_rate_per_s: float = Field(100.0, gt=0, description="Per-hotkey rate of signed (miner/validator) calls.")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from subnet_proxy.server.context import ctx
 from subnet_proxy.server.errors import ApiError
 
 M = TypeVar("M", bound=BaseModel)
@@ -24,8 +26,20 @@ def check_declared_length(request: web.Request, limit: int) -> None:
 
 
 async def read_limited(request: web.Request, limit: int) -> bytes:
-    """The whole body, refused with 413 as soon as it passes ``limit`` bytes (never fully buffered)."""
+    """The whole body, refused with 413 as soon as it passes ``limit`` bytes (never fully buffered), and
+    with 408 when it has not all arrived within ``--proxy.body_timeout_s``."""
     check_declared_length(request, limit)
+    if request.content.is_eof():  # all there already (a small body comes with its headers): no timer
+        return await _read(request, limit)
+    timeout_s = ctx(request).settings.proxy.body_timeout_s
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await _read(request, limit)
+    except TimeoutError:
+        raise ApiError(408, "body_timeout", f"the request body did not arrive in full within {timeout_s:g} s") from None
+
+
+async def _read(request: web.Request, limit: int) -> bytes:
     buf = bytearray()
     while chunk := await request.content.readany():  # what has arrived; b"" at the end of the body
         buf += chunk

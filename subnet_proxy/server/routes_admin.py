@@ -45,7 +45,7 @@ _ADMIN_ERRORS = (401, 403, 429)
 ENDPOINTS = [
     Endpoint("POST", "/api/v1/admin/keys", create_key, "Create an API key", "admin", "admin",
              body={"application/json": KeyCreate}, status=201, response={"application/json": KeyCreated},
-             errors=(*_ADMIN_ERRORS, 400, 415)),
+             errors=(*_ADMIN_ERRORS, 400, 408, 415)),
     Endpoint("GET", "/api/v1/admin/keys", list_keys, "List API keys", "admin", "admin",
              response={"application/json": KeyList}, errors=_ADMIN_ERRORS,
              query=(QueryParam("include_revoked", {"type": "boolean"}, "Also list revoked keys."),)),

@@ -154,7 +154,7 @@ async def post_validator_evaluation(request: web.Request) -> web.Response:
     return web.json_response(body.model_dump(mode="json"))
 
 
-_SIGNED_ERRORS = (400, 401, 403, 404, 409, 413, 429, 503)
+_SIGNED_ERRORS = (400, 401, 403, 404, 408, 409, 413, 429, 503)
 
 ENDPOINTS = [
     Endpoint("POST", "/api/v1/miner/response", post_miner_response, "A miner delivers its answer (signed)", "miner",

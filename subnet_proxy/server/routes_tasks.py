@@ -176,7 +176,7 @@ async def submit_summarization(request: web.Request) -> web.Response:
     return await accept(request, TaskKind.SUMMARIZATION, task_input, idempotency_key(request))
 
 
-_SUBMIT_ERRORS = (400, 401, 409, 413, 415, 429)
+_SUBMIT_ERRORS = (400, 401, 408, 409, 413, 415, 429)
 _ACCEPTED: dict[str, type[BaseModel] | None] = {"application/json": TaskAccepted}
 
 ENDPOINTS = [

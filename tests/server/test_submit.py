@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+import time
+from pathlib import Path
 
 import aiohttp
 import numpy as np
@@ -203,5 +206,41 @@ async def test_the_audio_length_limit_is_the_configured_one_beyond_the_decoder_d
         assert accepted.status == 202, await accepted.text()
         refused = await h.client.post("/api/v1/transcription", data=audio_form(silence(901)), headers=auth())
         assert (refused.status, await error_of(refused)) == (413, "audio_too_long")
+    finally:
+        await stop_harness(h)
+
+
+async def _stalled_request(h: Harness, path: str, headers: dict[str, str]) -> tuple[bytes, dict[str, object], float]:
+    """Send the headers and a third of a 300-byte body, then nothing: (status line, JSON body, seconds)."""
+    url = h.client.make_url("/")
+    reader, writer = await asyncio.open_connection(url.host, url.port)
+    head = "".join(f"{name}: {value}\r\n" for name, value in
+                   {"Host": "x", "Content-Type": "application/json", "Content-Length": "300", **headers}.items())
+    started = time.monotonic()
+    writer.write(f"POST {path} HTTP/1.1\r\n{head}\r\n".encode() + b'{"text": "' + b"a" * 90)
+    await writer.drain()
+    try:
+        status_and_headers = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        length = int(next(line.split(b":")[1] for line in status_and_headers.split(b"\r\n")
+                          if line.lower().startswith(b"content-length")))
+        body = json.loads(await reader.readexactly(length))
+    finally:
+        writer.close()
+    return status_and_headers.split(b"\r\n")[0], body, time.monotonic() - started
+
+
+async def test_a_body_that_does_not_arrive_in_time_is_refused_with_408(tmp_path: Path) -> None:
+    """A slow sender, client or signed caller, cannot hold a connection and its buffer for long."""
+    h = await start_harness(tmp_path, body_timeout_s=0.3)
+    try:
+        for path, headers in [("/api/v1/summarization", auth()),
+                              ("/api/v1/miner/response", {"X-Hotkey": h.neurons.miner_1.ss58_address})]:
+            status, body, seconds = await _stalled_request(h, path, headers)
+            assert status == b"HTTP/1.1 408 Request Timeout", (path, status)
+            assert body["error"]["code"] == "body_timeout", body  # type: ignore[index]
+            assert 0.3 <= seconds < 5, seconds
+        resp = await h.client.post("/api/v1/summarization", json={"text": "a whole body in time " * 5},
+                                   headers=auth())
+        assert resp.status == 202, "a body that arrives in time is taken"
     finally:
         await stop_harness(h)
