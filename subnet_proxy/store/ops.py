@@ -12,7 +12,7 @@ import binascii
 import json
 from datetime import datetime, timedelta
 
-from subnet_proxy.store.base import InvalidCursor, LeaseLost, TaskNotAccepting
+from subnet_proxy.store.base import InvalidCursor, LeaseLost, Page, TaskNotAccepting
 from subnet_proxy.tasks import FinalResult, MinerResponse, Task, TaskError, TaskStatus, utcnow
 
 #: statuses a passed ``deadline`` moves to EXPIRED (the others are final already).
@@ -158,6 +158,13 @@ def check_decision(task_id: str, target: TaskStatus, result: FinalResult | None)
 def first_marked(response: MinerResponse, *, first_exists: bool) -> MinerResponse:
     """The response as stored: ``is_first`` is the store's decision, never the caller's."""
     return response.model_copy(update={"is_first": response.valid and not first_exists})
+
+
+def page_of(fetched: list[Task], limit: int) -> Page:
+    """A listing page from up to ``limit + 1`` tasks in listing order: the one past the limit only
+    says that there is a next page, whose cursor is the last task shown."""
+    tasks = fetched[:limit]
+    return Page(tasks=tasks, next_cursor=encode_cursor(tasks[-1]) if len(fetched) > limit else None)
 
 
 def encode_cursor(task: Task) -> str:

@@ -181,9 +181,7 @@ class SQLiteTaskStore(TaskStore):
         sql = f"SELECT doc FROM tasks WHERE {' AND '.join(where)} ORDER BY created_ts, task_id LIMIT ?"
 
         tasks = await self._docs(Task, sql, *params, limit + 1)
-        more = len(tasks) > limit
-        tasks = tasks[:limit]
-        return Page(tasks=tasks, next_cursor=ops.encode_cursor(tasks[-1]) if more else None)
+        return ops.page_of(tasks, limit)
 
     async def claim_tasks(
         self,

@@ -132,9 +132,7 @@ class FirestoreTaskStore(TaskStore):
         after = ops.decode_cursor(cursor) if cursor is not None else None
         query = queries.listing(self._col.tasks, status=status, owner=owner, after=after, limit=limit + 1)
         tasks = [codec.decode_task(s.to_dict()) async for s in query.stream()]
-        more = len(tasks) > limit
-        tasks = tasks[:limit]
-        return Page(tasks=tasks, next_cursor=ops.encode_cursor(tasks[-1]) if more else None)
+        return ops.page_of(tasks, limit)
 
     async def claim_tasks(
         self,
