@@ -13,6 +13,8 @@ backend can invent a move the others would refuse.
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
@@ -24,14 +26,37 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def new_task_id() -> str:
-    """32 random lowercase hex characters: the one rule for every task id, client or synthetic.
+class TaskIdSource:
+    """Task ids: 32 lowercase hex characters, the one rule for every task, client or synthetic.
 
-    Miners see task ids on the wire (``task_id`` of a synapse); an id made any other way for one
-    source would tell synthetic challenges from client tasks. ``os.urandom(16).hex()`` costs under
-    1 µs (``uuid4().hex`` about 2 µs, measured here).
+    Miners see task ids on the wire (``task_id`` of a synapse), so an id must not tell where or
+    when its task was made: an id made another way for one source would set synthetic challenges
+    apart from client tasks, and a clock in it would show how long a task waited. An id is 8 hex
+    characters of a prefix drawn at random for each 1/16 s window (per process), then 24 of
+    randomness of its own (96 bits). Why the window prefix: the ids of one window sort together, so
+    the tasks one group commit writes land in a few pages of SQLite's task-id index instead of one
+    page each (measured on 30,000 creates in groups of 13, as the ingest benchmark makes them:
+    insert and commit 10 us a task instead of 21, checkpoints half as long); and as prefixes are random, not rising, a
+    Firestore collection still takes writes all over its key range (no hot tail). What it tells
+    anyone: that two tasks were made by one process within 1/16 s of each other, whatever made them.
     """
-    return os.urandom(16).hex()
+
+    WINDOWS_PER_S = 16
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._window: tuple[int, str] = (-1, "")
+
+    def __call__(self) -> str:
+        now = int(self._clock() * self.WINDOWS_PER_S)
+        window = self._window  # one read: another thread may replace it meanwhile (either is fine)
+        if window[0] != now:
+            window = self._window = (now, os.urandom(4).hex())
+        return window[1] + os.urandom(12).hex()
+
+
+#: the process's task ids (``Task.task_id``'s default).
+new_task_id = TaskIdSource()
 
 
 class TaskKind(StrEnum):

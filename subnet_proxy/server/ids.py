@@ -4,7 +4,7 @@ Request ids only need to be unique, not unpredictable: the 64 random bits of the
 instances sharing one log apart and the counter keeps ids apart within an instance, with no
 system call per id. Task ids are not made here: miners see them on the wire, where a prefix and a
 counter would set client tasks apart from synthetic challenges, so every task id comes from
-``subnet_proxy.tasks.new_task_id`` (random throughout).
+``subnet_proxy.tasks.new_task_id`` (random, with nothing per source).
 """
 
 from __future__ import annotations
