@@ -72,19 +72,22 @@ def idempotency_key(request: web.Request) -> str | None:
 async def accept(request: web.Request, kind: TaskKind, task_input: TaskInput, idem_key: str | None) -> web.Response:
     """Create the task (or find the one an Idempotency-Key already made) and answer 202."""
     context = ctx(request)
+    now = utcnow()
     task = Task(  # task_id: tasks.new_task_id, the same rule as synthetic challenges
         kind=kind,
         owner=request[API_KEY].key_id,
         idempotency_key=idem_key,
         input=task_input,
-        deadline=utcnow() + timedelta(seconds=context.settings.proxy.task_ttl_s),
+        created_at=now,
+        updated_at=now,
+        deadline=now + timedelta(seconds=context.settings.proxy.task_ttl_s),
     )
     stored, created = await context.store.create_task(task)
     if stored.kind is not kind or stored.input != task_input:
         raise ApiError(409, "idempotency_conflict",
                        "this Idempotency-Key was already used for a different request; use a new key")
     if created:
-        context.metrics.submitted.labels(kind.value).inc()
+        context.metrics.count_submitted(kind)
     body = TaskAccepted(task_id=stored.task_id, status=stored.status, status_url=status_url(stored.task_id),
                         result_url=result_url(stored.task_id))
     headers = {"Location": body.status_url}
