@@ -8,13 +8,15 @@ import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from subnet_proxy.store import SQLiteTaskStore, TaskNotFound
-from subnet_proxy.tasks import TaskStatus, utcnow
+from subnet_proxy.store import sqlite as sqlite_store
+from subnet_proxy.tasks import TaskInput, TaskStatus, utcnow
 from tests.store.factories import make_task
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -165,4 +167,35 @@ async def test_a_create_failing_inside_a_group_fails_alone(tmp_path: Path, monke
     assert (await store.count_by_status())[TaskStatus.PENDING] == 9
     with pytest.raises(TaskNotFound):
         await store.get_task(doomed)
+    await store.close()
+
+
+async def test_blobs_in_use_scans_the_references_in_steps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``blob_refs`` has no blob-key index: ``blobs_in_use`` scans it a few rows a call. Keys in
+    the first, a middle and the last step are found, unknown ones are not, and a reference made
+    between two steps (past the rows already scanned) is seen."""
+    monkeypatch.setattr(sqlite_store, "SCAN_ROWS", 2)
+    store = SQLiteTaskStore(tmp_path / "tasks.db")
+    keys = [f"{n:064x}" for n in range(1, 8)]
+    for n, key in enumerate(keys):
+        await store.create_task(make_task(n, input=TaskInput(audio_blob=key)))
+    with closing(sqlite3.connect(tmp_path / "tasks.db")) as conn:
+        indexes = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "blob_refs_key" not in indexes
+
+    late_key = "e" * 64
+    reads = 0
+    read = store._db.read
+
+    async def counting_read(fn):  # type: ignore[no-untyped-def]
+        nonlocal reads
+        reads += 1
+        if reads == 3:  # the scan is under way: a new task refers to one more blob
+            await store.create_task(make_task(99, input=TaskInput(audio_blob=late_key)))
+        return await read(fn)
+
+    monkeypatch.setattr(store._db, "read", counting_read)
+    wanted = [keys[0], keys[3], keys[6], late_key, "f" * 64]
+    assert await store.blobs_in_use(wanted) == {keys[0], keys[3], keys[6], late_key}
+    assert reads == 1 + 4  # the highest rowid, then rows (0, 2], (2, 4], (4, 6], (6, ...)
     await store.close()
