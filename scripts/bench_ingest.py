@@ -1,7 +1,8 @@
 """Ingest benchmark: the side-server's submit path against a bare aiohttp handler measured in the same run.
 
 Each server runs in its own child process on 127.0.0.1; this process drives both with the same
-aiohttp client at rising concurrency, for two workloads:
+aiohttp client at rising concurrency, for two workloads, the two servers taking turns for a few
+rounds per row (the median is printed: on a shared machine a slow spell then hits both):
 
 - ``summarization``: a JSON body of ~1 KB (proxy: auth, rate limit, validation, SQLite insert);
 - ``audio``: a 0.5 s 16 kHz WAV as multipart, a different file per request (proxy: plus decode and blob
@@ -12,7 +13,7 @@ the ceiling of this stack on this machine. Printed per row: requests/s, p50/p99 
 server process's CPU ms per request of both, proxy/bare throughput as a ratio and the CPU cost as a
 multiple (CPU per request does not move with other load on a shared machine; throughput does).
 Targets (issue 4): ratio >= 0.5, proxy p99 < 50 ms at 64 clients. Run: ``python scripts/bench_ingest.py [--quick]
-[--fsync]`` (``--fsync``: the proxy flushes every commit and blob to disk, ``--store.fsync``).
+[--fsync] [--rounds N]`` (``--fsync``: the proxy flushes every commit and blob to disk, ``--store.fsync``).
 """
 
 from __future__ import annotations
@@ -191,28 +192,40 @@ async def load(server: Child, request: Callable[[aiohttp.ClientSession, str], Aw
     return n / elapsed, statistics.median(latencies) * 1000, p99 * 1000, errors, cpu / n * 1000
 
 
-async def bench(quick: bool, fsync: bool) -> None:
+def median_row(rounds: list[tuple[float, float, float, int, float]]) -> tuple[float, float, float, int, float]:
+    """Per column, the median over the rounds (errors: the sum)."""
+    return (statistics.median(r[0] for r in rounds), statistics.median(r[1] for r in rounds),
+            statistics.median(r[2] for r in rounds), sum(r[3] for r in rounds), statistics.median(r[4] for r in rounds))
+
+
+async def bench(quick: bool, fsync: bool, rounds: int) -> None:
     import numpy as np
 
     t = np.arange(8_000, dtype=np.float32) / 16_000
     audio = encode_audio((0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 16_000, "wav")
     levels = [1, 16, 64] if quick else [1, 8, 32, 64]
-    seconds = 1.5 if quick else 4.0
+    seconds = 1.0 if quick else 2.0
     with tempfile.TemporaryDirectory() as tmp:
         bare, proxy = Child("bare", tmp), Child("proxy", tmp, fsync=fsync)
         try:
-            print(f"ingest benchmark: {seconds:g} s per row, client and each server in separate processes, "
-                  f"{os.cpu_count()} cores{'; proxy with --store.fsync' if fsync else ''}")
+            print(f"ingest benchmark: {rounds} rounds of {seconds:g} s per row, bare and proxy taking turns (each "
+                  f"figure the median over the rounds, the ratio's range in brackets); client and each server in "
+                  f"separate processes, {os.cpu_count()} cores{'; proxy with --store.fsync' if fsync else ''}")
             print(f"{'workload':<14}{'conc':>5} | {'bare rps':>9}{'p50 ms':>8}{'p99 ms':>8}{'cpu ms':>8} | "
-                  f"{'proxy rps':>9}{'p50 ms':>8}{'p99 ms':>8}{'cpu ms':>8} | {'ratio':>6}{'cpu x':>7}{'errors':>7}")
+                  f"{'proxy rps':>9}{'p50 ms':>8}{'p99 ms':>8}{'cpu ms':>8} | {'ratio':>6} {'(range)':<11}{'cpu x':>6}"
+                  f"{'errors':>7}")
             for workload in ("summarization", "audio"):
                 request = make_request(workload, audio)
                 for conc in levels:
-                    b = await load(bare, request, conc, seconds)
-                    p = await load(proxy, request, conc, seconds)
+                    turns = []
+                    for _ in range(rounds):  # taking turns: a slow spell of the machine hits both
+                        b_turn = await load(bare, request, conc, seconds)
+                        turns.append((b_turn, await load(proxy, request, conc, seconds)))
+                    b, p = median_row([bt for bt, _ in turns]), median_row([pt for _, pt in turns])
+                    ratios = sorted(pt[0] / bt[0] for bt, pt in turns)
                     print(f"{workload:<14}{conc:>5} | {b[0]:>9.0f}{b[1]:>8.2f}{b[2]:>8.2f}{b[4]:>8.3f} | "
-                          f"{p[0]:>9.0f}{p[1]:>8.2f}{p[2]:>8.2f}{p[4]:>8.3f} | {p[0] / b[0]:>6.2f}{p[4] / b[4]:>7.2f}"
-                          f"{b[3] + p[3]:>7}", flush=True)
+                          f"{p[0]:>9.0f}{p[1]:>8.2f}{p[2]:>8.2f}{p[4]:>8.3f} | {statistics.median(ratios):>6.2f} "
+                          f"{f'({ratios[0]:.2f}-{ratios[-1]:.2f})':<11}{p[4] / b[4]:>6.2f}{b[3] + p[3]:>7}", flush=True)
         finally:
             bare.stop()
             proxy.stop()
@@ -221,6 +234,7 @@ async def bench(quick: bool, fsync: bool) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="Fewer, shorter rows.")
+    parser.add_argument("--rounds", type=int, default=3, help="Turns of bare and proxy per row (default 3).")
     parser.add_argument("--fsync", action="store_true",
                         help="Run the proxy with --store.fsync (every commit and blob flushed to disk).")
     parser.add_argument("--serve", choices=["bare", "proxy"], help=argparse.SUPPRESS)
@@ -230,7 +244,7 @@ def main() -> None:
     if args.serve:
         asyncio.run(serve(args.serve, args.port, args.data_dir, args.fsync))
     else:
-        asyncio.run(bench(args.quick, args.fsync))
+        asyncio.run(bench(args.quick, args.fsync, max(1, args.rounds)))
 
 
 if __name__ == "__main__":
