@@ -1,7 +1,9 @@
 """The embedded TaskStore: one SQLite file in WAL mode, safe for several store objects and processes.
 
-Every call runs on a dedicated worker thread (``SQLiteWorker``), never on the event loop, and each
-write runs inside a ``BEGIN IMMEDIATE`` transaction (writes queued together share one: group commit,
+Calls run on a dedicated worker thread (``SQLiteWorker``), except the quick writes (a create, a
+status move, a response: a few rows by key), which run on the event loop's own connection where
+they cannot block (``sqlite_worker``'s docstring says when); each write runs inside a ``BEGIN
+IMMEDIATE`` transaction (writes queued together share one: group commit,
 each in its own savepoint), so a claim's read-then-update cannot interleave with another claimer's,
 even in another process. The state changes themselves are the backend-agnostic rules of
 ``store.ops``; the tables are in ``sqlite_schema``.
