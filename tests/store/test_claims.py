@@ -109,12 +109,17 @@ async def test_concurrent_claimers_take_each_task_exactly_once(open_store: Calla
     for n in range(total):
         await setup.create_task(make_task(n))
     claimers = [open_store() for _ in range(5)]
+    for store in claimers:  # each open (its file, thread, connection) before the race, not during it
+        await store.ping()
 
     async def drain(store: TaskStore, name: str) -> list[str]:
         got: list[str] = []
         while batch := await store.claim_tasks(name, limit=7, lease_s=300):
             assert all(t.lease_owner == name for t in batch)
             got += [t.task_id for t in batch]
+            # a validator works on its batch before claiming again; without a pause the claimer that
+            # holds SQLite's write lock could drain all 200 while the others' busy handlers sleep
+            await asyncio.sleep(0.002)
         return got
 
     results = await asyncio.gather(*(drain(store, f"v{i}") for i, store in enumerate(claimers)))
