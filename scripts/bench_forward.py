@@ -37,7 +37,7 @@ from protocol import SummarizationSynapse  # noqa: E402
 from subnet_proxy import approval  # noqa: E402
 from subnet_proxy.blobs import LocalBlobStore  # noqa: E402
 from subnet_proxy.chain import Neuron  # noqa: E402
-from subnet_proxy.chain_local import LocalChain, Registration  # noqa: E402
+from subnet_proxy.chain.local import LocalChain, Registration  # noqa: E402
 from subnet_proxy.config import EngineSettings, MockSettings, NeuronSettings, Settings  # noqa: E402
 from subnet_proxy.engines import build_engines  # noqa: E402
 from subnet_proxy.offline import pin_external_ip  # noqa: E402

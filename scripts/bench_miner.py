@@ -40,7 +40,7 @@ from protocol import (  # noqa: E402
     b64encode,
     encode_audio,
 )
-from subnet_proxy.chain_local import LocalChain, Registration  # noqa: E402
+from subnet_proxy.chain.local import LocalChain, Registration  # noqa: E402
 from subnet_proxy.config import AxonSettings, EngineSettings  # noqa: E402
 from subnet_proxy.engines import Engines, build_engines  # noqa: E402
 from subnet_proxy.engines.assets import package_file  # noqa: E402

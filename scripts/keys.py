@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from subnet_proxy.client import ProxyClient, ProxyError  # noqa: E402
 from subnet_proxy.config import NeuronSettings, Settings  # noqa: E402
+from subnet_proxy.keys import KeyNotFound, Role, open_key_store  # noqa: E402
 from subnet_proxy.server.routes_admin import key_view  # noqa: E402
-from subnet_proxy.store.keys import KeyNotFound, Role, open_key_store  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,7 +21,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from subnet_proxy.chain import ChainError, MetagraphSnapshot, open_chain  # noqa: E402
-from subnet_proxy.chain_local import LocalChain, Registration, WeightsRecord  # noqa: E402
+from subnet_proxy.chain.local import LocalChain, Registration, WeightsRecord  # noqa: E402
 from subnet_proxy.config import Settings, SettingsError, build_parser, settings_from_namespace  # noqa: E402
 from subnet_proxy.validator.selection import DEFAULT_VALIDATOR_STAKE, is_validator  # noqa: E402
 from subnet_proxy.wallets import local_wallet  # noqa: E402

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import TextIO
 
 from protocol.audio import sniff_format
+from subnet_proxy.api.schemas import TaskStatusView
 from subnet_proxy.client import ProxyClient, ProxyError, TaskResult
-from subnet_proxy.server.schemas import TaskStatusView
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 

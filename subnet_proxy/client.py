@@ -19,7 +19,7 @@ from bittensor_wallet import Keypair
 from pydantic import BaseModel
 
 from protocol.audio import b64encode
-from subnet_proxy.server.schemas import (
+from subnet_proxy.api.schemas import (
     AnswerAccepted,
     EvaluationOutcome,
     EvaluationRequest,

@@ -10,8 +10,8 @@ import pytest
 
 from subnet_proxy.approval import EvaluationRefused, choose_result, mean_rewards, quorum_share, record_evaluation
 from subnet_proxy.chain import MetagraphSnapshot, Neuron
-from subnet_proxy.server.events import WatchedStore
 from subnet_proxy.store import SQLiteTaskStore
+from subnet_proxy.store.watched import WatchedStore
 from subnet_proxy.tasks import (
     Evaluation,
     FinalResult,

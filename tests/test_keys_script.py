@@ -10,7 +10,7 @@ from types import ModuleType
 
 import pytest
 
-from subnet_proxy.store.keys_sqlite import SqliteKeyStore
+from subnet_proxy.keys.sqlite import SqliteKeyStore
 from tests.conftest import load_script
 from tests.server.conftest import ADMIN_KEY, start_harness, stop_harness
 

@@ -8,7 +8,7 @@ from types import ModuleType
 
 import pytest
 
-from subnet_proxy.chain_local import LocalChain, default_chain_file
+from subnet_proxy.chain.local import LocalChain, default_chain_file
 from subnet_proxy.wallets import local_wallet
 from tests.conftest import load_script
 

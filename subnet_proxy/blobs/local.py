@@ -36,7 +36,7 @@ from pathlib import Path
 from protocol import mime_type, sniff_format
 from subnet_proxy.atomic_file import write_bytes_atomic
 from subnet_proxy.blobs.base import BlobCorrupt, BlobNotFound, BlobRef, BlobStore, blob_key, check_key
-from subnet_proxy.store.sqlite_worker import SQLiteWorker
+from subnet_proxy.sqlite_worker import SQLiteWorker
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 #: the largest blob kept in the database; larger ones are files.

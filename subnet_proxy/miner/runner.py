@@ -12,7 +12,7 @@ import logging
 
 from bittensor_wallet import Wallet
 
-from subnet_proxy.chain import Chain, ChainError, open_chain
+from subnet_proxy.chain import Chain, ChainError, Registration, open_chain
 from subnet_proxy.config import Settings
 from subnet_proxy.engines import Engines, build_engines
 from subnet_proxy.miner.admission import AdmissionPolicy, MetagraphView
@@ -33,32 +33,15 @@ class MinerStartError(RuntimeError):
 
 
 async def announce(settings: Settings, wallet: Wallet, chain: Chain, axon: MinerAxon) -> None:
-    """Make the axon findable: register into the local chain under --mock, else serve it on chain."""
+    """Make the axon findable: ``Chain.register`` (the local chain records it under --mock; a real network
+    serves the axon of a hotkey that already holds a uid)."""
     ip = axon.external_ip or MOCK_EXTERNAL_IP
     port = settings.axon.external_port or axon.port
-    if settings.mock.enabled:
-        from subnet_proxy.chain_local import LocalChain, Registration
-
-        if not isinstance(chain, LocalChain):
-            raise MinerStartError("--mock needs the local chain")
+    try:
         uid = await chain.register(Registration.of_wallet(wallet, ip=ip, port=port))
-        log.info("registered on the local chain %s as uid %d at %s:%d", chain.path, uid, ip, port)
-        return
-    hotkey = wallet.hotkey.ss58_address
-    if not await chain.is_registered(hotkey):
-        raise MinerStartError(f"hotkey {hotkey} is not registered on netuid {settings.netuid}; "
-                              f"register it first (btcli subnet register)")
-    import bittensor as bt
-
-    network = settings.subtensor.chain_endpoint or settings.subtensor.network
-
-    def serve() -> None:
-        result = bt.Subtensor(network=network).serve_axon(netuid=settings.netuid, axon=axon.axon)
-        if not getattr(result, "success", True):
-            raise MinerStartError(f"serving the axon on chain failed: {getattr(result, 'message', result)}")
-
-    await asyncio.wait_for(asyncio.to_thread(serve), settings.subtensor.call_timeout * 4)
-    log.info("axon served on netuid %d at %s:%d", settings.netuid, ip, port)
+    except ChainError as exc:
+        raise MinerStartError(str(exc)) from exc
+    log.info("axon of uid %d announced on netuid %d at %s:%d", uid, settings.netuid, ip, port)
 
 
 async def keep_in_sync(chain: Chain, view: MetagraphView, interval_s: float, stop: asyncio.Event) -> None:

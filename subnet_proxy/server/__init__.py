@@ -2,7 +2,7 @@
 
 from subnet_proxy.server.app import ENDPOINTS, RunningServer, create_app, start_server
 from subnet_proxy.server.context import CONTEXT, ServerContext
-from subnet_proxy.server.events import TaskEvents, WatchedStore
+from subnet_proxy.store.watched import TaskEvents, WatchedStore
 
 __all__ = [
     "CONTEXT",

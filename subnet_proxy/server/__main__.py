@@ -19,10 +19,10 @@ from collections.abc import Sequence
 from subnet_proxy.blobs import open_blob_store
 from subnet_proxy.chain import Chain, ChainError, MetagraphSnapshot, open_chain
 from subnet_proxy.config import Settings, build_settings
+from subnet_proxy.keys import open_key_store
 from subnet_proxy.server.app import create_app, start_server
-from subnet_proxy.server.events import WatchedStore
 from subnet_proxy.store import open_task_store
-from subnet_proxy.store.keys import open_key_store
+from subnet_proxy.store.watched import WatchedStore
 from subnet_proxy.wallets import WalletError, open_wallet
 
 log = logging.getLogger("subnet_proxy.server")

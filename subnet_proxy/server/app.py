@@ -24,10 +24,10 @@ from aiohttp import web
 from subnet_proxy.blobs.base import BlobStore
 from subnet_proxy.chain import MetagraphSnapshot
 from subnet_proxy.config import Settings
+from subnet_proxy.keys import KeyStore, seed_configured_keys
 from subnet_proxy.server import routes_admin, routes_health, routes_network, routes_results, routes_tasks
 from subnet_proxy.server.context import CONTEXT, HealthCheck, ServerContext
 from subnet_proxy.server.errors import error_middleware
-from subnet_proxy.server.events import WatchedStore
 from subnet_proxy.server.limits import Limiter
 from subnet_proxy.server.metrics import Metrics
 from subnet_proxy.server.middleware import add_request_id_on_prepare, request_middleware
@@ -35,7 +35,7 @@ from subnet_proxy.server.openapi import build_openapi, docs_routes
 from subnet_proxy.server.routing import Endpoint, add_endpoints
 from subnet_proxy.signing import SignatureVerifier
 from subnet_proxy.store.base import TaskStore
-from subnet_proxy.store.keys import KeyStore, seed_configured_keys
+from subnet_proxy.store.watched import WatchedStore
 from subnet_proxy.tasks import MinerStat
 
 log = logging.getLogger("subnet_proxy.server")

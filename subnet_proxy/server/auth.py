@@ -13,12 +13,12 @@ from typing import Literal
 from aiohttp import web
 
 from subnet_proxy.chain import MetagraphSnapshot, Neuron
+from subnet_proxy.keys import ApiKey, Role, hash_key
 from subnet_proxy.server.body import read_limited
 from subnet_proxy.server.context import ServerContext, ctx
 from subnet_proxy.server.errors import ApiError, Handler
 from subnet_proxy.server.request_keys import CALLER_ID
 from subnet_proxy.signing import HOTKEY_HEADER, MissingSignature
-from subnet_proxy.store.keys import ApiKey, Role, hash_key
 
 Auth = Literal["public", "client", "admin", "miner", "validator"]
 

@@ -12,12 +12,12 @@ from aiohttp import web
 from subnet_proxy.blobs.base import BlobStore
 from subnet_proxy.chain import MetagraphSnapshot
 from subnet_proxy.config import Settings
-from subnet_proxy.server.events import TaskEvents, WatchedStore
+from subnet_proxy.keys import ApiKey, KeyStore
 from subnet_proxy.server.ids import IdSource
 from subnet_proxy.server.limits import Limiter, Limits
 from subnet_proxy.server.metrics import Metrics
 from subnet_proxy.signing import SignatureVerifier
-from subnet_proxy.store.keys import ApiKey, KeyStore
+from subnet_proxy.store.watched import TaskEvents, WatchedStore
 from subnet_proxy.tasks import MinerStat
 
 HealthCheck = Callable[[], Awaitable[None]]

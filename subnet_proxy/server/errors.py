@@ -26,10 +26,10 @@ from aiohttp import web
 
 from subnet_proxy.approval import EvaluationRefused
 from subnet_proxy.blobs.base import BlobError, BlobNotFound, InvalidBlobKey
+from subnet_proxy.keys import KeyNotFound
 from subnet_proxy.server.request_keys import REQUEST_ID
 from subnet_proxy.signing import SignatureError
 from subnet_proxy.store.base import InvalidCursor, StoreError, TaskNotFound
-from subnet_proxy.store.keys import KeyNotFound
 from subnet_proxy.tasks import IllegalTransition
 
 log = logging.getLogger("subnet_proxy.server")

@@ -11,8 +11,8 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from protocol import __version__
+from subnet_proxy.api.schemas import ErrorBody
 from subnet_proxy.server.routing import Endpoint
-from subnet_proxy.server.schemas import ErrorBody
 
 _REF = "#/components/schemas/{model}"
 

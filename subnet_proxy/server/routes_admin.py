@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from subnet_proxy.api.schemas import KeyCreate, KeyCreated, KeyList, KeyView
+from subnet_proxy.keys import ApiKey, Role
 from subnet_proxy.server.body import read_json
 from subnet_proxy.server.context import ctx
 from subnet_proxy.server.routing import Endpoint, QueryParam
-from subnet_proxy.server.schemas import KeyCreate, KeyCreated, KeyList, KeyView
-from subnet_proxy.store.keys import ApiKey, Role
 
 _ADMIN_BODY_LIMIT = 16 * 1024
 

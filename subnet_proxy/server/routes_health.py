@@ -9,10 +9,10 @@ import time
 from aiohttp import web
 
 from protocol import __version__
+from subnet_proxy.api.schemas import CheckView, HealthView, MinerList
 from subnet_proxy.server.context import HealthCheck, ServerContext, ctx
 from subnet_proxy.server.metrics import CONTENT_TYPE
 from subnet_proxy.server.routing import Endpoint
-from subnet_proxy.server.schemas import CheckView, HealthView, MinerList
 
 log = logging.getLogger("subnet_proxy.server")
 

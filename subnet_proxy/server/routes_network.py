@@ -15,14 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from protocol import MAX_SUMMARY_CHARS, MAX_TRANSCRIPT_CHARS, AudioDecodeError, decode_audio, mime_type
 from protocol.audio import b64decode
-from subnet_proxy.approval import record_evaluation
-from subnet_proxy.blobs.base import check_key
-from subnet_proxy.server.auth import BODY, CALLER, SNAPSHOT
-from subnet_proxy.server.body import parse_json, parse_query
-from subnet_proxy.server.context import ServerContext, ctx
-from subnet_proxy.server.errors import ApiError
-from subnet_proxy.server.routing import Endpoint, QueryParam
-from subnet_proxy.server.schemas import (
+from subnet_proxy.api.schemas import (
     AnswerAccepted,
     EvaluationOutcome,
     EvaluationRequest,
@@ -32,6 +25,13 @@ from subnet_proxy.server.schemas import (
     ValidatorTask,
     ValidatorTaskPage,
 )
+from subnet_proxy.approval import record_evaluation
+from subnet_proxy.blobs.base import check_key
+from subnet_proxy.server.auth import BODY, CALLER, SNAPSHOT
+from subnet_proxy.server.body import parse_json, parse_query
+from subnet_proxy.server.context import ServerContext, ctx
+from subnet_proxy.server.errors import ApiError
+from subnet_proxy.server.routing import Endpoint, QueryParam
 from subnet_proxy.server.streaming import stream_blob
 from subnet_proxy.store.base import TaskNotAccepting
 from subnet_proxy.tasks import Evaluation, MinerResponse, Task, TaskKind, TaskStatus, utcnow

@@ -14,13 +14,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from protocol import mime_type
-from subnet_proxy.server.auth import API_KEY
-from subnet_proxy.server.body import parse_query
-from subnet_proxy.server.context import ServerContext, ctx
-from subnet_proxy.server.errors import ApiError
-from subnet_proxy.server.routes_tasks import result_url
-from subnet_proxy.server.routing import Endpoint, QueryParam
-from subnet_proxy.server.schemas import (
+from subnet_proxy.api.schemas import (
     AnswerView,
     FinalView,
     MinerProgress,
@@ -28,9 +22,15 @@ from subnet_proxy.server.schemas import (
     TaskStatusView,
     TextResult,
 )
+from subnet_proxy.keys import Role
+from subnet_proxy.server.auth import API_KEY
+from subnet_proxy.server.body import parse_query
+from subnet_proxy.server.context import ServerContext, ctx
+from subnet_proxy.server.errors import ApiError
+from subnet_proxy.server.routes_tasks import result_url
+from subnet_proxy.server.routing import Endpoint, QueryParam
 from subnet_proxy.server.streaming import stream_blob
 from subnet_proxy.store.base import TaskNotFound
-from subnet_proxy.store.keys import Role
 from subnet_proxy.tasks import FinalResult, MinerResponse, Task, TaskKind, TaskStatus
 
 #: SSE comment sent when nothing happened for this long, so proxies keep the stream open.

@@ -16,13 +16,7 @@ from pydantic import BaseModel
 
 from protocol import AudioDecodeError, AudioTooLongError, mime_type, probe_audio, sniff_format
 from protocol.audio import b64decode
-from subnet_proxy.server.auth import API_KEY
-from subnet_proxy.server.body import media_type, parse_json, read_limited, require_json
-from subnet_proxy.server.context import ServerContext, ctx
-from subnet_proxy.server.errors import ApiError
-from subnet_proxy.server.form import boundary_of, parse_form
-from subnet_proxy.server.routing import Endpoint
-from subnet_proxy.server.schemas import (
+from subnet_proxy.api.schemas import (
     LANGUAGE_PATTERN,
     SummarizationRequest,
     TaskAccepted,
@@ -30,6 +24,12 @@ from subnet_proxy.server.schemas import (
     TranscriptionJSON,
     TTSRequest,
 )
+from subnet_proxy.server.auth import API_KEY
+from subnet_proxy.server.body import media_type, parse_json, read_limited, require_json
+from subnet_proxy.server.context import ServerContext, ctx
+from subnet_proxy.server.errors import ApiError
+from subnet_proxy.server.form import boundary_of, parse_form
+from subnet_proxy.server.routing import Endpoint
 from subnet_proxy.tasks import Task, TaskInput, TaskKind, utcnow
 
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")

@@ -19,15 +19,15 @@ from contextlib import AsyncExitStack
 from bittensor_wallet import Wallet
 
 from subnet_proxy.blobs import open_blob_store
-from subnet_proxy.chain import Chain, open_chain
+from subnet_proxy.chain import Chain, Registration, open_chain
 from subnet_proxy.config import Settings
 from subnet_proxy.engines import build_engines
+from subnet_proxy.keys import KeyStore, Role, open_key_store
 from subnet_proxy.offline import pin_external_ip
 from subnet_proxy.rewards import ScoringEngines
 from subnet_proxy.server.app import create_app, start_server
-from subnet_proxy.server.events import WatchedStore
 from subnet_proxy.store import open_task_store
-from subnet_proxy.store.keys import KeyStore, Role, open_key_store
+from subnet_proxy.store.watched import WatchedStore
 from subnet_proxy.telemetry import Telemetry
 from subnet_proxy.validator.evaluation import EngineScorer
 from subnet_proxy.validator.mock_miners import MockMiners
@@ -97,10 +97,7 @@ async def run_validator(settings: Settings, stop: asyncio.Event, *, say: Callabl
 
 async def _register_mock_validator(chain: Chain, wallet: Wallet) -> None:
     """On the local chain the validator registers itself, with a permit and validator-sized stake."""
-    from subnet_proxy.chain_local import LocalChain, Registration
-
-    if isinstance(chain, LocalChain):
-        await chain.register(Registration.of_wallet(wallet, stake=MOCK_VALIDATOR_STAKE, validator_permit=True))
+    await chain.register(Registration.of_wallet(wallet, stake=MOCK_VALIDATOR_STAKE, validator_permit=True))
 
 
 async def external_ip() -> str:

@@ -13,7 +13,7 @@ import pytest
 from bittensor_wallet import Wallet
 
 from protocol import SummarizationSynapse, TranscriptionSynapse, TTSSynapse, encode_audio
-from subnet_proxy.chain_local import LocalChain, Registration
+from subnet_proxy.chain.local import LocalChain, Registration
 from subnet_proxy.config import AxonSettings
 from subnet_proxy.engines import Engines
 from subnet_proxy.miner import AdmissionPolicy, MetagraphView, MinerAxon, MinerLimits, MinerService

@@ -16,8 +16,8 @@ import pytest
 from bittensor.core.chain_data import AxonInfo
 from bittensor.core.types import ExtrinsicResponse
 
-from subnet_proxy.chain import ChainError, open_chain
-from subnet_proxy.chain_bittensor import BittensorChain, snapshot_of
+from subnet_proxy.chain import ChainError, Registration, open_chain
+from subnet_proxy.chain.bittensor import BittensorChain, snapshot_of
 from subnet_proxy.config import Settings
 from tests.conftest import LoopTicks
 
@@ -67,6 +67,10 @@ class FakeSubtensor:
 
     def is_hotkey_registered(self, hotkey: str, netuid: int) -> bool:
         return hotkey in self.metagraph_obj.hotkeys
+
+    def get_uid_for_hotkey_on_subnet(self, hotkey: str, netuid: int) -> int | None:
+        hotkeys = list(self.metagraph_obj.hotkeys)
+        return hotkeys.index(hotkey) if hotkey in hotkeys else None
 
     def weights_rate_limit(self, netuid: int) -> int:
         return self.rate_limit
@@ -241,3 +245,53 @@ async def test_every_subtensor_call_matches_the_real_bittensor_signature() -> No
     await chain.close()
     assert {"metagraph", "get_current_block", "is_hotkey_registered", "weights_rate_limit", "set_weights",
             "min_allowed_weights", "max_weight_limit", "close"} <= sub.called
+
+
+class Coldkeypub:
+    ss58_address = "cold"
+
+
+class RegisteringWallet(FakeWallet):
+    coldkeypub = Coldkeypub()
+
+
+async def test_register_serves_the_axon_of_a_hotkey_that_holds_a_uid() -> None:
+    from bittensor.core.extrinsics.serving import serve_extrinsic
+
+    served: list[inspect.BoundArguments] = []
+
+    def serve(*args: Any, **kwargs: Any) -> ExtrinsicResponse:
+        served.append(inspect.signature(serve_extrinsic).bind(*args, **kwargs))  # the real extrinsic's signature
+        return ExtrinsicResponse(True, "Success")
+
+    sub = SignatureCheckingSubtensor(graph())
+    sub.called = set()  # type: ignore[attr-defined]
+    chain = BittensorChain(lambda: sub, netuid=3, wallet=RegisteringWallet(), call_timeout=2.0, serve=serve)
+    uid = await chain.register(Registration.of_wallet(RegisteringWallet(), ip="203.0.113.7", port=8091))  # type: ignore[arg-type]
+    assert uid == 0
+    [call] = served
+    assert (call.arguments["ip"], call.arguments["port"], call.arguments["protocol"], call.arguments["netuid"]) == (
+        "203.0.113.7", 8091, 4, 3)
+    assert "get_uid_for_hotkey_on_subnet" in sub.called  # type: ignore[attr-defined]
+    await chain.close()
+
+
+async def test_register_refuses_a_hotkey_without_a_uid_or_a_failed_serve() -> None:
+    def refuse(*args: Any, **kwargs: Any) -> ExtrinsicResponse:
+        return ExtrinsicResponse(False, "Invalid axon ip")
+
+    class Stranger(RegisteringWallet):
+        class hotkey:  # noqa: N801
+            ss58_address = "stranger"
+
+    sub = FakeSubtensor(graph())
+    unknown = BittensorChain(lambda: sub, netuid=3, wallet=Stranger(), call_timeout=2.0, serve=refuse)
+    with pytest.raises(ChainError, match="not registered on netuid 3"):
+        await unknown.register(Registration.of_wallet(Stranger(), ip="203.0.113.7", port=8091))  # type: ignore[arg-type]
+    chain = BittensorChain(lambda: sub, netuid=3, wallet=RegisteringWallet(), call_timeout=2.0, serve=refuse)
+    with pytest.raises(ChainError, match="Invalid axon ip"):
+        await chain.register(Registration.of_wallet(RegisteringWallet(), ip="203.0.113.7", port=8091))  # type: ignore[arg-type]
+    with pytest.raises(ChainError, match="acts for val"):
+        await chain.register(Registration(hotkey="m1", coldkey="cold"))
+    await unknown.close()
+    await chain.close()

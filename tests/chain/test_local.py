@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from subnet_proxy.chain import ChainError, open_chain
-from subnet_proxy.chain_local import LocalChain, Registration, default_chain_file
+from subnet_proxy.chain.local import LocalChain, Registration, default_chain_file
 from subnet_proxy.config import Settings
 
 

@@ -15,7 +15,7 @@ import bittensor as bt
 import numpy as np
 
 from protocol import SummarizationSynapse, TranscriptionSynapse, TTSSynapse, b64encode, encode_audio
-from subnet_proxy.chain_local import LocalChain, Registration
+from subnet_proxy.chain.local import LocalChain, Registration
 from subnet_proxy.offline import pin_external_ip
 from subnet_proxy.wallets import local_wallet
 

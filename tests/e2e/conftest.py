@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from subnet_proxy.chain_local import LocalChain, Registration
+from subnet_proxy.chain.local import LocalChain, Registration
 from subnet_proxy.config import MockSettings, NeuronSettings, Settings
 from subnet_proxy.validator.mock_miners import miner_argv
 from subnet_proxy.validator.run import MOCK_VALIDATOR_STAKE

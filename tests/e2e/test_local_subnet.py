@@ -14,7 +14,7 @@ import jiwer
 import pytest
 
 from protocol import decode_audio
-from subnet_proxy.chain_local import Registration
+from subnet_proxy.chain.local import Registration
 from tests.e2e.conftest import Client, Subnet
 
 pytestmark = pytest.mark.slow

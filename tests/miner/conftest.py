@@ -11,7 +11,7 @@ import bittensor as bt
 import pytest
 from bittensor_wallet import Wallet
 
-from subnet_proxy.chain_local import LocalChain, Registration
+from subnet_proxy.chain.local import LocalChain, Registration
 from subnet_proxy.config import AxonSettings
 from subnet_proxy.engines import Engines
 from subnet_proxy.miner import AdmissionPolicy, MetagraphView, MinerAxon, MinerLimits, MinerService

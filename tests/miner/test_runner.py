@@ -11,7 +11,8 @@ import bittensor as bt
 import pytest
 
 from protocol import SummarizationSynapse
-from subnet_proxy.chain_local import LocalChain, Registration, default_chain_file
+from subnet_proxy.chain import ChainError
+from subnet_proxy.chain.local import LocalChain, Registration, default_chain_file
 from subnet_proxy.config import build_settings
 from subnet_proxy.miner import run_miner
 from subnet_proxy.wallets import local_wallet
@@ -80,8 +81,9 @@ def test_entry_point_refuses_a_bad_flag_value():
 class _UnregisteredChain(LocalChain):
     """A chain fault on purpose: the real network's answer for a hotkey that never registered."""
 
-    async def is_registered(self, hotkey: str) -> bool:
-        return False
+    async def register(self, registration: Registration, *, uid: int | None = None) -> int:
+        raise ChainError(f"hotkey {registration.hotkey} is not registered on netuid {self.netuid}; "
+                         f"register it first (btcli subnet register)")
 
 
 async def test_an_unregistered_hotkey_cannot_serve_on_a_real_network(tmp_path: Path):

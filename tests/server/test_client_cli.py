@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from protocol import encode_audio
+from subnet_proxy.api.schemas import TaskStatusView
 from subnet_proxy.client import ProxyClient, ProxyError, SyncProxyClient
-from subnet_proxy.server.schemas import TaskStatusView
 from subnet_proxy.tasks import MinerReward, Task, TaskStatus
 from tests.conftest import tone
 from tests.server.conftest import CLIENT_KEY, Harness

@@ -15,10 +15,10 @@ import pytest
 from openapi_spec_validator import validate
 
 from subnet_proxy.blobs import LocalBlobStore
+from subnet_proxy.keys.sqlite import SqliteKeyStore
 from subnet_proxy.server import create_app, start_server
 from subnet_proxy.server.app import ENDPOINTS
 from subnet_proxy.store import SQLiteTaskStore
-from subnet_proxy.store.keys_sqlite import SqliteKeyStore
 from tests.server.conftest import CLIENT_KEY, Harness, auth, error_of, make_settings, start_harness, stop_harness
 
 

@@ -10,9 +10,9 @@ import pytest
 from subnet_proxy.blobs import open_blob_store
 from subnet_proxy.blobs.gcs import GCSBlobStore
 from subnet_proxy.config import Settings, build_settings
+from subnet_proxy.keys import Role, open_key_store
 from subnet_proxy.store import open_task_store
 from subnet_proxy.store.firestore import FirestoreTaskStore
-from subnet_proxy.store.keys import Role, open_key_store
 from tests.store.emulators import clear_firestore, drop_bucket, emulator_host, make_bucket, unique_name
 from tests.store.factories import make_task
 

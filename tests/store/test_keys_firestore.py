@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from subnet_proxy.config import NeuronSettings, ProxySettings, Settings
-from subnet_proxy.store.keys import KeyNotFound, KeyStore, Role, open_key_store, seed_configured_keys
-from subnet_proxy.store.keys_firestore import FirestoreKeyStore
+from subnet_proxy.keys import KeyNotFound, KeyStore, Role, open_key_store, seed_configured_keys
+from subnet_proxy.keys.firestore import FirestoreKeyStore
 from tests.store.emulators import clear_firestore, emulator_host, firestore_settings, unique_name
 
 pytestmark = pytest.mark.firestore

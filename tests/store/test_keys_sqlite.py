@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from subnet_proxy.config import NeuronSettings, ProxySettings, Settings
-from subnet_proxy.store.keys import KeyNotFound, Role, open_key_store, seed_configured_keys
-from subnet_proxy.store.keys_sqlite import SqliteKeyStore
+from subnet_proxy.keys import KeyNotFound, Role, open_key_store, seed_configured_keys
+from subnet_proxy.keys.sqlite import SqliteKeyStore
 
 
 async def test_create_authenticate_revoke(tmp_path: Path) -> None:

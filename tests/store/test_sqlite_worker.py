@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from subnet_proxy.store import sqlite_worker
-from subnet_proxy.store.sqlite_worker import MAX_GROUP, SQLiteWorker
+from subnet_proxy import sqlite_worker
+from subnet_proxy.sqlite_worker import MAX_GROUP, SQLiteWorker
 from tests.conftest import LoopTicks
 
 Write = Callable[[sqlite3.Connection], object]

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from subnet_proxy.blobs import LocalBlobStore
-from subnet_proxy.chain_local import LocalChain, Registration
+from subnet_proxy.chain.local import LocalChain, Registration
 from subnet_proxy.config import EngineSettings, MockSettings, NeuronSettings, Settings
 from subnet_proxy.store import SQLiteTaskStore
 from subnet_proxy.tasks import Task, TaskStatus

@@ -255,7 +255,7 @@ async def test_a_chain_unreadable_at_start_is_waited_for_not_fatal(harness, monk
     """A subtensor that cannot be read when the validator starts (a node restarting) must not end
     the process: the start retries until the metagraph comes, then serves; a stop ends the wait."""
     from subnet_proxy.chain import ChainError
-    from subnet_proxy.chain_local import LocalChain
+    from subnet_proxy.chain.local import LocalChain
     from subnet_proxy.validator import neuron
 
     monkeypatch.setattr(neuron, "START_RETRY_S", 0.05)
@@ -279,7 +279,7 @@ async def test_a_chain_unreadable_at_start_is_waited_for_not_fatal(harness, monk
 
 async def test_a_stop_ends_the_wait_for_an_unreadable_chain(harness, monkeypatch):
     from subnet_proxy.chain import ChainError
-    from subnet_proxy.chain_local import LocalChain
+    from subnet_proxy.chain.local import LocalChain
     from subnet_proxy.validator import neuron
 
     monkeypatch.setattr(neuron, "START_RETRY_S", 0.05)

@@ -8,10 +8,10 @@ import typing
 import aiohttp
 
 from protocol import SummarizationSynapse
+from subnet_proxy.keys.sqlite import SqliteKeyStore
 from subnet_proxy.server.app import create_app, start_server
-from subnet_proxy.server.events import WatchedStore
 from subnet_proxy.signing import sign_request
-from subnet_proxy.store.keys_sqlite import SqliteKeyStore
+from subnet_proxy.store.watched import WatchedStore
 from subnet_proxy.tasks import MinerResponse, Task, TaskInput, TaskKind, TaskStatus
 from tests.conftest import make_wallet
 

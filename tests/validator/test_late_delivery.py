@@ -15,16 +15,16 @@ import pytest
 
 from protocol import DecodedAudio, encode_audio
 from subnet_proxy.chain import MetagraphSnapshot
-from subnet_proxy.chain_local import Registration
+from subnet_proxy.chain.local import Registration
 from subnet_proxy.config import AxonSettings
 from subnet_proxy.engines import Engines
 from subnet_proxy.engines.base import Transcriber, Transcript
+from subnet_proxy.keys.sqlite import SqliteKeyStore
 from subnet_proxy.miner import AdmissionPolicy, MetagraphView, MinerAxon, MinerLimits, MinerService
 from subnet_proxy.miner.delivery import Deliverer, DeliveryPolicy
 from subnet_proxy.rewards.registry import task_timeout
 from subnet_proxy.server.app import create_app, start_server
-from subnet_proxy.server.events import WatchedStore
-from subnet_proxy.store.keys_sqlite import SqliteKeyStore
+from subnet_proxy.store.watched import WatchedStore
 from subnet_proxy.tasks import Task, TaskInput, TaskKind, TaskStatus
 from subnet_proxy.validator.codec import MINER_RESPONSE_PATH
 from tests.conftest import free_port, make_wallet

@@ -9,7 +9,7 @@ import pytest
 
 from protocol import __spec_version__
 from subnet_proxy.chain import Chain, ChainError, MetagraphSnapshot, Neuron, WeightsResult
-from subnet_proxy.chain_local import LocalChain, Registration
+from subnet_proxy.chain.local import LocalChain, Registration
 from subnet_proxy.tasks import MinerStat
 from subnet_proxy.validator.scores import ScoreBook
 from subnet_proxy.validator.weights import RETRY_BASE_S, WeightSetter, blocks_until_due, compute_weights

@@ -20,9 +20,10 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
+from bittensor.core.extrinsics.serving import serve_extrinsic
 from bittensor.utils.weight_utils import process_weights_for_netuid
 
-from subnet_proxy.chain import Chain, ChainError, MetagraphSnapshot, Neuron, WeightsResult
+from subnet_proxy.chain.base import Chain, ChainError, MetagraphSnapshot, Neuron, Registration, WeightsResult
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,10 @@ DEFAULT_BACKOFF_S = 1.0
 RATE_LIMIT_TTL_S = 600.0
 #: worker threads for chain calls; a stalled call holds one until its websocket gives up.
 WORKERS = 4
+#: bittensor's axon protocol number (``serve_axon`` announces 4).
+AXON_PROTOCOL = 4
+#: serving waits for the extrinsic's finalization: a few blocks, not one call's time.
+SERVE_TIMEOUT_FACTOR = 4
 
 
 class BittensorChain(Chain):
@@ -50,8 +55,10 @@ class BittensorChain(Chain):
         call_timeout: float = 30.0,
         attempts: int = DEFAULT_ATTEMPTS,
         backoff_s: float = DEFAULT_BACKOFF_S,
+        serve: Callable[..., Any] = serve_extrinsic,
     ) -> None:
         self._factory = subtensor_factory
+        self._serve = serve
         self.netuid = netuid
         self._wallet = wallet
         self._timeout = call_timeout
@@ -84,6 +91,25 @@ class BittensorChain(Chain):
     async def is_registered(self, hotkey: str) -> bool:
         return await self._read(
             "registration", lambda: bool(self._client().is_hotkey_registered(hotkey, netuid=self.netuid)))
+
+    async def register(self, registration: Registration) -> int:
+        """Serve the axon of this wallet's hotkey, which must already hold a uid; its uid."""
+        hotkey = registration.hotkey
+        if hotkey != self.hotkey:
+            raise ChainError(f"this chain client acts for {self.hotkey}, not {hotkey}")
+        uid = await self._read("uid", lambda: self._client().get_uid_for_hotkey_on_subnet(hotkey, self.netuid))
+        if uid is None:
+            raise ChainError(f"hotkey {hotkey} is not registered on netuid {self.netuid}; "
+                             f"register it first (btcli subnet register)")
+        if registration.port > 0:
+            def serve() -> None:
+                result = self._serve(self._client(), self._wallet, registration.ip, registration.port,
+                                     AXON_PROTOCOL, self.netuid)
+                if not result.success:
+                    raise ChainError(f"serving the axon failed: {result.message}")
+
+            await self._call("serve axon", serve, timeout=self._timeout * SERVE_TIMEOUT_FACTOR)
+        return int(uid)
 
     async def set_weights(self, uids: Sequence[int], weights: Sequence[float], *, version_key: int) -> WeightsResult:
         """Check registration and the rate limit, process the weights for the netuid, emit them."""
@@ -151,14 +177,15 @@ class BittensorChain(Chain):
             delay *= 2
         return await self._call(what, fn)
 
-    async def _call(self, what: str, fn: Callable[[], T]) -> T:
+    async def _call(self, what: str, fn: Callable[[], T], *, timeout: float | None = None) -> T:
         """Run ``fn`` on the chain pool within the call timeout; any failure becomes ``ChainError``."""
         loop = asyncio.get_running_loop()
+        limit = timeout or self._timeout
         try:
-            return await asyncio.wait_for(loop.run_in_executor(self._pool, fn), self._timeout)
+            return await asyncio.wait_for(loop.run_in_executor(self._pool, fn), limit)
         except TimeoutError as exc:
             self._drop_client_later()
-            raise ChainError(f"chain {what} timed out after {self._timeout} s") from exc
+            raise ChainError(f"chain {what} timed out after {limit} s") from exc
         # The third-party client raises anything from websocket, SSL, substrate and SCALE-decoding
         # errors; all of them mean this call failed. Each is logged with its traceback and turned
         # into ChainError for the caller, never swallowed.

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -30,10 +29,10 @@ from bittensor.utils.weight_utils import process_weights
 from filelock import FileLock, Timeout
 
 from subnet_proxy.atomic_file import write_bytes_atomic, write_json_atomic
-from subnet_proxy.chain import Chain, ChainError, MetagraphSnapshot, Neuron, WeightsResult
+from subnet_proxy.chain.base import Chain, ChainError, MetagraphSnapshot, Neuron, Registration, WeightsResult
 
 if TYPE_CHECKING:
-    from bittensor_wallet import Wallet
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -49,31 +48,6 @@ MIN_ALLOWED_WEIGHTS = 1
 MAX_WEIGHT_LIMIT = 1.0
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class Registration:
-    """What a neuron announces when it registers on the local chain; checked when made."""
-
-    hotkey: str
-    coldkey: str
-    ip: str = "0.0.0.0"
-    port: int = 0
-    stake: float = 0.0
-    validator_permit: bool = False
-
-    def __post_init__(self) -> None:
-        if not self.hotkey or not self.coldkey:
-            raise ValueError("hotkey and coldkey are required")
-        if not 0 <= self.port <= 65535:
-            raise ValueError(f"port {self.port} is out of range")
-        if not math.isfinite(self.stake) or self.stake < 0:
-            raise ValueError(f"stake {self.stake} must be a finite number >= 0")
-
-    @classmethod
-    def of_wallet(cls, wallet: Wallet, **fields: Any) -> Registration:
-        """The registration of a bittensor wallet's hotkey and coldkey (axon, stake, permit as keywords)."""
-        return cls(hotkey=wallet.hotkey.ss58_address, coldkey=wallet.coldkeypub.ss58_address, **fields)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,10 +21,10 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
+from subnet_proxy.sqlite_worker import DEFAULT_BUSY_TIMEOUT_S, SQLiteWorker
 from subnet_proxy.store import ops
 from subnet_proxy.store.base import Page, PurgeReport, StoreError, TaskNotFound, TaskStore
-from subnet_proxy.store.sqlite_schema import SCHEMA, TASK_COLUMNS, task_row, ts
-from subnet_proxy.store.sqlite_worker import DEFAULT_BUSY_TIMEOUT_S, SQLiteWorker
+from subnet_proxy.store.sqlite.schema import SCHEMA, TASK_COLUMNS, task_row, ts
 from subnet_proxy.tasks import (
     Evaluation,
     FinalResult,

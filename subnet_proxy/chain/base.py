@@ -8,15 +8,13 @@ can run on the development machines). Code above this module cannot tell them ap
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bittensor_wallet import Wallet
-
-    from subnet_proxy.config import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +62,32 @@ class MetagraphSnapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class Registration:
+    """What a neuron announces when it registers: hotkey, coldkey, axon, and (local chain only) stake and
+    permit, which on a real network come from staking, not from the neuron. Checked when made."""
+
+    hotkey: str
+    coldkey: str
+    ip: str = "0.0.0.0"
+    port: int = 0
+    stake: float = 0.0
+    validator_permit: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.hotkey or not self.coldkey:
+            raise ValueError("hotkey and coldkey are required")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port {self.port} is out of range")
+        if not math.isfinite(self.stake) or self.stake < 0:
+            raise ValueError(f"stake {self.stake} must be a finite number >= 0")
+
+    @classmethod
+    def of_wallet(cls, wallet: Wallet, **fields: Any) -> Registration:
+        """The registration of a bittensor wallet's hotkey and coldkey (axon, stake, permit as keywords)."""
+        return cls(hotkey=wallet.hotkey.ss58_address, coldkey=wallet.coldkeypub.ss58_address, **fields)
+
+
+@dataclass(frozen=True, slots=True)
 class WeightsResult:
     success: bool
     message: str
@@ -84,6 +108,13 @@ class Chain(abc.ABC):
     async def is_registered(self, hotkey: str) -> bool: ...
 
     @abc.abstractmethod
+    async def register(self, registration: Registration) -> int:
+        """Make this neuron known and return its uid. The local chain writes the registration (a new
+        uid, or the hotkey's own with a new axon, stake and permit); a real network only serves the
+        axon of a hotkey that already holds a uid (registering costs TAO: ``btcli subnet register``)
+        and raises ChainError for one that does not."""
+
+    @abc.abstractmethod
     async def set_weights(self, uids: Sequence[int], weights: Sequence[float], *, version_key: int) -> WeightsResult:
         """Emit normalized weights for the uids (implementations process them for the netuid)."""
 
@@ -93,28 +124,3 @@ class Chain(abc.ABC):
 
 class ChainError(Exception):
     """A chain call failed or timed out."""
-
-
-def open_chain(settings: Settings, wallet: Wallet | None) -> Chain:
-    """The chain the settings ask for: the local chain file under ``--mock``, else bittensor's.
-
-    ``wallet`` is who sets weights (a read-only local handle when None). Opening does no I/O: the
-    real client connects on its first call, within that call's timeout.
-    """
-    if settings.mock.enabled:
-        from subnet_proxy.chain_local import LocalChain, default_chain_file
-
-        path = Path(settings.mock.chain_file).expanduser() if settings.mock.chain_file else default_chain_file(
-            settings.data_dir, settings.netuid)
-        return LocalChain(path, netuid=settings.netuid, block_time_s=settings.mock.block_time_s,
-                          hotkey=wallet.hotkey.ss58_address if wallet is not None else None,
-                          lock_timeout_s=settings.subtensor.call_timeout)
-    if wallet is None:
-        raise ValueError("the real chain needs a wallet")
-    import bittensor as bt
-
-    from subnet_proxy.chain_bittensor import BittensorChain
-
-    network = settings.subtensor.chain_endpoint or settings.subtensor.network
-    return BittensorChain(lambda: bt.Subtensor(network=network), netuid=settings.netuid, wallet=wallet,
-                          call_timeout=settings.subtensor.call_timeout)

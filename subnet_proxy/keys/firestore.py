@@ -16,8 +16,8 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.async_transaction import async_transactional
 
 from subnet_proxy.config import StoreSettings
+from subnet_proxy.keys.base import ApiKey, KeyNotFound, KeyStore, Role, hash_key, matches, seeded_key_id
 from subnet_proxy.store.firestore.signal import close_client
-from subnet_proxy.store.keys import ApiKey, KeyNotFound, KeyStore, Role, hash_key, matches, seeded_key_id
 from subnet_proxy.tasks import utcnow
 
 

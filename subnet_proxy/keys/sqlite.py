@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from subnet_proxy.store.keys import ApiKey, KeyNotFound, KeyStore, Role, hash_key, matches, seeded_key_id
+from subnet_proxy.keys.base import ApiKey, KeyNotFound, KeyStore, Role, hash_key, matches, seeded_key_id
 from subnet_proxy.tasks import utcnow
 
 _SCHEMA = """
