@@ -1,7 +1,8 @@
 """Retention: end overdue tasks, delete old finished ones, then the blobs nothing refers to any more.
 
-Backend-agnostic (it speaks only the TaskStore and BlobStore interfaces), so the validator loop and
-``scripts/cleanup.py`` run the same pass on SQLite + local files or Firestore + GCS.
+Backend-agnostic (it speaks only the store's ``StoreMaintenance`` role and the BlobStore
+interface), so the validator loop and ``scripts/cleanup.py`` run the same pass on SQLite + local
+files or Firestore + GCS.
 
 Blobs are content-addressed and may be shared by several tasks (the same audio submitted twice), so
 a blob is deleted only when ``blobs_in_use`` says no remaining task, response or result refers to
@@ -17,7 +18,7 @@ from datetime import datetime, timedelta
 
 from subnet_proxy.blobs.base import BlobStore
 from subnet_proxy.config import RetentionSettings
-from subnet_proxy.store.base import TaskStore
+from subnet_proxy.store.base import StoreMaintenance
 from subnet_proxy.tasks import TaskStatus, utcnow
 
 #: rows handled per store call; a pass loops until a batch comes back short
@@ -50,7 +51,7 @@ def cutoffs(policy: RetentionSettings, now: datetime) -> dict[TaskStatus, dateti
 
 
 async def run_retention(
-    store: TaskStore,
+    store: StoreMaintenance,
     blobs: BlobStore,
     policy: RetentionSettings,
     *,

@@ -16,8 +16,8 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.async_transaction import async_transactional
 
 from subnet_proxy.config import StoreSettings
+from subnet_proxy.firestore_client import async_client, close_client
 from subnet_proxy.keys.base import ApiKey, KeyNotFound, KeyStore, Role, hash_key, matches, seeded_key_id
-from subnet_proxy.store.firestore.signal import close_client
 from subnet_proxy.tasks import utcnow
 
 
@@ -35,9 +35,7 @@ def _decode(snap: Any) -> ApiKey:
 
 class FirestoreKeyStore(KeyStore):
     def __init__(self, settings: StoreSettings, *, client: firestore.AsyncClient | None = None) -> None:
-        self._client = client or firestore.AsyncClient(
-            project=settings.firestore_project, database=settings.firestore_database
-        )
+        self._client = client or async_client(settings)
         self._keys = self._client.collection(settings.firestore_prefix + "api_keys")
 
     async def _insert(self, api_key: ApiKey) -> None:

@@ -1,29 +1,37 @@
-"""Task stores: the TaskStore interface, its backends, and ``open_task_store`` to pick one from Settings."""
+"""Task stores: the TaskStore interface (four roles), its backends, and ``open_task_store`` to pick one."""
 
 from __future__ import annotations
 
 from subnet_proxy.config import Settings
 from subnet_proxy.store.base import (
+    AnswerStore,
     InvalidCursor,
     LeaseLost,
     Page,
     PurgeReport,
     StoreError,
+    StoreMaintenance,
     TaskNotAccepting,
     TaskNotFound,
+    TaskQueue,
+    TaskRecords,
     TaskStore,
 )
 from subnet_proxy.store.sqlite import SQLiteTaskStore
 
 __all__ = [
+    "AnswerStore",
     "InvalidCursor",
     "LeaseLost",
     "Page",
     "PurgeReport",
     "SQLiteTaskStore",
     "StoreError",
+    "StoreMaintenance",
     "TaskNotAccepting",
     "TaskNotFound",
+    "TaskQueue",
+    "TaskRecords",
     "TaskStore",
     "open_task_store",
 ]

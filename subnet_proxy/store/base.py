@@ -1,7 +1,14 @@
 """The TaskStore interface: every backend (SQLite, Firestore) keeps tasks behind these operations.
 
 The validator loop, the side-server and the retention job talk to this interface only, and one
-conformance suite (``tests/store``) runs against every backend, so a backend cannot drift.
+conformance suite (``tests/store``) runs against every backend, so a backend cannot drift. It is
+four roles, split where the callers split (each backend implements them in one module per role)::
+
+    TaskRecords       create, read, list, move along the lifecycle, count   (server, approval)
+    TaskQueue         claim under a lease, renew, release, assign, wait      (validator loop)
+    AnswerStore       responses, evaluations, the final result               (dispatcher, server)
+    StoreMaintenance  expiry, purge, blobs in use, ping, close               (retention, health)
+    TaskStore         all four: what every backend is
 
 Errors::
 
@@ -79,10 +86,16 @@ class PurgeReport:
     blob_keys: set[str] = field(default_factory=set)
 
 
-class TaskStore(abc.ABC):
-    """Durable task state shared by the side-server and the validator loop."""
+class TaskRecords(abc.ABC):
+    """The tasks themselves: create, read, list and move along the lifecycle.
 
-    # -- tasks ---------------------------------------------------------------------------------
+    Every side of the proxy uses these: the side-server creates and reads client tasks, the
+    synthetic loop creates challenges, the dispatcher and approval move a task to DONE, APPROVED or
+    FAILED, health counts statuses. Kept apart from the queue: these name one task (a lease is
+    checked only when the caller says it holds one, ``transition(claimer=...)``), where the queue
+    decides which tasks a validator gets.
+    """
+
     @abc.abstractmethod
     async def create_task(self, task: Task) -> tuple[Task, bool]:
         """Store a new PENDING task. With ``task.idempotency_key`` set, a second create by the same
@@ -102,6 +115,37 @@ class TaskStore(abc.ABC):
         cursor: str | None = None,
     ) -> Page:
         """Tasks oldest first, optionally filtered, paged by an opaque cursor."""
+
+    @abc.abstractmethod
+    async def transition(
+        self,
+        task_id: str,
+        target: TaskStatus,
+        *,
+        reason: str | None = None,
+        error: tuple[str, str] | None = None,
+        claimer: str | None = None,
+        result: FinalResult | None = None,
+    ) -> Task:
+        """Move a task along the lifecycle (checked by ``subnet_proxy.tasks.check_transition``),
+        atomically. With ``claimer`` the caller must hold the lease (LeaseLost otherwise).
+        ``error`` (code, message) is recorded on FAILED/EXPIRED. ``result`` (only with APPROVED) is
+        stored as the final result in the same atomic step, so of two validators approving at once
+        only the one whose move succeeds writes it; the other gets IllegalTransition and writes
+        nothing."""
+
+    @abc.abstractmethod
+    async def count_by_status(self) -> dict[TaskStatus, int]:
+        """Counts of every status (zero included), for health and metrics."""
+
+
+class TaskQueue(abc.ABC):
+    """The work queue the validator loop drives: claim under a lease, keep it, give it back.
+
+    Only the forward loop and its dispatcher use these; each call names the claimer holding the
+    lease (LeaseLost when it no longer does), and ``wait_for_task`` is how an idle validator sleeps
+    until there is work without polling the database.
+    """
 
     @abc.abstractmethod
     async def claim_tasks(
@@ -130,24 +174,19 @@ class TaskStore(abc.ABC):
         """Add (uid, hotkey) pairs to the task's assigned miners and count a dispatch attempt."""
 
     @abc.abstractmethod
-    async def transition(
-        self,
-        task_id: str,
-        target: TaskStatus,
-        *,
-        reason: str | None = None,
-        error: tuple[str, str] | None = None,
-        claimer: str | None = None,
-        result: FinalResult | None = None,
-    ) -> Task:
-        """Move a task along the lifecycle (checked by ``subnet_proxy.tasks.check_transition``),
-        atomically. With ``claimer`` the caller must hold the lease (LeaseLost otherwise).
-        ``error`` (code, message) is recorded on FAILED/EXPIRED. ``result`` (only with APPROVED) is
-        stored as the final result in the same atomic step, so of two validators approving at once
-        only the one whose move succeeds writes it; the other gets IllegalTransition and writes
-        nothing."""
+    async def wait_for_task(self, timeout: float) -> bool:
+        """Wait until a task may be claimable (a create or a release) or ``timeout`` passes, without
+        polling the database in a loop. True when woken by a new task."""
 
-    # -- responses, evaluations, results ----------------------------------------------------------
+
+class AnswerStore(abc.ABC):
+    """What is said about a task: the miners' responses, the validators' evaluations, the final result.
+
+    Written once per (task, miner) or (task, validator) by the dispatcher, the side-server's signed
+    endpoints and approval; read by evaluation and the result endpoints. Records hang off an existing
+    task (TaskNotFound otherwise) and are deleted with it by ``StoreMaintenance.purge``.
+    """
+
     @abc.abstractmethod
     async def record_response(
         self, response: MinerResponse, *, only_if: frozenset[TaskStatus] | None = None
@@ -182,15 +221,14 @@ class TaskStore(abc.ABC):
     @abc.abstractmethod
     async def get_final_result(self, task_id: str) -> FinalResult | None: ...
 
-    # -- health, notification, retention ----------------------------------------------------------
-    @abc.abstractmethod
-    async def count_by_status(self) -> dict[TaskStatus, int]:
-        """Counts of every status (zero included), for health and metrics."""
 
-    @abc.abstractmethod
-    async def wait_for_task(self, timeout: float) -> bool:
-        """Wait until a task may be claimable (a create or a release) or ``timeout`` passes, without
-        polling the database in a loop. True when woken by a new task."""
+class StoreMaintenance(abc.ABC):
+    """Upkeep of the store as a whole rather than of one task: retention, readiness, shutdown.
+
+    Retention (``subnet_proxy.retention``) ends overdue tasks, deletes old finished ones and asks
+    which blobs are still referenced; health pings; the owner closes. None of it is on a request's
+    or a dispatch's path.
+    """
 
     @abc.abstractmethod
     async def purge(self, *, status: TaskStatus, older_than: datetime, limit: int = 500) -> PurgeReport:
@@ -214,3 +252,11 @@ class TaskStore(abc.ABC):
 
     @abc.abstractmethod
     async def close(self) -> None: ...
+
+
+class TaskStore(TaskRecords, TaskQueue, AnswerStore, StoreMaintenance):
+    """Durable task state shared by the side-server and the validator loop: every role at once.
+
+    What every backend provides and what the embedding code passes around; a caller that needs only
+    one role may take that role instead (retention takes ``StoreMaintenance``).
+    """

@@ -64,6 +64,7 @@ class WatchedStore(TaskStore):
         self.events.publish(task.task_id)
         return task
 
+    # -- TaskRecords -----------------------------------------------------------------------------
     async def create_task(self, task: Task) -> tuple[Task, bool]:
         stored, created = await self.inner.create_task(task)
         self.events.publish(stored.task_id)
@@ -76,6 +77,16 @@ class WatchedStore(TaskStore):
                          cursor: str | None = None) -> Page:
         return await self.inner.list_tasks(status=status, owner=owner, limit=limit, cursor=cursor)
 
+    async def transition(self, task_id: str, target: TaskStatus, *, reason: str | None = None,
+                         error: tuple[str, str] | None = None, claimer: str | None = None,
+                         result: FinalResult | None = None) -> Task:
+        return self._changed(await self.inner.transition(task_id, target, reason=reason, error=error,
+                                                         claimer=claimer, result=result))
+
+    async def count_by_status(self) -> dict[TaskStatus, int]:
+        return await self.inner.count_by_status()
+
+    # -- TaskQueue -------------------------------------------------------------------------------
     async def claim_tasks(self, claimer: str, *, limit: int, lease_s: float, kinds: Iterable[TaskKind] | None = None,
                           now: datetime | None = None) -> list[Task]:
         tasks = await self.inner.claim_tasks(claimer, limit=limit, lease_s=lease_s, kinds=kinds, now=now)
@@ -90,12 +101,10 @@ class WatchedStore(TaskStore):
     async def assign_miners(self, task_id: str, claimer: str, miners: list[tuple[int, str]]) -> Task:
         return self._changed(await self.inner.assign_miners(task_id, claimer, miners))
 
-    async def transition(self, task_id: str, target: TaskStatus, *, reason: str | None = None,
-                         error: tuple[str, str] | None = None, claimer: str | None = None,
-                         result: FinalResult | None = None) -> Task:
-        return self._changed(await self.inner.transition(task_id, target, reason=reason, error=error,
-                                                         claimer=claimer, result=result))
+    async def wait_for_task(self, timeout: float) -> bool:
+        return await self.inner.wait_for_task(timeout)
 
+    # -- AnswerStore -----------------------------------------------------------------------------
     async def record_response(self, response: MinerResponse, *,
                               only_if: frozenset[TaskStatus] | None = None) -> tuple[MinerResponse, bool]:
         stored, created = await self.inner.record_response(response, only_if=only_if)
@@ -123,12 +132,7 @@ class WatchedStore(TaskStore):
     async def get_final_result(self, task_id: str) -> FinalResult | None:
         return await self.inner.get_final_result(task_id)
 
-    async def count_by_status(self) -> dict[TaskStatus, int]:
-        return await self.inner.count_by_status()
-
-    async def wait_for_task(self, timeout: float) -> bool:
-        return await self.inner.wait_for_task(timeout)
-
+    # -- StoreMaintenance ------------------------------------------------------------------------
     async def purge(self, *, status: TaskStatus, older_than: datetime, limit: int = 500) -> PurgeReport:
         return await self.inner.purge(status=status, older_than=older_than, limit=limit)
 

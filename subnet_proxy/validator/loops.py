@@ -12,7 +12,7 @@ from subnet_proxy.blobs.base import BlobStore
 from subnet_proxy.chain import Chain, MetagraphSnapshot
 from subnet_proxy.config import RetentionSettings
 from subnet_proxy.retention import run_retention
-from subnet_proxy.store.base import TaskStore
+from subnet_proxy.store.base import StoreMaintenance
 from subnet_proxy.telemetry import Telemetry
 from subnet_proxy.validator.forward import ForwardLoop
 from subnet_proxy.validator.loop_runner import LoopRunner
@@ -85,7 +85,7 @@ class RetentionLoop(LoopRunner):
 
     name = "retention"
 
-    def __init__(self, store: TaskStore, blobs: BlobStore, policy: RetentionSettings) -> None:
+    def __init__(self, store: StoreMaintenance, blobs: BlobStore, policy: RetentionSettings) -> None:
         super().__init__(interval_s=policy.interval_s)
         self.store = store
         self.blobs = blobs

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from subnet_proxy.store import SQLiteTaskStore, TaskNotFound
-from subnet_proxy.store import sqlite as sqlite_store
+from subnet_proxy.store.sqlite import maintenance as sqlite_maintenance
 from subnet_proxy.tasks import TaskInput, TaskStatus, utcnow
 from tests.store.factories import make_task
 
@@ -174,7 +174,7 @@ async def test_blobs_in_use_scans_the_references_in_steps(tmp_path: Path, monkey
     """``blob_refs`` has no blob-key index: ``blobs_in_use`` scans it a few rows a call. Keys in
     the first, a middle and the last step are found, unknown ones are not, and a reference made
     between two steps (past the rows already scanned) is seen."""
-    monkeypatch.setattr(sqlite_store, "SCAN_ROWS", 2)
+    monkeypatch.setattr(sqlite_maintenance, "SCAN_ROWS", 2)
     store = SQLiteTaskStore(tmp_path / "tasks.db")
     keys = [f"{n:064x}" for n in range(1, 8)]
     for n, key in enumerate(keys):

@@ -17,6 +17,7 @@ from typing import Any
 
 from google.cloud import firestore
 
+from subnet_proxy.firestore_client import close_client
 from subnet_proxy.tasks import TaskStatus
 
 
@@ -27,14 +28,6 @@ def pending_query(collection: Any) -> Any:
         .order_by("created_at")
         .limit(1)
     )
-
-
-async def close_client(client: Any) -> None:
-    """Close a Firestore client's gRPC channel (the clients have no public close; this is the
-    transport's own ``close``, awaited for the async client, run off the loop for the sync one)."""
-    closed = client._firestore_api.transport.close()
-    if asyncio.iscoroutine(closed):
-        await closed
 
 
 class NewTaskSignal:
@@ -119,4 +112,4 @@ class NewTaskSignal:
         if watch is not None:
             await asyncio.to_thread(watch.unsubscribe)
         if client is not None:
-            await asyncio.to_thread(client._firestore_api.transport.close)
+            await close_client(client)

@@ -1,0 +1,96 @@
+"""The SQLite store's ``TaskQueue``: claims under a lease, and the new-task wake-up.
+
+A claim reads and updates its tasks in one ``BEGIN IMMEDIATE`` transaction on the worker thread, so
+it cannot interleave with another claimer's, even in another process. Lease renewals, releases and
+assignments are quick writes on the event loop's connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Iterable
+from datetime import datetime
+
+from subnet_proxy.store import ops
+from subnet_proxy.store.base import TaskQueue
+from subnet_proxy.store.sqlite.core import SQLiteCore
+from subnet_proxy.tasks import Task, TaskKind, utcnow
+
+
+class SQLiteQueue(SQLiteCore, TaskQueue):
+    """The work queue over the ``tasks`` table."""
+
+    async def claim_tasks(
+        self,
+        claimer: str,
+        *,
+        limit: int,
+        lease_s: float,
+        kinds: Iterable[TaskKind] | None = None,
+        now: datetime | None = None,
+    ) -> list[Task]:
+        ops.check_limit(limit)
+        ops.check_lease_s(lease_s)
+        at = ops.instant(now)
+        kind_values = [TaskKind(kind).value for kind in kinds] if kinds is not None else None
+        sql = (
+            "SELECT doc FROM tasks WHERE (status = 'pending' OR (status = 'distributed' AND lease_ts <= ?))"
+            + (f" AND kind IN ({', '.join('?' * len(kind_values))})" if kind_values else "")
+            + " ORDER BY created_ts, task_id LIMIT ?"
+        )
+        if kind_values == []:
+            return []
+
+        def work(conn: sqlite3.Connection) -> list[Task]:
+            rows = conn.execute(sql, (at.timestamp(), *(kind_values or []), limit)).fetchall()
+            taken = []
+            for (doc,) in rows:
+                task = ops.claimed(Task.model_validate_json(doc), claimer, lease_s=lease_s, now=at)
+                self._save(conn, task)
+                taken.append(task)
+            return taken
+
+        return await self._db.write(work)
+
+    async def renew_lease(self, task_id: str, claimer: str, *, lease_s: float) -> Task:
+        ops.check_lease_s(lease_s)
+        return await self._update(task_id, lambda t: ops.renewed(t, claimer, lease_s=lease_s, now=utcnow()))
+
+    async def release_task(self, task_id: str, claimer: str, *, reason: str = "released") -> Task:
+        return await self._update(
+            task_id, lambda t: ops.released(t, claimer, reason=reason, now=utcnow()), wake=True
+        )
+
+    async def assign_miners(self, task_id: str, claimer: str, miners: list[tuple[int, str]]) -> Task:
+        return await self._update(task_id, lambda t: ops.with_miners(t, claimer, miners, now=utcnow()))
+
+    def _changed_elsewhere(self) -> bool:
+        """True when another connection committed since we last looked (``PRAGMA data_version``, no
+        table read). Any commit counts, not only creates and releases: a needless wake-up costs one
+        empty claim, at most one per ``poll_s``, where counting creates cost every create a write."""
+        version = self._db.connection().execute("PRAGMA data_version").fetchone()[0]
+        if version == self._data_version:
+            return False
+        self._data_version = version
+        return True
+
+    async def wait_for_task(self, timeout: float) -> bool:
+        """Wakes at once on this object's own create/release (an asyncio event, latched so a create
+        between a claim and this wait is not missed); other processes' creates are noticed within
+        ``poll_s`` by a data-version check that reads no table unless something was committed."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            if self._wake.is_set():
+                self._wake.clear()
+                return True
+            if await self._db.run(self._changed_elsewhere):
+                return True
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            try:
+                await asyncio.wait_for(self._wake.wait(), min(self._poll_s, remaining))
+            except TimeoutError:
+                pass
