@@ -70,7 +70,8 @@ def seeded_key_id(key: str) -> str:
 
 
 class KeyStore(abc.ABC):
-    """API keys by hash. Implementations: SQLite (``keys_sqlite``), Firestore (``keys_firestore``)."""
+    """API keys by hash. Implementations: SQLite (``keys.sqlite``), Firestore (``keys.firestore``); one
+    conformance suite (``tests/keys``) runs against both."""
 
     async def create(
         self,
