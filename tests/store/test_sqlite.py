@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from subnet_proxy.store import SQLiteTaskStore, TaskNotFound
-from subnet_proxy.store import sqlite as sqlite_store
+from subnet_proxy.store.sqlite import store as sqlite_store
 from subnet_proxy.tasks import TaskInput, TaskStatus, utcnow
 from tests.store.factories import make_task
 
