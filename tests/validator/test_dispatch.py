@@ -1,5 +1,6 @@
 """The dispatcher against a real axon on 127.0.0.1: a slow answer to a task another validator took over
-and finished is dropped, not recorded on the finished task."""
+and finished is dropped, not recorded on the finished task; a late delivery wakes the dispatcher through
+the store's change feed (a re-read is only the backstop for writes of another process)."""
 # No "from __future__ import annotations": bt.Axon.attach inspects real annotation objects.
 
 import asyncio
@@ -10,9 +11,10 @@ import pytest
 from protocol import SummarizationSynapse
 from subnet_proxy.blobs import LocalBlobStore
 from subnet_proxy.chain import MetagraphSnapshot, Neuron
-from subnet_proxy.config import NeuronSettings, Settings
+from subnet_proxy.config import NeuronSettings, ProxySettings, Settings
 from subnet_proxy.store import LeaseLost, SQLiteTaskStore
-from subnet_proxy.tasks import Task, TaskInput, TaskKind, TaskStatus, utcnow
+from subnet_proxy.store.watched import WatchedStore
+from subnet_proxy.tasks import MinerResponse, Task, TaskInput, TaskKind, TaskStatus, utcnow
 from subnet_proxy.validator.dendrite import FanoutDendrite
 from subnet_proxy.validator.dispatch import Dispatcher
 from tests.validator.axons import neuron, running_axon
@@ -60,6 +62,62 @@ async def test_a_late_answer_to_a_task_finished_elsewhere_is_dropped(tmp_path, w
                 await asyncio.wait_for(run, MINER_DELAY_S + 10)
         assert await store.list_responses(task.task_id) == []
         assert (await store.get_task(task.task_id)).status is TaskStatus.DONE
+    finally:
+        await dendrite.close()
+        await blobs.close()
+        await store.close()
+
+
+async def empty_summarizer(synapse: SummarizationSynapse) -> SummarizationSynapse:
+    return synapse  # answers on time without output: it will deliver through the side-server
+
+
+@pytest.mark.parametrize("writer", ["side_server", "other_process"])
+async def test_a_late_delivery_ends_the_wait_through_the_change_feed(tmp_path, wallet_factory, writer):
+    """The side-server shares the dispatcher's WatchedStore, so its write of a delivery wakes the
+    dispatcher at once, long before the backstop re-read; a delivery written by another process over
+    the same database (unseen by the feed) is found by the backstop re-read."""
+    inner = SQLiteTaskStore(tmp_path / "tasks.db")
+    store = WatchedStore(inner)
+    blobs = LocalBlobStore(tmp_path / "blobs")
+    dendrite = FanoutDendrite(wallet_factory("validator").hotkey, external_ip="127.0.0.1")
+    backstop_s = 60.0 if writer == "side_server" else 0.5
+    try:
+        task = Task(kind=TaskKind.SUMMARIZATION, owner="client",
+                    input=TaskInput(text="The river rose overnight. Farmers moved their herds.", max_words=10))
+        await store.create_task(task)
+        [task] = await store.claim_tasks("validator", limit=1, lease_s=60)
+        wallet = wallet_factory("miner")
+        with running_axon(wallet, empty_summarizer) as port:
+            miner = neuron(1, wallet.hotkey.ss58_address, port)
+            settings = Settings(neuron=NeuronSettings(data_dir=str(tmp_path), timeout=5.0, sample_size=1),
+                                proxy=ProxySettings(watch_poll_s=backstop_s, delivery_window=20))
+            dispatcher = Dispatcher(settings, store, blobs, dendrite, OnlyMiner(miner),
+                                    lambda: MetagraphSnapshot(netuid=1, block=1, neurons=(miner,)), "validator")
+            dispatcher.offer_delivery("http://127.0.0.1:9")
+            reads = 0
+            list_responses = inner.list_responses
+
+            async def counted(task_id: str) -> list[MinerResponse]:
+                nonlocal reads
+                reads += 1
+                return await list_responses(task_id)
+
+            inner.list_responses = counted  # type: ignore[method-assign]
+            run = asyncio.create_task(dispatcher.run(task))
+            while not (await store.get_task(task.task_id)).assigned:
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(1.0)  # the empty answer is in; the dispatcher waits for the delivery
+            assert not run.done()
+            if writer == "side_server":
+                assert reads <= 3  # it waits on the feed: no re-read of the store while nothing changes
+            delivered = MinerResponse(task_id=task.task_id, hotkey=miner.hotkey, uid=1, state="ok",
+                                      text="River rose; herds moved.", latency_s=0.6)
+            await (store if writer == "side_server" else inner).record_response(delivered)
+            # the window is 100 s and the feed's backstop 60 s: only the change feed ends the wait this soon
+            outcome = await asyncio.wait_for(run, 10)
+        assert outcome.task.status is TaskStatus.DONE
+        assert [r.text for r in outcome.responses] == ["River rose; herds moved."]
     finally:
         await dendrite.close()
         await blobs.close()
