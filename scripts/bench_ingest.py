@@ -74,8 +74,9 @@ async def serve(kind: str, port: int, data_dir: str, fsync: bool) -> None:
     else:
         from subnet_proxy.blobs import open_blob_store
         from subnet_proxy.keys import open_key_store
-        from subnet_proxy.server import WatchedStore, create_app, start_server
+        from subnet_proxy.server import create_app, start_server
         from subnet_proxy.store import open_task_store
+        from subnet_proxy.store.watched import WatchedStore
 
         settings = Settings(neuron=NeuronSettings(data_dir=data_dir), store=StoreSettings(fsync=fsync),
                             proxy=ProxySettings(api_key=[KEY], rate_per_s=1e6, burst=1_000_000, max_in_flight=10_000))

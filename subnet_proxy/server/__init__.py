@@ -2,15 +2,12 @@
 
 from subnet_proxy.server.app import ENDPOINTS, RunningServer, create_app, start_server
 from subnet_proxy.server.context import CONTEXT, ServerContext
-from subnet_proxy.store.watched import TaskEvents, WatchedStore
 
 __all__ = [
     "CONTEXT",
     "ENDPOINTS",
     "RunningServer",
     "ServerContext",
-    "TaskEvents",
-    "WatchedStore",
     "create_app",
     "start_server",
 ]

@@ -35,7 +35,7 @@ from subnet_proxy.server.openapi import build_openapi, docs_routes
 from subnet_proxy.server.routing import Endpoint, add_endpoints
 from subnet_proxy.signing import SignatureVerifier
 from subnet_proxy.store.base import TaskStore
-from subnet_proxy.store.watched import WatchedStore
+from subnet_proxy.store.watched import watched
 from subnet_proxy.tasks import MinerStat
 
 log = logging.getLogger("subnet_proxy.server")
@@ -65,7 +65,7 @@ def create_app(
     readiness probes (name -> async callable that raises when unhealthy)."""
     context = ServerContext(
         settings=settings,
-        store=store if isinstance(store, WatchedStore) else WatchedStore(store),
+        store=watched(store),
         blobs=blobs,
         keys=keys,
         metagraph=metagraph,

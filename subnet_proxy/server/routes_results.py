@@ -31,6 +31,7 @@ from subnet_proxy.server.routes_tasks import result_url
 from subnet_proxy.server.routing import Endpoint, QueryParam
 from subnet_proxy.server.streaming import stream_blob
 from subnet_proxy.store.base import TaskNotFound
+from subnet_proxy.store.watched import until_changed
 from subnet_proxy.tasks import FinalResult, MinerResponse, Task, TaskKind, TaskStatus
 
 #: SSE comment sent when nothing happened for this long, so proxies keep the stream open.
@@ -140,17 +141,18 @@ async def get_result(request: web.Request) -> web.StreamResponse:
     loop = asyncio.get_running_loop()
     until = loop.time() + min(query.wait, context.settings.proxy.long_poll_max_s)
     while True:
-        task = await owned_task(request)
-        answer = await current_answer(context, task, query.stage)
-        if answer is not None:
-            return await serve_answer(request, task, answer)
-        if task.status.is_terminal:
-            raise _closed_error(task)
-        remaining = until - loop.time()
-        if remaining <= 0 or context.closing.is_set():
-            pending = ResultPending(task_id=task.task_id, status=task.status, result_url=result_url(task.task_id))
-            return web.json_response(pending.model_dump(mode="json"), status=202, headers={"Retry-After": "1"})
-        await context.events.wait(task.task_id, min(remaining, context.settings.proxy.watch_poll_s))
+        with context.events.watching(request.match_info["task_id"]) as changed:  # before the read: no change missed
+            task = await owned_task(request)
+            answer = await current_answer(context, task, query.stage)
+            if answer is not None:
+                return await serve_answer(request, task, answer)
+            if task.status.is_terminal:
+                raise _closed_error(task)
+            remaining = until - loop.time()
+            if remaining <= 0 or context.closing.is_set():
+                pending = ResultPending(task_id=task.task_id, status=task.status, result_url=result_url(task.task_id))
+                return web.json_response(pending.model_dump(mode="json"), status=202, headers={"Retry-After": "1"})
+            await until_changed(changed, min(remaining, context.settings.proxy.watch_poll_s))
 
 
 def sse(event: str, data: dict[str, Any]) -> bytes:
@@ -169,28 +171,29 @@ async def get_events(request: web.Request) -> web.StreamResponse:
     steps_sent, responses_sent, result_sent, last_write = 0, set[str](), False, loop.time()
     try:
         while True:
-            out = bytearray()
-            for resp_ in await context.store.list_responses(task.task_id):
-                if resp_.hotkey not in responses_sent:
-                    responses_sent.add(resp_.hotkey)
-                    out += sse("response", {"uid": resp_.uid, "state": resp_.state, "latency_s": resp_.latency_s,
-                                            "first": resp_.is_first})
-            if not result_sent and (final := await context.store.get_final_result(task.task_id)) is not None:
-                result_sent = True
-                out += sse("result", final_view(final).model_dump(mode="json"))
-            for step in task.timeline[steps_sent:]:
-                out += sse("status", step.model_dump(mode="json"))
-            steps_sent = len(task.timeline)
-            done = task.status.is_terminal or context.closing.is_set()
-            if done:
-                out += sse("end", {"status": task.status.value, "closing": not task.status.is_terminal})
-            if out or loop.time() - last_write >= HEARTBEAT_S:
-                await resp.write(bytes(out) or b": keep-alive\n\n")
-                last_write = loop.time()
-            if done:
-                break
-            await context.events.wait(task.task_id, min(context.settings.proxy.watch_poll_s, HEARTBEAT_S))
-            task = await context.store.get_task(task.task_id)
+            with context.events.watching(task.task_id) as changed:  # before the reads: no change missed
+                task = await context.store.get_task(task.task_id)
+                out = bytearray()
+                for resp_ in await context.store.list_responses(task.task_id):
+                    if resp_.hotkey not in responses_sent:
+                        responses_sent.add(resp_.hotkey)
+                        out += sse("response", {"uid": resp_.uid, "state": resp_.state, "latency_s": resp_.latency_s,
+                                                "first": resp_.is_first})
+                if not result_sent and (final := await context.store.get_final_result(task.task_id)) is not None:
+                    result_sent = True
+                    out += sse("result", final_view(final).model_dump(mode="json"))
+                for step in task.timeline[steps_sent:]:
+                    out += sse("status", step.model_dump(mode="json"))
+                steps_sent = len(task.timeline)
+                done = task.status.is_terminal or context.closing.is_set()
+                if done:
+                    out += sse("end", {"status": task.status.value, "closing": not task.status.is_terminal})
+                if out or loop.time() - last_write >= HEARTBEAT_S:
+                    await resp.write(bytes(out) or b": keep-alive\n\n")
+                    last_write = loop.time()
+                if done:
+                    break
+                await until_changed(changed, min(context.settings.proxy.watch_poll_s, HEARTBEAT_S))
         await resp.write_eof()
     except ConnectionResetError:
         pass  # the client went away; nothing to clean up

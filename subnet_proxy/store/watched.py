@@ -1,16 +1,22 @@
-"""Task change notification: long-polls and event streams wake on a change instead of polling the store.
+"""The change feed: whoever waits on a task (a long-poll, an event stream, the dispatcher waiting for
+late deliveries) wakes on a change instead of polling the store.
 
 ``WatchedStore`` wraps any TaskStore and publishes the task id to a ``TaskEvents`` hub after every
-write. The validator embeds the side-server with the same ``WatchedStore`` it works on, so a
-response, a result or a status change it records wakes every waiting client at once. Changes made
-by other processes (a separate ingestion instance over a shared store) are not seen by the hub;
-waiters therefore also re-read the task every ``settings.proxy.watch_poll_s`` seconds.
+write. The validator and its side-server share one ``WatchedStore`` (``watched``), so an answer the
+server takes wakes the dispatcher waiting for it, and a response, a result or a status change the
+loop records wakes every waiting client, at once. Changes made by other processes (a separate
+ingestion instance over a shared store) are not seen by the hub; waiters therefore also re-read the
+task every ``settings.proxy.watch_poll_s`` seconds, as a backstop.
+
+A waiter subscribes before it reads (``watching``), so a change published between its read and its
+wait still wakes it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 
 from subnet_proxy.store.base import Page, PurgeReport, TaskStore
@@ -18,7 +24,7 @@ from subnet_proxy.tasks import Evaluation, FinalResult, MinerResponse, Task, Tas
 
 
 class TaskEvents:
-    """Per-task wake-ups: ``wait(task_id)`` returns when ``publish(task_id)`` is called (or on timeout)."""
+    """Per-task wake-ups: the future of ``watching(task_id)`` is done when ``publish(task_id)`` is called."""
 
     def __init__(self) -> None:
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
@@ -33,15 +39,13 @@ class TaskEvents:
         for task_id in list(self._waiters):
             self.publish(task_id)
 
-    async def wait(self, task_id: str, timeout: float) -> bool:
-        """True when woken by a change, False on timeout."""
+    @contextlib.contextmanager
+    def watching(self, task_id: str) -> Iterator[asyncio.Future[None]]:
+        """A future done at the task's next change, subscribed from now on (read, then await it)."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(task_id, set()).add(fut)
         try:
-            await asyncio.wait_for(fut, timeout)
-            return True
-        except TimeoutError:
-            return False
+            yield fut
         finally:
             waiters = self._waiters.get(task_id)
             if waiters is not None:
@@ -51,6 +55,12 @@ class TaskEvents:
 
     def waiting(self) -> int:
         return sum(len(w) for w in self._waiters.values())
+
+
+async def until_changed(changed: asyncio.Future[None], timeout: float) -> bool:
+    """Wait for a ``watching`` future at most ``timeout`` seconds; True when the task changed."""
+    await asyncio.wait({changed}, timeout=timeout)
+    return changed.done()
 
 
 class WatchedStore(TaskStore):
@@ -151,3 +161,9 @@ class WatchedStore(TaskStore):
     async def close(self) -> None:
         self.events.wake_all()
         await self.inner.close()
+
+
+def watched(store: TaskStore) -> WatchedStore:
+    """``store`` with a change feed: itself when it already has one (the validator and its side-server
+    share one), else wrapped."""
+    return store if isinstance(store, WatchedStore) else WatchedStore(store)

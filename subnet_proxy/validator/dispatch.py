@@ -13,13 +13,13 @@ synapse offered a ``delivery_url`` (``--proxy.public_url``, or the side-server's
 under ``--mock``) such a miner has ``--proxy.delivery_window`` task timeouts from dispatch to deliver
 (long audio can take longer than a synapse may stay open), and the task's answers are then judged
 against that window; otherwise it has the timeout. The wait ends as soon as every such miner has
-delivered (the store is re-read every ``DELIVERY_POLL_S``: the dispatcher has no change signal for
-responses written by the side-server).
+delivered: the side-server writes deliveries through the same ``WatchedStore``, whose change feed
+wakes the wait at once (a re-read every ``--proxy.watch_poll_s`` is the backstop for deliveries taken
+by a separate ingestion process).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import time
@@ -34,6 +34,7 @@ from subnet_proxy.chain import MetagraphSnapshot, Neuron
 from subnet_proxy.config import Settings
 from subnet_proxy.rewards.registry import task_timeout
 from subnet_proxy.store.base import LeaseLost, TaskNotAccepting, TaskStore
+from subnet_proxy.store.watched import until_changed, watched
 from subnet_proxy.tasks import MinerResponse, Task, TaskStatus
 from subnet_proxy.validator.codec import (
     BadTaskInput,
@@ -54,8 +55,6 @@ MAX_ROUNDS = 2
 _NO_OUTPUT = "answer carries no output"
 #: the statuses answers are recorded in.
 _ACCEPTING = frozenset({TaskStatus.DISTRIBUTED})
-#: how often the store is re-read for the deliveries of miners that answered empty.
-DELIVERY_POLL_S = 0.1
 
 
 class MinerSelector(Protocol):
@@ -100,7 +99,8 @@ class Dispatcher:
         claimer: str,
     ) -> None:
         self.settings = settings
-        self.store = store
+        #: with its change feed: a miner's late delivery through the side-server wakes ``run`` at once.
+        self.store = watched(store)
         self.blobs = blobs
         self.dendrite = dendrite
         self.selector = selector
@@ -197,10 +197,12 @@ class Dispatcher:
         """Give miners that answered empty until the deadline to deliver through the side-server; stop
         waiting once every one of them has."""
         waiting = {r.hotkey for r in empty}
+        backstop_s = self.settings.proxy.watch_poll_s  # deliveries taken by another process are not published
         while (delay := deadline - time.monotonic()) > 0:
-            if waiting <= {r.hotkey for r in await self.store.list_responses(task.task_id)}:
-                break
-            await asyncio.sleep(min(DELIVERY_POLL_S, delay))
+            with self.store.events.watching(task.task_id) as changed:
+                if waiting <= {r.hotkey for r in await self.store.list_responses(task.task_id)}:
+                    break
+                await until_changed(changed, min(backstop_s, delay))
         for response in empty:
             await self._record(response)  # a delivered answer is kept; this one is dropped
 

@@ -17,9 +17,10 @@ from subnet_proxy.blobs import LocalBlobStore
 from subnet_proxy.chain import MetagraphSnapshot, Neuron
 from subnet_proxy.config import NeuronSettings, ProxySettings, Settings
 from subnet_proxy.keys.sqlite import SqliteKeyStore
-from subnet_proxy.server import WatchedStore, create_app
+from subnet_proxy.server import create_app
 from subnet_proxy.signing import sign_request
 from subnet_proxy.store import SQLiteTaskStore
+from subnet_proxy.store.watched import WatchedStore
 from subnet_proxy.tasks import MinerStat, Task, TaskInput, TaskKind, TaskStatus
 
 CLIENT_KEY = "client-key-one-0123456789abcdef"

@@ -112,6 +112,12 @@ class FlakyChain(Chain):
     async def is_registered(self, hotkey: str) -> bool:
         return self.snap.by_hotkey(hotkey) is not None
 
+    async def register(self, registration: Registration) -> int:
+        neuron = self.snap.by_hotkey(registration.hotkey)
+        if neuron is None:
+            raise ChainError(f"hotkey {registration.hotkey} is not registered")
+        return neuron.uid
+
     async def set_weights(self, uids: Sequence[int], weights: Sequence[float], *, version_key: int) -> WeightsResult:
         if self.raise_on_set:
             raise ChainError("the local chain stayed locked")
