@@ -23,6 +23,7 @@ import pytest
 from subnet_proxy.config import NeuronSettings, Settings
 from subnet_proxy.keys import KeyStore, open_key_store
 from subnet_proxy.keys.sqlite import SqliteKeyStore
+from tests.closing import opening
 from tests.store import emulators
 
 
@@ -93,16 +94,8 @@ async def key_backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIt
 @pytest.fixture
 async def open_keys(key_backend: KeyBackend) -> AsyncIterator[Callable[[], KeyStore]]:
     """Opens another key store object on this test's database (as another server instance would)."""
-    opened: list[KeyStore] = []
-
-    def open_one() -> KeyStore:
-        keys = open_key_store(key_backend.settings)
-        opened.append(keys)
-        return keys
-
-    yield open_one
-    for keys in opened:
-        await keys.close()
+    async with opening(lambda: open_key_store(key_backend.settings)) as open_one:
+        yield open_one
 
 
 @pytest.fixture

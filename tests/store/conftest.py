@@ -27,6 +27,7 @@ import pytest
 from subnet_proxy.blobs import BlobStore, LocalBlobStore
 from subnet_proxy.blobs.local import SMALL_BLOB_BYTES
 from subnet_proxy.store import SQLiteTaskStore, TaskStore
+from tests.closing import opening
 from tests.store import emulators
 
 TaskStoreOpener = Callable[[Path], AbstractAsyncContextManager[Callable[[], TaskStore]]]
@@ -87,17 +88,8 @@ def _params(registry: dict[str, tuple[object, tuple[pytest.MarkDecorator, ...]]]
 async def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Callable[[], TaskStore]]:
     """Opens another store object on this test's database (as another process would)."""
     opener, _ = TASK_STORE_BACKENDS[request.param]
-    opened: list[TaskStore] = []
-    async with opener(tmp_path) as make:
-
-        def open_one() -> TaskStore:
-            store = make()
-            opened.append(store)
-            return store
-
+    async with opener(tmp_path) as make, opening(make) as open_one:
         yield open_one
-        for store in opened:
-            await store.close()
 
 
 @pytest.fixture
