@@ -11,6 +11,7 @@ from protocol import SummarizationSynapse
 from subnet_proxy.blobs import LocalBlobStore
 from subnet_proxy.chain import MetagraphSnapshot, Neuron
 from subnet_proxy.config import NeuronSettings, Settings
+from subnet_proxy.outbound import OutboundPolicy
 from subnet_proxy.store import LeaseLost, SQLiteTaskStore
 from subnet_proxy.tasks import Task, TaskInput, TaskKind, TaskStatus, utcnow
 from subnet_proxy.validator.dendrite import FanoutDendrite
@@ -37,7 +38,8 @@ class OnlyMiner:
 async def test_a_late_answer_to_a_task_finished_elsewhere_is_dropped(tmp_path, wallet_factory):
     store = SQLiteTaskStore(tmp_path / "tasks.db")
     blobs = LocalBlobStore(tmp_path / "blobs")
-    dendrite = FanoutDendrite(wallet_factory("validator").hotkey, external_ip="127.0.0.1")
+    dendrite = FanoutDendrite(wallet_factory("validator").hotkey, external_ip="127.0.0.1",
+                              outbound=OutboundPolicy(allow_private=True))
     try:
         task = Task(kind=TaskKind.SUMMARIZATION, owner="client",
                     input=TaskInput(text="The river rose overnight. Farmers moved their herds.", max_words=10))
