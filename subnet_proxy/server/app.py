@@ -27,6 +27,7 @@ from subnet_proxy.config import Settings
 from subnet_proxy.keys import KeyStore, seed_configured_keys
 from subnet_proxy.server import routes_admin, routes_health, routes_network, routes_results, routes_tasks
 from subnet_proxy.server.context import CONTEXT, HealthCheck, ServerContext
+from subnet_proxy.server.decoding import DecodeBudget
 from subnet_proxy.server.errors import error_middleware
 from subnet_proxy.server.limits import Limiter
 from subnet_proxy.server.metrics import Metrics
@@ -76,6 +77,7 @@ def create_app(
                                    nonce_cache_size=settings.proxy.nonce_cache_size),
         limiter=Limiter(),
         metrics=Metrics(),
+        decodes=DecodeBudget(per_key=settings.proxy.decodes_per_key, workers=settings.proxy.decode_workers),
     )
     app = web.Application(middlewares=[request_middleware, error_middleware])
     app[CONTEXT] = context
