@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import bittensor as bt
 from bittensor_wallet import Wallet
@@ -27,7 +28,10 @@ class AxonNotReady(RuntimeError):
     """The axon's server did not start listening in time (port taken, or uvicorn failed)."""
 
 
-def _bad_body_is_400(verify: Callable[[Request], Awaitable[dict]]) -> Callable[[Request], Awaitable[dict]]:
+BodyCheck = Callable[[Request], Coroutine[Any, Any, dict]]
+
+
+def _bad_body_is_400(verify: BodyCheck) -> BodyCheck:
     """bittensor's body check rebuilds the synapse from the body in a route dependency (``attach``
     binds it from the instance); a body that breaks the protocol (100,001 characters where 100,000
     are allowed, not JSON, not UTF-8) raised out of it as a 500. It is the caller's error: 400."""
