@@ -56,7 +56,7 @@ class MinerAxon:
         self.external_ip = external_ip or settings.external_ip
         self.axon = bt.Axon(wallet=wallet, ip=settings.ip, port=settings.port, external_ip=self.external_ip,
                             external_port=settings.external_port or settings.port)
-        self.axon.verify_body_integrity = _bad_body_is_400(self.axon.verify_body_integrity)  # type: ignore[method-assign]
+        self.axon.verify_body_integrity = _bad_body_is_400(self.axon.verify_body_integrity)  # type: ignore[method-assign,assignment]
         attach_service(self.axon, service)
         # Added last, so outermost: nothing of the axon's reads a body this layer refused.
         self.axon.app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
