@@ -39,6 +39,12 @@ _MIME: dict[str, str] = {
 MAX_CHANNELS = 8
 MAX_DECODE_RATE = 192_000
 DEFAULT_MAX_DECODE_S = 600.0
+#: The cost bound: samples decoded (frames x channels), whatever mix of rate, length and channels
+#: makes them. Length alone is no bound: 599 s at 192 kHz is a 363 KB FLAC of silence that expands
+#: to 115 M samples (0.46 GB as float32, twice that while the blocks were joined). This allows 10
+#: minutes of 48 kHz stereo (or 44.1 kHz stereo for 10.9 min, 16 kHz mono for an hour);
+#: past it a file is refused from its header (``AudioTooLargeError``) before anything is decoded.
+DEFAULT_MAX_DECODE_SAMPLES = 600 * 48_000 * 2
 _BLOCK_FRAMES = 131_072
 #: what libsndfile reports as the length of a FLAC whose header leaves it out.
 _UNKNOWN_FRAMES = 2**63 - 1
@@ -62,6 +68,17 @@ class AudioTooLongError(AudioDecodeError):
     def __init__(self, *, limit_s: float) -> None:
         super().__init__(f"audio is longer than the limit of {limit_s:g} s")
         self.limit_s = limit_s
+
+
+class AudioTooLargeError(AudioTooLongError):
+    """The audio needs more decoded samples than the caller allows: at its rate and channel count it
+    may be at most ``limit_s`` long (a 192 kHz file a quarter as long as a 48 kHz one)."""
+
+    def __init__(self, *, max_samples: int, rate: int, channels: int) -> None:
+        AudioDecodeError.__init__(
+            self, f"audio needs more than {max_samples} decoded samples: at {rate} Hz and {channels} channel(s) "
+                  f"at most {max_samples / (rate * channels):.1f} s")
+        self.limit_s = max_samples / (rate * channels)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,15 +113,16 @@ def sniff_format(data: bytes) -> str | None:
 
 
 def decode_audio(data: bytes, *, max_seconds: float = DEFAULT_MAX_DECODE_S,
-                 max_rate: int = MAX_DECODE_RATE) -> DecodedAudio:
+                 max_rate: int = MAX_DECODE_RATE, max_samples: int = DEFAULT_MAX_DECODE_SAMPLES) -> DecodedAudio:
     """Decode an encoded file into mono float32 samples; raise AudioDecodeError for anything else.
 
     At most ``max_seconds`` of audio is decoded (AudioTooLongError past it), at most MAX_CHANNELS
-    channels at most ``max_rate`` Hz (UnsupportedRateError; never above MAX_DECODE_RATE), so memory
-    stays bounded whatever the header claims.
+    channels at most ``max_rate`` Hz (UnsupportedRateError; never above MAX_DECODE_RATE), at most
+    ``max_samples`` samples over all channels (AudioTooLargeError), so memory stays bounded
+    whatever the header claims: the mono result is its only large allocation.
     """
     with _opened(data) as (fmt, file):
-        mono = _read_mono(file, _max_frames(file, max_seconds, max_rate), max_seconds)
+        mono = _read_mono(file, _max_frames(file, max_seconds, max_rate, max_samples), max_seconds)
         rate = file.samplerate
     if not np.all(np.isfinite(mono)):
         raise AudioDecodeError("audio has non-finite samples")
@@ -128,7 +146,7 @@ _MAX_WAV_CHUNKS = 32
 
 
 def probe_audio(data: bytes, *, max_seconds: float = DEFAULT_MAX_DECODE_S,
-                max_rate: int = MAX_DECODE_RATE) -> AudioInfo:
+                max_rate: int = MAX_DECODE_RATE, max_samples: int = DEFAULT_MAX_DECODE_SAMPLES) -> AudioInfo:
     """Every check ``decode_audio`` makes, without keeping the samples: what a server needs before it
     accepts an upload.
 
@@ -138,28 +156,33 @@ def probe_audio(data: bytes, *, max_seconds: float = DEFAULT_MAX_DECODE_S,
     plain PCM header is read here (``_pcm_wav_header``: about 3 us, where opening the file through
     soundfile cost 30-90 us, the largest single cost of a small upload); one it does not fully
     recognise (WAVE_FORMAT_EXTENSIBLE, odd block sizes, a streamed length) is opened by soundfile.
-    Anything else is decoded in full: a compressed stream is known good only once decoded.
+    Anything else is decoded in full, block by block, each block checked and dropped (a compressed
+    stream is known good only once decoded; its samples are never all held: memory stays one block
+    whatever the length).
     """
     header = _pcm_wav_header(data)
     if header is not None:
         rate, channels, frames = header
-        return AudioInfo(format="wav", sample_rate=rate,
-                         duration_s=_checked_frames(rate, channels, frames, max_seconds, max_rate) / rate)
+        checked = _checked_frames(rate, channels, frames, max_seconds, max_rate, max_samples)
+        return AudioInfo(format="wav", sample_rate=rate, duration_s=checked / rate)
     with _opened(data) as (fmt, file):
         if fmt == "wav" and file.subtype in _PCM_SUBTYPES:
-            frames = _checked_frames(file.samplerate, file.channels, file.frames, max_seconds, max_rate)
+            frames = _checked_frames(file.samplerate, file.channels, file.frames, max_seconds, max_rate, max_samples)
             return AudioInfo(format=fmt, sample_rate=file.samplerate, duration_s=frames / file.samplerate)
-    decoded = decode_audio(data, max_seconds=max_seconds, max_rate=max_rate)
-    return AudioInfo(format=decoded.format, sample_rate=decoded.sample_rate, duration_s=decoded.duration_s)
+        frames = _scan(file, _max_frames(file, max_seconds, max_rate, max_samples), max_seconds)
+        return AudioInfo(format=fmt, sample_rate=file.samplerate, duration_s=frames / file.samplerate)
 
 
-def _checked_frames(rate: int, channels: int, frames: int, max_seconds: float, max_rate: int) -> int:
+def _checked_frames(rate: int, channels: int, frames: int, max_seconds: float, max_rate: int,
+                    max_samples: int) -> int:
     """``frames``, once the header's rate, channels and length pass the ceilings ``decode_audio`` has."""
     _check_format(rate, channels, max_rate)
     if frames == 0:
         raise AudioDecodeError("audio has no samples")
     if frames > int(max_seconds * rate):
         raise AudioTooLongError(limit_s=max_seconds)
+    if frames * channels > max_samples:
+        raise AudioTooLargeError(max_samples=max_samples, rate=rate, channels=channels)
     return frames
 
 
@@ -218,19 +241,20 @@ def _check_format(rate: int, channels: int, max_rate: int) -> None:
         raise AudioDecodeError(f"{channels} channels; at most {MAX_CHANNELS} are accepted")
 
 
-def _max_frames(file: sf.SoundFile, max_seconds: float, max_rate: int) -> int:
-    """Check the header against the ceilings; the most frames ``max_seconds`` allows."""
+def _max_frames(file: sf.SoundFile, max_seconds: float, max_rate: int, max_samples: int) -> int:
+    """Check the header against the ceilings; the most frames ``max_seconds`` and ``max_samples``
+    allow (a header that already says more is refused before any decoding)."""
     _check_format(file.samplerate, file.channels, max_rate)
-    max_frames = int(max_seconds * file.samplerate)
-    if _UNKNOWN_FRAMES > file.frames > max_frames:  # a streamed FLAC may not say its length
+    by_samples = max_samples // file.channels
+    if _UNKNOWN_FRAMES > file.frames > int(max_seconds * file.samplerate):  # a streamed FLAC may not say
         raise AudioTooLongError(limit_s=max_seconds)
-    return max_frames
+    if _UNKNOWN_FRAMES > file.frames > by_samples:
+        raise AudioTooLargeError(max_samples=max_samples, rate=file.samplerate, channels=file.channels)
+    return min(int(max_seconds * file.samplerate), by_samples)
 
 
-def _read_mono(file: sf.SoundFile, max_frames: int, max_seconds: float) -> np.ndarray:
-    """Read and downmix block by block, up to ``max_frames`` (``max_seconds`` of audio)."""
-    channels = file.channels
-    blocks: list[np.ndarray] = []
+def _blocks(file: sf.SoundFile, max_frames: int, max_seconds: float) -> Iterator[np.ndarray]:
+    """The file's frames block by block ([n, channels] float32), refused past ``max_frames``."""
     total = 0
     while True:
         chunk = file.read(_BLOCK_FRAMES, dtype="float32", always_2d=True)
@@ -238,14 +262,47 @@ def _read_mono(file: sf.SoundFile, max_frames: int, max_seconds: float) -> np.nd
             break
         total += len(chunk)
         if total > max_frames:
-            raise AudioTooLongError(limit_s=max_seconds)
-        blocks.append(chunk.mean(axis=1) if channels > 1 else chunk[:, 0])
+            raise _past_limit(file, max_frames, max_seconds)
+        yield chunk
         if total >= file.frames:  # all the header promised (an unknown length reads on to the end)
             break
     if total == 0:
         raise AudioDecodeError("audio has no samples")
-    mono = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)  # one block: no copy
-    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def _past_limit(file: sf.SoundFile, max_frames: int, max_seconds: float) -> AudioDecodeError:
+    """The error for a stream that ran past ``max_frames``: whichever bound set it."""
+    if max_frames < int(max_seconds * file.samplerate):
+        return AudioTooLargeError(max_samples=max_frames * file.channels, rate=file.samplerate,
+                                  channels=file.channels)
+    return AudioTooLongError(limit_s=max_seconds)
+
+
+def _scan(file: sf.SoundFile, max_frames: int, max_seconds: float) -> int:
+    """Decode every block and check it, keeping none: the frame count."""
+    frames = 0
+    for chunk in _blocks(file, max_frames, max_seconds):
+        if not np.all(np.isfinite(chunk)):
+            raise AudioDecodeError("audio has non-finite samples")
+        frames += len(chunk)
+    return frames
+
+
+def _read_mono(file: sf.SoundFile, max_frames: int, max_seconds: float) -> np.ndarray:
+    """Read and downmix block by block into one array, up to ``max_frames``: sized from the header
+    when it says the length (no list of blocks joined at the end, which held the audio twice)."""
+    known = file.frames if file.frames < _UNKNOWN_FRAMES else 0
+    mono = np.empty(min(known, max_frames), dtype=np.float32)
+    filled = 0
+    for chunk in _blocks(file, max_frames, max_seconds):
+        block = chunk.mean(axis=1) if file.channels > 1 else chunk[:, 0]
+        if filled + len(block) > len(mono):  # an unknown or understated length: grow geometrically
+            grown = np.empty(min(max(2 * len(mono), filled + len(block)), max_frames), dtype=np.float32)
+            grown[:filled] = mono[:filled]
+            mono = grown
+        mono[filled:filled + len(block)] = block
+        filled += len(block)
+    return mono[:filled] if filled < len(mono) else mono
 
 
 def encode_audio(samples: np.ndarray, sample_rate: int, fmt: str = "wav") -> bytes:

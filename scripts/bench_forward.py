@@ -41,6 +41,7 @@ from subnet_proxy.chain.local import LocalChain, Registration  # noqa: E402
 from subnet_proxy.config import EngineSettings, MockSettings, NeuronSettings, Settings  # noqa: E402
 from subnet_proxy.engines import build_engines  # noqa: E402
 from subnet_proxy.offline import pin_external_ip  # noqa: E402
+from subnet_proxy.outbound import OutboundPolicy  # noqa: E402
 from subnet_proxy.rewards import ScoringEngines  # noqa: E402
 from subnet_proxy.store import SQLiteTaskStore  # noqa: E402
 from subnet_proxy.tasks import Evaluation, MinerResponse, Task, TaskInput, TaskKind, TaskStatus  # noqa: E402
@@ -104,7 +105,7 @@ async def _timed(run: Callable[[], Awaitable[int]]) -> tuple[float, float, int]:
 
 async def bench_fanout(farm: Farm, sizes: list[int], delay: float, rounds: int) -> list[dict[str, Any]]:
     keypair = Keypair.create_from_seed("0x" + "11" * 32)
-    ours = FanoutDendrite(keypair, external_ip="127.0.0.1")
+    ours = FanoutDendrite(keypair, external_ip="127.0.0.1", outbound=OutboundPolicy(allow_private=True))
     stock = bt.Dendrite(wallet=keypair)
     rows = []
     try:

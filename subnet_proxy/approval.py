@@ -11,11 +11,17 @@ Rules:
 - the share is evaluating permitted stake / all permitted stake; with no stake on chain (fresh local
   chains) it is the share of permitted validators by count; with no metagraph (local mode) any one
   evaluation is a quorum;
-- the final result is the valid response with the highest stake-weighted mean reward (ties: the
-  earliest; an answer every evaluation scored 0 is never the result), stored with the move to
-  APPROVED in one store step: when two validators reach the quorum at once, the result of the one
-  whose move succeeds stands. No answer with a reward: the
-  task FAILS with ``no_acceptable_response``.
+- an answer can be the result only with positive support from a quorum: the validators that gave
+  it a reward above 0 must hold at least ``quorum`` of the weight (the same weights as the quorum:
+  permitted stake, heads when no stake, the evaluations themselves without a metagraph), and more
+  than the validators that evaluated and did not support it (a reward of 0, or leaving it out:
+  absent counts as no support). So a minority can never overturn the majority's rejection, at any
+  quorum: 1 of 10,001 stake rating junk 1.0 where the rest scored it 0 approves nothing;
+- among the supported answers the result is the valid response with the highest stake-weighted
+  mean reward (ties: the earliest), stored with the move to APPROVED in one store step: when two
+  validators reach the quorum at once, the result of the one whose move succeeds stands. No
+  supported answer: the task FAILS with ``no_acceptable_response`` (decided when the quorum of
+  evaluations is in, as before: a split quorum fails rather than approving what most did not).
 """
 
 from __future__ import annotations
@@ -55,18 +61,49 @@ class ApprovalOutcome:
     result: FinalResult | None
 
 
-def quorum_share(evaluations: Sequence[Evaluation], snapshot: MetagraphSnapshot | None) -> float:
-    """The share (0..1) of validator weight that has evaluated, by the rules in the module doc."""
-    if snapshot is None:
-        return 1.0 if evaluations else 0.0
-    validators = {n.hotkey: n for n in snapshot.neurons if n.validator_permit}
+#: the quorum when none is given (``--proxy.quorum``'s default).
+DEFAULT_QUORUM = 0.5
+
+
+def validator_weights(evaluations: Sequence[Evaluation],
+                      snapshot: MetagraphSnapshot | None) -> dict[str, float]:
+    """Each evaluating validator's share (0..1) of all validator weight: permitted stake from the
+    metagraph, by count when no stake is on chain; without a metagraph (or permits) the evaluations
+    share it among themselves (by their stake, else equally). Not counted: absent from the dict."""
+    validators = {n.hotkey: n for n in snapshot.neurons if n.validator_permit} if snapshot else {}
     if not validators:
-        return 1.0 if evaluations else 0.0
+        by_stake = any(e.stake > 0 for e in evaluations)
+        own = {e.validator_hotkey: max(e.stake, 0.0) if by_stake else 1.0 for e in evaluations}
+        whole = sum(own.values())
+        return {h: w / whole for h, w in own.items()} if whole > 0 else {}
     evaluated = {e.validator_hotkey for e in evaluations} & validators.keys()
     total = sum(max(n.stake, 0.0) for n in validators.values())
     if total <= 0:
-        return len(evaluated) / len(validators)
-    return sum(max(validators[h].stake, 0.0) for h in evaluated) / total
+        return {h: 1 / len(validators) for h in evaluated}
+    return {h: max(validators[h].stake, 0.0) / total for h in evaluated}
+
+
+def quorum_share(evaluations: Sequence[Evaluation], snapshot: MetagraphSnapshot | None) -> float:
+    """The share (0..1) of validator weight that has evaluated, by the rules in the module doc."""
+    if snapshot is None or not any(n.validator_permit for n in snapshot.neurons):
+        return 1.0 if evaluations else 0.0
+    return min(sum(validator_weights(evaluations, snapshot).values()), 1.0)
+
+
+def supported(evaluations: Sequence[Evaluation], snapshot: MetagraphSnapshot | None,
+              quorum: float) -> set[tuple[int, str]]:
+    """The (uid, hotkey) answers with positive support from a quorum that outweighs the counted
+    evaluations that did not support them (see the module doc)."""
+    weights = validator_weights(evaluations, snapshot)
+    counted = sum(weights.values())
+    support: dict[tuple[int, str], float] = {}
+    for ev in evaluations:
+        weight = weights.get(ev.validator_hotkey, 0.0)
+        for r in {(r.uid, r.hotkey) for r in ev.rewards if r.reward > 0}:
+            support[r] = support.get(r, 0.0) + weight
+    tolerance = 1e-9  # shares are sums of float fractions
+    return {key for key, share in support.items()
+            if share >= quorum - tolerance and share > counted - share + tolerance}
 
 
 def mean_rewards(evaluations: Sequence[Evaluation]) -> dict[tuple[int, str], float]:
@@ -84,16 +121,19 @@ def mean_rewards(evaluations: Sequence[Evaluation]) -> dict[tuple[int, str], flo
 
 
 def choose_result(
-    task: Task, responses: Sequence[MinerResponse], evaluations: Sequence[Evaluation]
+    task: Task, responses: Sequence[MinerResponse], evaluations: Sequence[Evaluation], *,
+    snapshot: MetagraphSnapshot | None = None, quorum: float = DEFAULT_QUORUM,
 ) -> FinalResult | None:
-    """The final result: the best-rewarded valid response, or None when none earned any reward.
+    """The final result: the best-rewarded valid response among those a quorum supports, or None.
 
     A valid answer that every evaluation scored 0 (noise for speech, an unrelated text: rejected by
-    the reward functions) is never handed to the client as the result."""
+    the reward functions) is never handed to the client as the result, nor one only a minority
+    rated (``supported``)."""
     means = mean_rewards(evaluations)
+    backed = supported(evaluations, snapshot, quorum)
     best: tuple[float, MinerResponse] | None = None
     for resp in responses:  # received order, so a tie keeps the earliest
-        if not resp.valid:
+        if not resp.valid or (resp.uid, resp.hotkey) not in backed:
             continue
         score = means.get((resp.uid, resp.hotkey), 0.0)
         if score <= 0.0:
@@ -137,18 +177,16 @@ async def record_evaluation(
     share = quorum_share(evaluations, snapshot)
     result: FinalResult | None = await store.get_final_result(task.task_id)
     if task.status is TaskStatus.DONE and share >= quorum:
-        task, result = await _decide(store, task, responses, evaluations)
+        task, result = await _decide(store, task, choose_result(task, responses, evaluations,
+                                                                snapshot=snapshot, quorum=quorum))
     return ApprovalOutcome(recorded=recorded, status=task.status, stake_share=share,
                            evaluations=len(evaluations), result=result)
 
 
-async def _decide(
-    store: TaskStore, task: Task, responses: Sequence[MinerResponse], evaluations: Sequence[Evaluation]
-) -> tuple[Task, FinalResult | None]:
+async def _decide(store: TaskStore, task: Task, result: FinalResult | None) -> tuple[Task, FinalResult | None]:
     """Approve with the result in one atomic store step (so an APPROVED task always has one, written
     once: by the decision whose move succeeded); or fail with no valid answer. A concurrent decision
     by another evaluator wins quietly: its task and result are re-read, nothing is overwritten."""
-    result = choose_result(task, responses, evaluations)
     try:
         if result is None:
             task = await store.transition(task.task_id, TaskStatus.FAILED, reason="evaluated",

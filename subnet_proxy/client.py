@@ -1,7 +1,11 @@
 """Python client of the side-server: async ``ProxyClient`` (clients, admins, signing neurons) and a small sync wrapper.
 
 Requests and responses use the server's own pydantic models, so a client cannot drift from the API.
-Errors come back as ``ProxyError`` with the server's status, code and message.
+Errors come back as ``ProxyError`` with the server's status, code and message. Requests go through
+``outbound.OutboundHTTP``: never a redirect (a 3xx is ``ProxyError`` ``redirect_refused``), and
+connections only where the ``OutboundPolicy`` allows (a URL the user typed may be loopback; a URL
+someone else named, such as a synapse's ``delivery_url``, is checked: the miner's ``Deliverer``
+passes a public-only policy).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from subnet_proxy.api.schemas import (
     TTSRequest,
     ValidatorTaskPage,
 )
+from subnet_proxy.outbound import OutboundHTTP, OutboundPolicy
 from subnet_proxy.signing import sign_request
 from subnet_proxy.tasks import MinerReward
 
@@ -102,8 +107,10 @@ async def _read_json(resp: aiohttp.ClientResponse) -> Any:
 
 
 async def _raise_for_error(resp: aiohttp.ClientResponse) -> None:
-    if resp.status < 400:
+    if resp.status < 300:
         return
+    if resp.status < 400:  # never followed: a redirect could re-send a signed body anywhere
+        raise ProxyError(resp.status, "redirect_refused", "the server answered a redirect; redirects are not followed")
     raw = await _read_bounded(resp)
     try:
         error = _loads(raw)["error"]
@@ -125,7 +132,10 @@ class ProxyClient:
         keypair: Keypair | None = None,
         receiver_hotkey: str | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
+        outbound: OutboundPolicy | None = None,
     ) -> None:
+        """``outbound``: where connections may go; default any address, loopback included (the user
+        named this server), never through a redirect."""
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
         self.keypair = keypair
@@ -133,7 +143,7 @@ class ProxyClient:
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout_s, sock_read=timeout_s + POLL_S)
         #: one-shot calls (no long-poll) end within this, however slowly the server sends.
         self._one_shot = aiohttp.ClientTimeout(total=timeout_s)
-        self._session: aiohttp.ClientSession | None = None
+        self._http = OutboundHTTP(outbound or OutboundPolicy(allow_private=True), timeout=self._timeout)
 
     async def __aenter__(self) -> ProxyClient:
         return self
@@ -142,14 +152,11 @@ class ProxyClient:
         await self.close()
 
     @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
-        return self._session
+    def session(self) -> OutboundHTTP:
+        return self._http
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        await self._http.close()
 
     # -- plumbing ------------------------------------------------------------------------------------
     def _key_headers(self) -> dict[str, str]:

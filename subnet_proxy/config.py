@@ -83,6 +83,15 @@ class ProxySettings(_Section):
     long_poll_max_s: float = Field(60.0, gt=0, le=600, description="Longest ?wait= a result request may hold.")
     watch_poll_s: float = Field(1.0, gt=0, description="Re-read interval of a waiting request (changes made by "
                                 "other processes).")
+    decodes_per_key: int = Field(2, ge=1, description="Audio files one key (or signing hotkey) may have checked "
+                                 "at once; one more is refused with 429 decode_busy.")
+    decode_workers: int = Field(2, ge=1, description="Audio checks the side-server runs at once (others wait): "
+                                "decoding never takes every core from the event loop.")
+    header_timeout_s: float = Field(10.0, gt=0, description="Seconds a new connection has to send its request "
+                                    "headers in full; closed after (a half-sent request cannot hold a socket).")
+    keepalive_s: float = Field(15.0, gt=0, description="Seconds an idle keep-alive connection is kept.")
+    max_connections: int = Field(1024, ge=1, description="Open connections at most; past it new ones are closed at "
+                                 "once (logged). Keep it under the descriptor limit (ulimit -n).")
     body_timeout_s: float = Field(60.0, gt=0, description="Seconds a request body may take to arrive in full "
                                   "(408 after): a slow sender cannot hold a connection and its buffer for long.")
     shutdown_grace_s: float = Field(10.0, ge=0, description="Seconds in-flight requests get to finish on shutdown.")

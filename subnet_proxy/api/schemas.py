@@ -8,6 +8,7 @@ timing is dropped, never stored. The client library uses these same models.
 from __future__ import annotations
 
 import math
+import unicodedata
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -26,10 +27,17 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+#: Unicode categories with nothing to say or speak: separators (Zs, Zl, Zp), controls (Cc), format
+#: characters (Cf: zero-width space and joiners, BOM, bidi marks, soft hyphen, word joiner, tags),
+#: unassigned and private use (Cn, Co), surrogates (Cs). ``str.strip`` misses every Cf one.
+_INVISIBLE = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf", "Cn", "Co", "Cs"})
+
+
 def _not_blank(text: str) -> str:
-    """A text of only whitespace would be taken (202) and then fail at every miner: refuse it here."""
-    if not text.strip():
-        raise ValueError("text is blank (only whitespace)")
+    """A text of only whitespace or invisible characters would be taken (202) and then fail at every
+    miner: refuse it here, by Unicode category."""
+    if all(unicodedata.category(ch) in _INVISIBLE or ch.isspace() for ch in text):
+        raise ValueError("text is blank (only whitespace or invisible characters)")
     return text
 
 

@@ -10,18 +10,22 @@ validator it answered.
 
 Outside local mode (``public_only``) the URL's host must resolve to public addresses only: a
 permitted validator cannot turn miners into a relay towards their own loopback, private network or
-a cloud metadata service.
+a cloud metadata service. The promise is held by ``outbound.OutboundHTTP`` (through
+``ProxyClient``): no redirect is ever followed (a 3xx is a final refusal), and the address connected
+to is the address checked, so a name that answers a public address and then 127.0.0.1 cannot slip
+through between the check and the connect.
 
 Delivery is best effort with bounded retries: a network error or a 5xx/429 is retried with a
-doubling pause; a refusal (403 not assigned, 409 already answered or task closed, 400) is final.
-Nothing here raises into the axon: every outcome is logged.
+doubling pause; a refusal (403 not assigned, 409 already answered or task closed, 400, a redirect,
+a refused address) is final. Nothing here raises into the axon: every outcome is logged, by status
+and error code only: the reply body of a server someone else named is never written to our logs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
+import re
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +37,7 @@ from bittensor_wallet import Keypair
 from pydantic import ValidationError
 
 from subnet_proxy.client import ProxyClient, ProxyError
+from subnet_proxy.outbound import OutboundPolicy, is_public, refused_address
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +45,8 @@ T = TypeVar("T")
 
 #: statuses worth another try: the validator is busy or briefly failing.
 _RETRYABLE = frozenset({429, 500, 502, 503, 504})
+#: an error code as the side-server writes them; anything else from a reply is not logged.
+_CODE = re.compile(r"^[a-z_]{1,64}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,21 +117,28 @@ class Deliverer:
     async def _post(self, late: LateAnswer, to: Destination, attempt: int) -> bool:
         """One attempt; True when the answer is delivered or refused for good (no retry helps)."""
         client = ProxyClient(to.url, keypair=self.keypair, receiver_hotkey=to.validator_hotkey,
-                             timeout_s=self.policy.request_timeout_s)
+                             timeout_s=self.policy.request_timeout_s,
+                             outbound=OutboundPolicy(allow_private=not self.policy.public_only))
         try:
             accepted = await client.miner_response(to.task_id, text=late.text, segments=late.segments,
                                                    audio=late.audio, audio_format=late.audio_format, url=to.url)
         except ProxyError as exc:
+            reason = f"{exc.status} {exc.code if _CODE.match(exc.code) else 'unrecognised error'}"
             if exc.status in _RETRYABLE:
-                log.info("task %s: delivery attempt %d refused for now: %s", to.task_id, attempt, exc)
+                log.info("task %s: delivery attempt %d refused for now: %s", to.task_id, attempt, reason)
                 return False
-            log.warning("task %s: late answer refused: %s", to.task_id, exc)
+            log.warning("task %s: late answer refused: %s", to.task_id, reason)
             return True
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            log.info("task %s: delivery attempt %d failed: %r", to.task_id, attempt, exc)
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            if refused_address(exc):
+                log.warning("task %s: delivery URL %s connects to a non-public address; not delivered",
+                            to.task_id, to.url)
+                return True
+            log.info("task %s: delivery attempt %d failed: %s", to.task_id, attempt, type(exc).__name__)
             return False
         except ValidationError as exc:
-            log.warning("task %s: the validator answered the delivery with an unexpected body: %s", to.task_id, exc)
+            log.warning("task %s: the validator answered the delivery with an unexpected body (%d errors)",
+                        to.task_id, exc.error_count())
             return True
         finally:
             await client.close()
@@ -134,7 +148,8 @@ class Deliverer:
 
 async def resolves_to_public(url: str) -> bool:
     """True when every address the URL's host resolves to is globally routable (no loopback,
-    private, link-local, reserved or multicast address); False when it does not resolve."""
+    private, link-local, reserved or multicast address); False when it does not resolve. An early,
+    clearly logged refusal only: the connection itself is checked again on the address it uses."""
     host = urlsplit(url).hostname
     if not host:
         return False
@@ -142,5 +157,5 @@ async def resolves_to_public(url: str) -> bool:
         infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError):
         return False
-    addresses = {ipaddress.ip_address(info[4][0]) for info in infos}
-    return bool(addresses) and all(address.is_global for address in addresses)
+    addresses = {str(info[4][0]) for info in infos}
+    return bool(addresses) and all(is_public(address) for address in addresses)

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import bittensor as bt
 from bittensor_wallet import Wallet
+from fastapi import HTTPException, Request
+from pydantic import ValidationError
 
 from subnet_proxy.config import AxonSettings
 from subnet_proxy.miner.body_limit import BodyLimitMiddleware
@@ -24,6 +28,25 @@ class AxonNotReady(RuntimeError):
     """The axon's server did not start listening in time (port taken, or uvicorn failed)."""
 
 
+BodyCheck = Callable[[Request], Coroutine[Any, Any, dict]]
+
+
+def _bad_body_is_400(verify: BodyCheck) -> BodyCheck:
+    """bittensor's body check rebuilds the synapse from the body in a route dependency (``attach``
+    binds it from the instance); a body that breaks the protocol (100,001 characters where 100,000
+    are allowed, not JSON, not UTF-8) raised out of it as a 500. It is the caller's error: 400."""
+
+    async def checked(request: Request) -> dict:
+        try:
+            return await verify(request)
+        except (ValueError, TypeError) as exc:  # pydantic's ValidationError, JSON and UTF-8 errors are ValueErrors
+            first = exc.errors()[0] if isinstance(exc, ValidationError) else None
+            where = f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}" if first else type(exc).__name__
+            raise HTTPException(status_code=400, detail=f"the request body is not a valid synapse ({where})") from None
+
+    return checked
+
+
 class MinerAxon:
     """One started axon; ``stop`` shuts it down."""
 
@@ -33,6 +56,7 @@ class MinerAxon:
         self.external_ip = external_ip or settings.external_ip
         self.axon = bt.Axon(wallet=wallet, ip=settings.ip, port=settings.port, external_ip=self.external_ip,
                             external_port=settings.external_port or settings.port)
+        self.axon.verify_body_integrity = _bad_body_is_400(self.axon.verify_body_integrity)  # type: ignore[method-assign,assignment]
         attach_service(self.axon, service)
         # Added last, so outermost: nothing of the axon's reads a body this layer refused.
         self.axon.app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)

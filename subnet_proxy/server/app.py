@@ -14,6 +14,7 @@ The factory owns none of its dependencies: the caller opens and closes the store
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import Callable, Mapping
@@ -26,7 +27,9 @@ from subnet_proxy.chain import MetagraphSnapshot
 from subnet_proxy.config import Settings
 from subnet_proxy.keys import KeyStore, seed_configured_keys
 from subnet_proxy.server import routes_admin, routes_health, routes_network, routes_results, routes_tasks
+from subnet_proxy.server.connections import ConnectionGuard
 from subnet_proxy.server.context import CONTEXT, HealthCheck, ServerContext
+from subnet_proxy.server.decoding import DecodeBudget
 from subnet_proxy.server.errors import error_middleware
 from subnet_proxy.server.limits import Limiter
 from subnet_proxy.server.metrics import Metrics
@@ -76,6 +79,7 @@ def create_app(
                                    nonce_cache_size=settings.proxy.nonce_cache_size),
         limiter=Limiter(),
         metrics=Metrics(),
+        decodes=DecodeBudget(per_key=settings.proxy.decodes_per_key, workers=settings.proxy.decode_workers),
     )
     app = web.Application(middlewares=[request_middleware, error_middleware])
     app[CONTEXT] = context
@@ -107,6 +111,8 @@ class RunningServer:
     """A started side-server: ``port`` is the bound port (useful with ``--proxy.port 0``)."""
 
     runner: web.AppRunner
+    listener: asyncio.Server
+    guard: ConnectionGuard
     host: str
     port: int
 
@@ -117,6 +123,7 @@ class RunningServer:
 
     async def stop(self) -> None:
         """Graceful: stop accepting, wake waiters, let in-flight requests finish (shutdown_grace_s)."""
+        self.listener.close()
         await self.runner.cleanup()
 
 
@@ -124,16 +131,20 @@ async def start_server(app: web.Application, settings: Settings, *, host: str | 
                        port: int | None = None) -> RunningServer:
     host = host if host is not None else settings.proxy.host
     port = port if port is not None else settings.proxy.port
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.proxy.shutdown_grace_s)
+    proxy = settings.proxy
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=proxy.shutdown_grace_s,
+                           keepalive_timeout=proxy.keepalive_s)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    bound = port
-    for address in runner.addresses:  # the real port when port 0 asked for any free one
-        bound = int(address[1])
-    log.info("side-server listening on %s:%d", host, bound)
+    assert runner.server is not None
+    # Our own listener (instead of web.TCPSite) so every connection goes through the guard.
+    guard = ConnectionGuard(runner.server, max_connections=proxy.max_connections,
+                            header_timeout_s=proxy.header_timeout_s)
+    listener = await asyncio.get_running_loop().create_server(guard, host or None, port, reuse_address=True,
+                                                              backlog=128)
+    bound = int(listener.sockets[0].getsockname()[1])  # the real port when port 0 asked for any free one
+    log.info("side-server listening on %s:%d (at most %d connections)", host, bound, proxy.max_connections)
     # Everything alive now (imported modules, loaded models, the app) lives as long as the process.
     # Frozen, it is skipped by the collector's full passes, which otherwise walked the whole start-up
     # heap: 45-60 ms pauses a few times a second under load, the whole p99 of a submit (measured).
     gc.freeze()
-    return RunningServer(runner=runner, host=host, port=bound)
+    return RunningServer(runner=runner, listener=listener, guard=guard, host=host, port=bound)

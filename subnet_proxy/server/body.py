@@ -6,10 +6,11 @@ import asyncio
 from typing import Any, TypeVar
 
 from aiohttp import web
+from aiohttp.http_exceptions import PayloadEncodingError
 from pydantic import BaseModel, ValidationError
 
 from subnet_proxy.server.context import ctx
-from subnet_proxy.server.errors import ApiError
+from subnet_proxy.server.errors import ApiError, ClientAborted
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -41,10 +42,13 @@ async def read_limited(request: web.Request, limit: int) -> bytes:
 
 async def _read(request: web.Request, limit: int) -> bytes:
     buf = bytearray()
-    while chunk := await request.content.readany():  # what has arrived; b"" at the end of the body
-        buf += chunk
-        if len(buf) > limit:
-            raise too_large(limit)
+    try:
+        while chunk := await request.content.readany():  # what has arrived; b"" at the end of the body
+            buf += chunk
+            if len(buf) > limit:
+                raise too_large(limit)
+    except (ConnectionError, PayloadEncodingError) as exc:  # the client hung up mid-body
+        raise ClientAborted(f"the client disconnected after {len(buf)} bytes of the body") from exc
     return bytes(buf)
 
 

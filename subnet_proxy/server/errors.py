@@ -69,6 +69,11 @@ class ApiError(Exception):
         self.details = details
 
 
+class ClientAborted(Exception):
+    """The client went away before its request was read in full: nobody to answer, nothing broken here
+    (counted as ``aborted``, logged at DEBUG, never a 500)."""
+
+
 def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     error: dict[str, Any] = {"code": code, "message": message}
     if details:
@@ -122,6 +127,8 @@ def to_api_error(exc: BaseException) -> ApiError | None:
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
+    except ClientAborted:
+        raise  # the request middleware counts it; there is no one to send an answer to
     except web.HTTPException as exc:
         if exc.status < 400:
             raise  # redirects and 2xx raised as exceptions pass through

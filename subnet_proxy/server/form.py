@@ -68,7 +68,7 @@ def _headers(block: bytes) -> dict[str, str]:
 
 
 def parse_form(body: bytes, boundary: bytes) -> list[FormField]:
-    """The fields of a multipart/form-data body, in order."""
+    """The fields of a multipart/form-data body, in order; each name at most once (400 ``duplicate_field``)."""
     delimiter = b"--" + boundary
     start = body.find(delimiter)
     if start < 0 or (start > 0 and body[start - 2:start] != b"\r\n"):
@@ -90,6 +90,8 @@ def parse_form(body: bytes, boundary: bytes) -> list[FormField]:
         if data_end < 0:
             raise malformed("the body ends before the closing boundary")
         name, filename = disposition(headers.get("content-disposition", ""))
+        if any(f.name == name for f in fields):  # else the last one would silently win
+            raise ApiError(400, "duplicate_field", f"form field {name!r} is sent more than once")
         fields.append(FormField(name=name, filename=filename, data=body[data_start:data_end]))
         if len(fields) > _MAX_PARTS:
             raise malformed(f"more than {_MAX_PARTS} form parts")

@@ -29,6 +29,8 @@ class Metrics:
                                    registry=self.registry)
         self.rate_limited = Counter("subnet_proxy_rate_limited", "Requests refused by rate or concurrency limits.",
                                     registry=self.registry)
+        self.aborted = Counter("subnet_proxy_http_aborted", "Requests the client abandoned before they were answered "
+                               "(disconnected mid-body); counted under status 499.", registry=self.registry)
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self._submitted = {kind: self.submitted.labels(kind.value) for kind in TaskKind}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -10,12 +11,14 @@ import time
 from aiohttp import web
 
 from subnet_proxy.server.context import CONTEXT
-from subnet_proxy.server.errors import Handler
+from subnet_proxy.server.errors import ClientAborted, Handler
 from subnet_proxy.server.request_keys import CALLER_ID, REQUEST_ID
 
 access_log = logging.getLogger("subnet_proxy.access")
 
 REQUEST_ID_HEADER = "X-Request-ID"
+#: the status a request the client abandoned is counted under (nginx's "client closed request").
+ABORTED = 499
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
 
 
@@ -42,6 +45,13 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
     except web.HTTPException as exc:  # redirects raised by handlers
         status = exc.status
         raise
+    except (ClientAborted, asyncio.CancelledError) as exc:  # the client went away: not our failure
+        status = ABORTED
+        context.metrics.aborted.inc()
+        access_log.debug("request %s aborted by the client: %s", request_id, exc or "disconnected")
+        if isinstance(exc, asyncio.CancelledError):
+            raise
+        return web.Response(status=ABORTED)  # never reaches anyone; ends the handler quietly
     finally:
         elapsed = time.perf_counter() - started
         route = route_label(request)

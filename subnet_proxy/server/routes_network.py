@@ -8,13 +8,12 @@ arrival); whatever a miner says about its own score or timing is dropped by the 
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from protocol import MAX_SUMMARY_CHARS, MAX_TRANSCRIPT_CHARS, AudioDecodeError, decode_audio, mime_type
+from protocol import MAX_SUMMARY_CHARS, MAX_TRANSCRIPT_CHARS, AudioDecodeError, mime_type
 from protocol.audio import b64decode
+from protocol.synapses import MAX_SAMPLE_RATE
 from subnet_proxy.api.schemas import (
     AnswerAccepted,
     EvaluationOutcome,
@@ -53,14 +52,16 @@ def dispatched_at(task: Task) -> float | None:
     return None
 
 
-async def _answer_fields(context: ServerContext, task: Task, answer: MinerAnswer) -> dict[str, object]:
-    """The stored fields of a well-formed answer for this task kind; 400 for anything else."""
+async def _answer_fields(context: ServerContext, task: Task, answer: MinerAnswer, owner: str) -> dict[str, object]:
+    """The stored fields of a well-formed answer for this task kind; 400 for anything else. Audio is
+    checked within ``owner``'s decode budget, at the protocol's rates (``decoding``)."""
     if task.kind is TaskKind.TTS:
         if not answer.audio_b64:
             raise ApiError(400, "missing_field", "a TTS answer needs audio_b64")
         try:
             audio = b64decode(answer.audio_b64)
-            decoded = await asyncio.to_thread(decode_audio, audio)
+            decoded = await context.decodes.probe(owner, audio, max_seconds=context.settings.proxy.max_audio_s,
+                                                  max_rate=MAX_SAMPLE_RATE)
         except (ValueError, AudioDecodeError) as exc:
             raise ApiError(400, "invalid_audio", f"audio_b64 is not decodable audio: {exc}") from exc
         ref = await context.blobs.put(audio, content_type=mime_type(decoded.format))
@@ -72,6 +73,12 @@ async def _answer_fields(context: ServerContext, task: Task, answer: MinerAnswer
     segments = [s.model_dump() for s in answer.segments] if answer.segments and task.kind is TaskKind.TRANSCRIPTION \
         else None
     return {"text": answer.text, "segments": segments}
+
+
+async def _not_answered_yet(context: ServerContext, task: Task, hotkey: str) -> None:
+    """409 before any decoding when this miner already answered (the store's write checks it again)."""
+    if any(r.hotkey == hotkey for r in await context.store.list_responses(task.task_id)):
+        raise ApiError(409, "already_answered", "this miner already answered this task")
 
 
 def _closed(status: TaskStatus) -> ApiError:
@@ -87,7 +94,8 @@ async def post_miner_response(request: web.Request) -> web.Response:
         raise ApiError(403, "not_assigned", "this hotkey was not assigned this task")
     if task.status not in _ACCEPTING:
         raise _closed(task.status)
-    fields = await _answer_fields(context, task, answer)
+    await _not_answered_yet(context, task, neuron.hotkey)
+    fields = await _answer_fields(context, task, answer, "hotkey:" + neuron.hotkey)
     received = utcnow()
     sent = dispatched_at(task)
     response = MinerResponse(task_id=task.task_id, hotkey=neuron.hotkey, uid=neuron.uid, state="ok",

@@ -7,7 +7,6 @@ unreferenced blob (retention removes those), never a task without its input.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from datetime import timedelta
 
@@ -115,9 +114,11 @@ async def _read_form(request: web.Request, limit: int) -> tuple[bytes | None, st
     return audio, language
 
 
-async def audio_input(context: ServerContext, audio: bytes, *, declared: str | None, language: str | None) -> TaskInput:
-    """Check the audio (``probe_audio``: decoded, or for integer-PCM WAV its header read), then store
-    it; the TaskInput that refers to it."""
+async def audio_input(context: ServerContext, audio: bytes, *, declared: str | None, language: str | None,
+                      owner: str) -> TaskInput:
+    """Check the audio (``probe_audio``: decoded block by block, or for integer-PCM WAV its header
+    read; a decode within ``owner``'s budget, see ``decoding``), then store it; the TaskInput that
+    refers to it."""
     if language is not None and not _LANGUAGE.match(language):
         raise ApiError(400, "invalid_request", "language must be an ISO 639 code such as 'en' or 'pt-BR'")
     if not audio:
@@ -132,9 +133,10 @@ async def audio_input(context: ServerContext, audio: bytes, *, declared: str | N
         if container == "wav" and len(audio) <= _INLINE_WAV_BYTES:
             probed = probe_audio(audio, max_seconds=max_s)
         else:
-            probed = await asyncio.to_thread(probe_audio, audio, max_seconds=max_s)
-    except AudioTooLongError as exc:
-        raise ApiError(413, "audio_too_long", f"audio is longer than the limit of {max_s:g} s") from exc
+            probed = await context.decodes.probe(owner, audio, max_seconds=max_s)
+    except AudioTooLongError as exc:  # or needs more decoded samples than allowed (AudioTooLargeError)
+        raise ApiError(413, "audio_too_long", f"audio is longer than the limit of {exc.limit_s:.1f} s"
+                       + ("" if exc.limit_s == max_s else " at its sample rate and channel count")) from exc
     except AudioDecodeError as exc:
         raise ApiError(400, "invalid_audio", str(exc)) from exc
     if declared is not None and declared != probed.format:
@@ -162,7 +164,8 @@ async def submit_transcription(request: web.Request) -> web.Response:
         declared, language = body.format, body.language
     else:
         raise ApiError(415, "unsupported_media_type", "send multipart/form-data (field 'audio') or application/json")
-    task_input = await audio_input(context, audio, declared=declared, language=language)
+    task_input = await audio_input(context, audio, declared=declared, language=language,
+                                   owner=request[API_KEY].key_id)
     return await accept(request, TaskKind.TRANSCRIPTION, task_input, idem_key)
 
 

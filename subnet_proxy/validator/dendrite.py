@@ -6,7 +6,11 @@ same JSON body), so stock axons accept it; what differs is the cost and the fail
 
 - the synapse is serialized, hashed and its headers built ONCE per fan-out; each axon only adds its
   own terminal headers and signature (stock bittensor redoes all of it, schema included, per axon);
-- one shared aiohttp session with bounded connections, kept alive across fan-outs;
+- one shared session with bounded connections, kept alive across fan-outs, through
+  ``outbound.OutboundHTTP``: a miner's redirect is never followed (a 3xx is an ``http_error``: a
+  307 would re-POST the client's input and our signed headers anywhere, and the reply would be
+  taken as that miner's answer), and outside local mode only public axon addresses are connected
+  to (``OutboundPolicy``; the resync skips the others before any task is sent, see ``loops``);
 - a response body limit: a Content-Length over it is refused unread, a chunked body is cut off at it;
 - results come back AS THEY COMPLETE, with the latency this validator measured, and every failure
   is a classified :class:`AxonResult` (timeout, unreachable, http status, oversize, invalid), never
@@ -34,6 +38,7 @@ from bittensor_wallet import Keypair
 from pydantic import ValidationError
 
 from subnet_proxy.chain import Neuron
+from subnet_proxy.outbound import OutboundHTTP, OutboundPolicy, refused_address
 
 #: room for the terminal headers an axon adds to the echoed request in its answer.
 TERMINAL_SLACK_BYTES = 16 * 1024
@@ -91,29 +96,21 @@ class FanoutDendrite:
         external_ip: str,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         max_per_axon: int = DEFAULT_MAX_PER_AXON,
+        outbound: OutboundPolicy | None = None,
     ) -> None:
+        """``outbound``: where axons may be; default public addresses only (local mode passes
+        ``OutboundPolicy(allow_private=True)``)."""
         self.keypair = keypair
         self.hotkey = keypair.ss58_address
         self.external_ip = external_ip
-        self._max_connections = max_connections
-        self._max_per_axon = max_per_axon
-        self._session: aiohttp.ClientSession | None = None
+        self._http = OutboundHTTP(outbound or OutboundPolicy(), timeout=aiohttp.ClientTimeout(total=None),
+                                  max_connections=max_connections, max_per_host=max_per_axon, keepalive_s=60,
+                                  auto_decompress=False)
         self._lanes: dict[str, list[str]] = {}
         self._last_nonce = 0
 
-    # -- session ------------------------------------------------------------------------------------
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(
-                limit=self._max_connections, limit_per_host=self._max_per_axon, keepalive_timeout=60
-            )
-            self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
-        return self._session
-
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.close()
 
     async def __aenter__(self) -> "FanoutDendrite":
         return self
@@ -222,7 +219,7 @@ class FanoutDendrite:
             headers, body = self._signed(prepared, target, lane)
             url = f"http://{target.ip}:{target.port}{prepared.url_path}"
             async with asyncio.timeout(prepared.timeout):
-                async with self._get_session().post(url, data=body, headers=headers) as response:
+                async with self._http.post(url, data=body, headers=headers) as response:
                     raw = await _read_bounded(response, prepared.max_body_bytes)
                     if raw is None:
                         return result("oversize", status_code=response.status,
@@ -234,6 +231,8 @@ class FanoutDendrite:
         except TimeoutError:
             return result("timeout", message=f"no answer within {prepared.timeout:.2f}s")
         except (aiohttp.ClientConnectionError, OSError) as exc:
+            if refused_address(exc):
+                return result("unreachable", message=f"axon {target.ip} is a non-public address; not contacted")
             return result("unreachable", message=f"{type(exc).__name__}: {exc}"[:300])
         except aiohttp.ClientError as exc:
             return result("invalid", message=f"{type(exc).__name__}: {exc}"[:300])

@@ -6,11 +6,13 @@ snapshot held by ``MetagraphView``, so a slow chain endpoint delays a resync, ne
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from subnet_proxy.blobs.base import BlobStore
 from subnet_proxy.chain import Chain, MetagraphSnapshot
 from subnet_proxy.config import RetentionSettings
+from subnet_proxy.outbound import is_public
 from subnet_proxy.retention import run_retention
 from subnet_proxy.store.base import StoreMaintenance
 from subnet_proxy.telemetry import Telemetry
@@ -35,19 +37,40 @@ class MetagraphView:
         self._snapshot = snapshot
 
 
+def without_private_axons(snapshot: MetagraphSnapshot) -> tuple[MetagraphSnapshot, list[int]]:
+    """The snapshot with every axon on a non-public address (private, loopback, link-local,
+    multicast, unspecified) shown as not serving, and the uids so changed. Only the axon goes:
+    stake, permits and hotkeys (what quorums and signed callers are checked against) stay."""
+    skipped = [n.uid for n in snapshot.neurons if n.is_serving and not is_public(n.ip)]
+    if not skipped:
+        return snapshot, skipped
+    neurons = tuple(dataclasses.replace(n, ip="0.0.0.0", port=0) if n.uid in skipped else n
+                    for n in snapshot.neurons)
+    return MetagraphSnapshot(netuid=snapshot.netuid, block=snapshot.block, neurons=neurons), skipped
+
+
 class ResyncLoop(LoopRunner):
-    """Fetch the metagraph, let the ScoreBook follow it (new uids, replaced hotkeys), publish it."""
+    """Fetch the metagraph, let the ScoreBook follow it (new uids, replaced hotkeys), publish it.
+    Outside local mode (``public_axons_only``) axons on non-public addresses are never queried:
+    they are dropped here, once per resync with one log line, rather than refused per task."""
 
     name = "resync"
 
-    def __init__(self, chain: Chain, view: MetagraphView, scores: ScoreBook, *, interval_s: float) -> None:
+    def __init__(self, chain: Chain, view: MetagraphView, scores: ScoreBook, *, interval_s: float,
+                 public_axons_only: bool = True) -> None:
         super().__init__(interval_s=interval_s)
         self.chain = chain
         self.view = view
         self.scores = scores
+        self.public_axons_only = public_axons_only
 
     async def run_step(self) -> None:
         snapshot = await self.chain.snapshot()
+        if self.public_axons_only:
+            snapshot, skipped = without_private_axons(snapshot)
+            if skipped:
+                log.warning("resync at block %d: %d axons on non-public addresses are not queried (uids %s)",
+                            snapshot.block, len(skipped), skipped[:50])
         reset = self.scores.sync(snapshot)
         self.view.update(snapshot)
         await self.scores.persist()

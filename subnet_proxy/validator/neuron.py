@@ -23,6 +23,7 @@ from subnet_proxy.blobs.base import BlobStore
 from subnet_proxy.chain import Chain, ChainError, MetagraphSnapshot
 from subnet_proxy.config import Settings
 from subnet_proxy.engines import Engines
+from subnet_proxy.outbound import OutboundPolicy
 from subnet_proxy.store.base import TaskStore
 from subnet_proxy.tasks import MinerStat
 from subnet_proxy.telemetry import Telemetry
@@ -74,8 +75,10 @@ class Validator:
         self.scores = ScoreBook.restore(scores_path(settings), alpha=neuron.moving_average_alpha)
         self.metagraph = MetagraphView(MetagraphSnapshot(netuid=settings.netuid, block=0, neurons=()))
         # Every task in flight may be talking to the same miner at once: one connection each.
+        local = settings.mock.enabled  # a loopback subnet: axons on 127.0.0.1 are expected
         self.dendrite = FanoutDendrite(keypair, external_ip=external_ip,
-                                       max_per_axon=max(DEFAULT_MAX_PER_AXON, neuron.concurrency))
+                                       max_per_axon=max(DEFAULT_MAX_PER_AXON, neuron.concurrency),
+                                       outbound=OutboundPolicy(allow_private=local))
         rng = rng or random.Random()
         self.dispatcher = Dispatcher(settings, store, blobs, self.dendrite,
                                      ScoredSelector(self.scores, self.hotkey, rng), self.metagraph, claimer=self.hotkey)
@@ -94,7 +97,8 @@ class Validator:
             on_dispatched=self.synthetic.note_task if self.synthetic else None,
         )
         block_s = settings.mock.block_time_s if settings.mock.enabled else 12.0
-        self.resync = ResyncLoop(chain, self.metagraph, self.scores, interval_s=neuron.resync_s)
+        self.resync = ResyncLoop(chain, self.metagraph, self.scores, interval_s=neuron.resync_s,
+                                 public_axons_only=not local)
         self.weights = WeightsLoop(
             WeightSetter(chain, self.scores, own_hotkey=self.hotkey, epoch_length=neuron.epoch_length),
             self.metagraph, self.scores, interval_s=block_s, telemetry=telemetry,

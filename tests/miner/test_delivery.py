@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -199,3 +200,90 @@ async def test_a_job_within_the_timeout_answers_on_the_synapse_and_delivers_noth
     assert answer.transcript == "a slow transcript" and answer.axon.status_code is None
     assert deliverer.pending == 0 and receiver.received == []
     service.engines.close()
+
+
+@dataclass
+class Metadata:
+    """A loopback "cloud metadata" service holding a secret: nothing the miner sends may reach it."""
+
+    url: str = ""
+    hits: list[str] = field(default_factory=list)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.hits.append(f"{request.method} {request.path}")
+        return web.Response(status=500, text="AKIA-METADATA-SECRET")
+
+
+async def _serve(app: web.Application) -> tuple[web.AppRunner, int]:
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, port
+
+
+@pytest.fixture
+async def metadata() -> AsyncIterator[Metadata]:
+    meta = Metadata()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", meta.handle)
+    runner, port = await _serve(app)
+    meta.url = f"http://127.0.0.1:{port}/latest/meta-data/iam/credentials"
+    yield meta
+    await runner.cleanup()
+
+
+@pytest.mark.parametrize("status", [307, 303, 302])
+async def test_a_redirecting_validator_never_steers_the_signed_body_elsewhere(metadata, status, caplog):
+    """A 307 would re-POST the signed answer, a 303 turn it into a GET of the metadata path: neither
+    is followed, the 3xx is a final refusal, and no foreign reply body is ever logged."""
+    async def redirect(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(status=status, headers={"Location": metadata.url}, text="go there")
+
+    app = web.Application()
+    app.router.add_post("/api/v1/miner/response", redirect)
+    runner, port = await _serve(app)
+    caplog.set_level("DEBUG")
+    try:
+        deliverer = Deliverer(MINER, FAST)
+        deliverer.later(_done("x"), lambda text: LateAnswer(text=text),
+                        _to(f"http://127.0.0.1:{port}/api/v1/miner/response"))
+        await _drain(deliverer)
+    finally:
+        await runner.cleanup()
+    assert metadata.hits == []
+    assert "SECRET" not in caplog.text and "go there" not in caplog.text
+
+
+async def test_a_foreign_reply_body_is_never_logged(metadata, caplog):
+    caplog.set_level("DEBUG")
+    deliverer = Deliverer(MINER, DeliveryPolicy(attempts=2, first_pause_s=0.01, request_timeout_s=2.0,
+                                                public_only=False))
+    deliverer.later(_done("x"), lambda text: LateAnswer(text=text), _to(metadata.url))
+    await _drain(deliverer)
+    assert len(metadata.hits) == 2  # local mode: loopback allowed, a 500 retried
+    assert "SECRET" not in caplog.text
+    assert "500" in caplog.text
+
+
+async def test_a_rebinding_name_never_reaches_loopback(metadata, monkeypatch):
+    """The name answers a public address first (the check passes), then 127.0.0.1: the address
+    connected to is always the one checked, so the loopback service is never reached."""
+    loop = asyncio.get_running_loop()
+    answers = ["8.8.8.8", "127.0.0.1", "127.0.0.1", "127.0.0.1"]
+    real = loop.getaddrinfo
+
+    async def rebinding(host, port, *args, **kwargs):
+        if host != "rebind.example":
+            return await real(host, port, *args, **kwargs)
+        address = answers.pop(0) if answers else "127.0.0.1"
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port or 0))]
+
+    monkeypatch.setattr(loop, "getaddrinfo", rebinding)
+    port = int(metadata.url.split(":")[2].split("/")[0])
+    guarded = Deliverer(MINER, DeliveryPolicy(attempts=3, first_pause_s=0.01, request_timeout_s=0.5))
+    guarded.later(_done("x"), lambda text: LateAnswer(text=text),
+                  _to(f"http://rebind.example:{port}/latest/meta-data"))
+    await _drain(guarded, timeout=10)
+    assert metadata.hits == []

@@ -11,11 +11,13 @@ import pytest
 from aiohttp import web
 
 from protocol import MAX_SUMMARY_CHARS, SummarizationSynapse
+from subnet_proxy.outbound import OutboundPolicy
 from subnet_proxy.validator.dendrite import FanoutDendrite
 from tests.conftest import free_port
 from tests.validator.axons import neuron, raw_server, running_axon
 
 MB = 1 << 20
+LOCAL = OutboundPolicy(allow_private=True)  # axons on 127.0.0.1: local mode
 SOURCE = "The river rose overnight. Farmers moved their herds to higher ground before dawn."
 
 
@@ -34,7 +36,7 @@ def refuse_all(synapse: SummarizationSynapse) -> typing.Tuple[bool, str]:  # noq
 
 @pytest.fixture
 async def dendrite(wallet_factory):
-    client = FanoutDendrite(wallet_factory("validator").hotkey, external_ip="127.0.0.1")
+    client = FanoutDendrite(wallet_factory("validator").hotkey, external_ip="127.0.0.1", outbound=LOCAL)
     yield client
     await client.close()
 
@@ -198,3 +200,44 @@ async def test_server_errors_and_unreachable_axons_are_classified(dendrite):
     assert by_uid[0].outcome == "http_error" and by_uid[0].status_code == 500
     assert by_uid[0].message == "engine crashed"
     assert by_uid[1].outcome == "unreachable"
+
+
+@pytest.mark.parametrize("status", [307, 308, 303, 302])
+async def test_a_redirecting_axon_is_an_http_error_and_never_followed(dendrite, status):
+    """A hostile axon answering 307 would make the validator re-POST the client's input and its signed
+    headers anywhere, and take that reply as the miner's answer."""
+    elsewhere: list[str] = []
+
+    async def redirect(request: web.Request) -> web.Response:
+        if request.path == "/elsewhere":
+            elsewhere.append(request.method)
+            return web.json_response({"summary": "planted answer"})
+        return web.Response(status=status, headers={"Location": "/elsewhere"})
+
+    runner, port = await raw_server(redirect)
+    try:
+        [result] = await dendrite.query(SummarizationSynapse(text=SOURCE), [neuron(0, "5Fake", port)],
+                                        timeout=5.0, max_output_bytes=MB)
+    finally:
+        await runner.cleanup()
+    assert result.outcome == "http_error" and result.status_code == status
+    assert elsewhere == []
+
+
+async def test_outside_local_mode_a_private_axon_is_never_contacted(wallet_factory):
+    hits: list[str] = []
+
+    async def record(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        return web.json_response({"summary": "x"})
+
+    runner, port = await raw_server(record)
+    guarded = FanoutDendrite(wallet_factory("validator").hotkey, external_ip="127.0.0.1")
+    try:
+        [result] = await guarded.query(SummarizationSynapse(text=SOURCE), [neuron(0, "5Fake", port)],
+                                       timeout=5.0, max_output_bytes=MB)
+    finally:
+        await guarded.close()
+        await runner.cleanup()
+    assert result.outcome == "unreachable" and "non-public" in (result.message or "")
+    assert hits == []

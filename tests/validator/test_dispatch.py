@@ -14,6 +14,7 @@ from protocol import SummarizationSynapse
 from subnet_proxy.blobs import LocalBlobStore
 from subnet_proxy.chain import MetagraphSnapshot, Neuron
 from subnet_proxy.config import NeuronSettings, ProxySettings, Settings
+from subnet_proxy.outbound import OutboundPolicy
 from subnet_proxy.store import LeaseLost, SQLiteTaskStore
 from subnet_proxy.store.watched import WatchedStore
 from subnet_proxy.tasks import MinerResponse, Task, TaskInput, TaskKind, TaskStatus, utcnow
@@ -44,7 +45,8 @@ async def dispatching(tmp_path, wallet_factory, forward, *, store, claimer: str,
     """A summarization task claimed by ``claimer``, a real axon serving ``forward``, and a dispatcher
     that asks only that miner."""
     blobs = LocalBlobStore(tmp_path / "blobs")
-    dendrite = FanoutDendrite(wallet_factory("validator").hotkey, external_ip="127.0.0.1")
+    dendrite = FanoutDendrite(wallet_factory("validator").hotkey, external_ip="127.0.0.1",
+                              outbound=OutboundPolicy(allow_private=True))
     try:
         task = Task(kind=TaskKind.SUMMARIZATION, owner="client",
                     input=TaskInput(text="The river rose overnight. Farmers moved their herds.", max_words=10))

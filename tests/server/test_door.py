@@ -1,0 +1,54 @@
+"""Refusals at the door that used to pass or crash: invisible text, duplicate form fields, aborted bodies."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from tests.server.conftest import Harness, auth, error_of
+
+INVISIBLE = ["\u200b", "\u200b\u200c\u200d\u2060\ufeff", "\u00ad\u200e\u200f", " \u3000\u200b\t\n", "\U000e0041"]
+
+
+@pytest.mark.parametrize("text", INVISIBLE)
+@pytest.mark.parametrize("path", ["/api/v1/tts", "/api/v1/summarization"])
+async def test_text_of_only_invisible_characters_is_refused(harness: Harness, path: str, text: str) -> None:
+    resp = await harness.client.post(path, json={"text": text}, headers=auth())
+    assert resp.status == 400 and await error_of(resp) == "invalid_request"
+    visible = await harness.client.post(path, json={"text": "\u200bHello there, how are you today?"},
+                                        headers=auth())
+    assert visible.status == 202
+
+
+async def test_a_form_with_two_audio_parts_is_refused(harness: Harness, wav_bytes: bytes) -> None:
+    boundary = "b0undary"
+    part = (f'--{boundary}\r\nContent-Disposition: form-data; name="audio"; filename="a.wav"\r\n'
+            "Content-Type: audio/wav\r\n\r\n").encode() + wav_bytes + b"\r\n"
+    body = part + part + f"--{boundary}--\r\n".encode()
+    resp = await harness.client.post("/api/v1/transcription", data=body,
+                                     headers={**auth(), "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert resp.status == 400 and await error_of(resp) == "duplicate_field"
+
+
+async def test_a_client_that_disconnects_mid_body_is_an_abort_not_a_500(harness: Harness, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    server = harness.client.server
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    writer.write(b"POST /api/v1/summarization HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Authorization: Bearer " + auth()["Authorization"].split()[1].encode() +
+                 b"\r\nContent-Length: 100000\r\n\r\n{\"text\": \"half a bo")
+    await writer.drain()
+    await asyncio.sleep(0.05)  # the handler is reading the body
+    writer.close()
+    await writer.wait_closed()
+    metrics = ""
+    for _ in range(100):  # the server notices the disconnect on its next read
+        metrics = await (await harness.client.get("/metrics")).text()
+        if "aborted" in metrics:
+            break
+        await asyncio.sleep(0.02)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records]
+    assert 'status="500"' not in metrics
+    assert "aborted" in metrics
