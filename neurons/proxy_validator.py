@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from subnet_proxy.chain import ChainError
 from subnet_proxy.config import Settings, build_settings
 from subnet_proxy.engines import ModelLoadError
+from subnet_proxy.kinds.challenges import CorpusError
 from subnet_proxy.store import StoreError
 from subnet_proxy.telemetry import setup_logging
-from subnet_proxy.validator.challenges import CorpusError
 from subnet_proxy.validator.mock_miners import MockMinerError
 from subnet_proxy.validator.run import run_validator
 from subnet_proxy.wallets import WalletError

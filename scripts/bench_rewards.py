@@ -36,9 +36,10 @@ from protocol import decode_audio, encode_audio  # noqa: E402
 from subnet_proxy.blobs.local import LocalBlobStore  # noqa: E402
 from subnet_proxy.config import EngineSettings  # noqa: E402
 from subnet_proxy.engines import Engines, build_engines  # noqa: E402
-from subnet_proxy.rewards import REGISTRY, ScoringEngines, score_task, task_timeout  # noqa: E402
+from subnet_proxy.kinds import REGISTRY, score_task, task_timeout  # noqa: E402
+from subnet_proxy.kinds.challenges import Corpus  # noqa: E402
+from subnet_proxy.rewards import ScoringEngines  # noqa: E402
 from subnet_proxy.tasks import MinerResponse, Task, TaskKind, utcnow  # noqa: E402
-from subnet_proxy.validator.challenges import Corpus  # noqa: E402
 
 BASE_TIMEOUT_S = 12.0
 

@@ -7,6 +7,8 @@
     subnet-proxy result TASK_ID -o out.wav
 
 The server URL and key come from ``--url``/``--api-key`` or ``SUBNET_PROXY_URL``/``SUBNET_PROXY_API_KEY``.
+The ``submit`` verbs are the registered task kinds' (``KindSpec.cli``); a kind whose result is audio
+always waits, to write the file.
 """
 
 from __future__ import annotations
@@ -24,17 +26,9 @@ from typing import TextIO
 from protocol.audio import sniff_format
 from subnet_proxy.api.schemas import TaskStatusView
 from subnet_proxy.client import ProxyClient, ProxyError, TaskResult
+from subnet_proxy.kinds import REGISTRY, ResultMedia, submit_path
 
 DEFAULT_URL = "http://127.0.0.1:8000"
-
-
-def _text_arg(value: str) -> str:
-    """Text given inline, as ``@file``, or ``-`` for standard input."""
-    if value == "-":
-        return sys.stdin.read()
-    if value.startswith("@"):
-        return Path(value[1:]).read_text(encoding="utf-8")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,16 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     submit = sub.add_parser("submit", help="Submit a task.")
     kinds = submit.add_subparsers(dest="kind", required=True)
-    tr = kinds.add_parser("transcription", help="Transcribe an audio file.")
-    tr.add_argument("file", type=Path)
-    tr.add_argument("--language")
-    tts = kinds.add_parser("tts", help="Speak a text (writes audio; implies --wait).")
-    tts.add_argument("text")
-    tts.add_argument("--voice")
-    sm = kinds.add_parser("summarize", aliases=["summarization"], help="Summarize a text (inline, @file or -).")
-    sm.add_argument("text")
-    sm.add_argument("--max-words", type=int)
-    for p in (tr, tts, sm):
+    for spec in REGISTRY.values():
+        if spec.cli is None:
+            continue
+        p = kinds.add_parser(spec.cli.name, aliases=list(spec.cli.aliases), help=spec.cli.help)
+        spec.cli.add_arguments(p)
+        p.set_defaults(spec=spec)
         p.add_argument("--wait", action="store_true", help="Wait for the result with a progress display.")
         p.add_argument("--final", action="store_true", help="Wait for the evaluated result, not the first answer.")
         p.add_argument("-o", "--output", type=Path, help="Write the result here (audio for TTS).")
@@ -145,16 +135,10 @@ async def run(args: argparse.Namespace) -> int:
                     return 3
                 emit(found, args.output, args.task_id)
         else:
-            if args.kind == "transcription":
-                accepted = await client.submit_transcription(args.file, language=args.language,
-                                                             idempotency_key=args.idempotency_key)
-            elif args.kind == "tts":
-                accepted = await client.submit_tts(args.text, voice=args.voice, idempotency_key=args.idempotency_key)
-            else:
-                accepted = await client.submit_summarization(_text_arg(args.text), max_words=args.max_words,
-                                                             idempotency_key=args.idempotency_key)
+            spec = args.spec
+            accepted = await spec.cli.submit(client, submit_path(spec.kind), args)
             print(json.dumps(accepted.model_dump(mode="json")), file=sys.stderr if args.wait else sys.stdout)
-            if args.wait or args.kind == "tts":
+            if args.wait or spec.result is ResultMedia.AUDIO:
                 await _wait_and_emit(client, accepted.task_id, args)
     return 0
 

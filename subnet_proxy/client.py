@@ -187,8 +187,13 @@ class ProxyClient:
         return {"Idempotency-Key": key} if key else {}
 
     # -- client endpoints ------------------------------------------------------------------------------
-    async def submit_transcription(self, audio: bytes | Path, *, language: str | None = None,
-                                   filename: str = "audio", idempotency_key: str | None = None) -> TaskAccepted:
+    async def submit(self, path: str, body: BaseModel, *, idempotency_key: str | None = None) -> TaskAccepted:
+        """Submit a task of a kind taking a JSON body (``path``: its endpoint, ``/api/v1/<kind>``)."""
+        return await self._json("POST", path, TaskAccepted, payload=body, headers=self._idempotency(idempotency_key))
+
+    async def submit_audio(self, path: str, audio: bytes | Path, *, language: str | None = None,
+                           filename: str = "audio", idempotency_key: str | None = None) -> TaskAccepted:
+        """Submit a task of a kind taking an audio upload (a multipart form)."""
         if isinstance(audio, Path):
             filename, audio = audio.name, await asyncio.to_thread(audio.read_bytes)
         form = aiohttp.FormData()
@@ -196,20 +201,23 @@ class ProxyClient:
         if language:
             form.add_field("language", language)
         headers = {**self._key_headers(), **self._idempotency(idempotency_key)}
-        async with self.session.post(self.base_url + "/api/v1/transcription", data=form, headers=headers) as resp:
+        async with self.session.post(self.base_url + path, data=form, headers=headers) as resp:
             await _raise_for_error(resp)
             return TaskAccepted.model_validate(await _read_json(resp))
 
+    async def submit_transcription(self, audio: bytes | Path, *, language: str | None = None,
+                                   filename: str = "audio", idempotency_key: str | None = None) -> TaskAccepted:
+        return await self.submit_audio("/api/v1/transcription", audio, language=language, filename=filename,
+                                       idempotency_key=idempotency_key)
+
     async def submit_tts(self, text: str, *, voice: str | None = None,
                          idempotency_key: str | None = None) -> TaskAccepted:
-        return await self._json("POST", "/api/v1/tts", TaskAccepted, payload=TTSRequest(text=text, voice=voice),
-                                headers=self._idempotency(idempotency_key))
+        return await self.submit("/api/v1/tts", TTSRequest(text=text, voice=voice), idempotency_key=idempotency_key)
 
     async def submit_summarization(self, text: str, *, max_words: int | None = None,
                                    idempotency_key: str | None = None) -> TaskAccepted:
-        return await self._json("POST", "/api/v1/summarization", TaskAccepted,
-                                payload=SummarizationRequest(text=text, max_words=max_words),
-                                headers=self._idempotency(idempotency_key))
+        return await self.submit("/api/v1/summarization", SummarizationRequest(text=text, max_words=max_words),
+                                 idempotency_key=idempotency_key)
 
     async def status(self, task_id: str) -> TaskStatusView:
         return await self._json("GET", f"/api/v1/task/{task_id}/status", TaskStatusView)

@@ -17,9 +17,9 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 
 def utcnow() -> datetime:
@@ -60,9 +60,31 @@ new_task_id = TaskIdSource()
 
 
 class TaskKind(StrEnum):
+    """The built-in kinds' names. Which kinds exist is the registry's to say (``subnet_proxy.kinds``):
+    a task's kind is any registered name (``KindName``), these are only the ones shipped."""
+
     TRANSCRIPTION = "transcription"
     TTS = "tts"
     SUMMARIZATION = "summarization"
+
+
+#: a kind's name on the wire, in URLs and in storage: a lowercase word.
+KIND_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
+
+
+def _builtin_member(name: str) -> str:
+    """A built-in name as its TaskKind member (so ``task.kind is TaskKind.TTS`` keeps holding), any
+    other name as it is: a kind registered elsewhere is a plain string."""
+    try:
+        return TaskKind(name)
+    except ValueError:
+        return name
+
+
+#: a task kind's name. Whether it is registered is checked where the kind is used (the registry), not
+#: here: the task model sits below the kinds and must load tasks of any kind.
+KindName = Annotated[str, Field(pattern=KIND_PATTERN, examples=[k.value for k in TaskKind]),
+                     AfterValidator(_builtin_member)]
 
 
 class TaskStatus(StrEnum):
@@ -142,7 +164,7 @@ class Task(_Model):
     """A unit of work, from client submission (or a synthetic challenge) to its final result."""
 
     task_id: str = Field(default_factory=new_task_id)
-    kind: TaskKind
+    kind: KindName
     status: TaskStatus = TaskStatus.PENDING
     owner: str = Field(description="API key id of the client, or 'synthetic:<validator hotkey>'.")
     idempotency_key: str | None = None
@@ -236,7 +258,7 @@ class FinalResult(_Model):
     """The answer a client gets: the best valid response, chosen by evaluation."""
 
     task_id: str
-    kind: TaskKind
+    kind: KindName
     hotkey: str
     uid: int
     score: float

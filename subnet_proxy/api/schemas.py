@@ -17,7 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from protocol import MAX_SUMMARY_CHARS, MAX_SUMMARY_SOURCE_CHARS, MAX_TRANSCRIPT_CHARS, MAX_TTS_TEXT_CHARS
 from protocol.audio import AudioFormat
 from protocol.synapses import MAX_AUDIO_B64_CHARS, Segment
-from subnet_proxy.tasks import MinerReward, MinerStat, ResponseState, TaskError, TaskKind, TaskStatus, Transition
+from subnet_proxy.tasks import KindName, MinerReward, MinerStat, ResponseState, TaskError, TaskStatus, Transition
 
 LANGUAGE_PATTERN = r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$"
 VOICE_PATTERN = r"^[A-Za-z0-9_.\-]{1,64}$"
@@ -110,7 +110,7 @@ class FinalView(Strict):
 
 class TaskStatusView(Strict):
     task_id: str
-    kind: TaskKind
+    kind: KindName
     status: TaskStatus
     created_at: datetime
     updated_at: datetime
@@ -126,7 +126,7 @@ class TextResult(Strict):
     """A text result (transcription, summarization); audio results are served as audio bytes."""
 
     task_id: str
-    kind: TaskKind
+    kind: KindName
     stage: Literal["first", "final"] = Field(description="'first': the first valid answer, not yet evaluated.")
     uid: int
     text: str | None = None
@@ -189,7 +189,7 @@ class ValidatorTask(Strict):
     """A task ready for evaluation. Never carries ground truth nor whether the task is synthetic."""
 
     task_id: str
-    kind: TaskKind
+    kind: KindName
     created_at: datetime
     input: ValidatorInput
     responses: list[ValidatorResponseView]

@@ -1,13 +1,13 @@
 """The aiohttp side-server: client task API, signed neuron endpoints, admin keys, health, metrics, OpenAPI docs."""
 
-from subnet_proxy.server.app import ENDPOINTS, RunningServer, create_app, start_server
+from subnet_proxy.server.app import RunningServer, create_app, endpoints, start_server
 from subnet_proxy.server.context import CONTEXT, ServerContext
 
 __all__ = [
     "CONTEXT",
-    "ENDPOINTS",
     "RunningServer",
     "ServerContext",
     "create_app",
+    "endpoints",
     "start_server",
 ]

@@ -43,13 +43,17 @@ from subnet_proxy.tasks import MinerStat
 
 log = logging.getLogger("subnet_proxy.server")
 
-ENDPOINTS: list[Endpoint] = [
-    *routes_tasks.ENDPOINTS,
-    *routes_results.ENDPOINTS,
-    *routes_network.ENDPOINTS,
-    *routes_admin.ENDPOINTS,
-    *routes_health.ENDPOINTS,
-]
+
+
+def endpoints() -> list[Endpoint]:
+    """Every route: one submit endpoint per registered task kind, then the fixed ones."""
+    return [
+        *routes_tasks.endpoints(),
+        *routes_results.ENDPOINTS,
+        *routes_network.ENDPOINTS,
+        *routes_admin.ENDPOINTS,
+        *routes_health.ENDPOINTS,
+    ]
 
 
 def create_app(
@@ -83,8 +87,9 @@ def create_app(
     )
     app = web.Application(middlewares=[request_middleware, error_middleware])
     app[CONTEXT] = context
-    add_endpoints(app, ENDPOINTS)
-    app.add_routes(docs_routes(build_openapi(ENDPOINTS)))
+    table = endpoints()
+    add_endpoints(app, table)
+    app.add_routes(docs_routes(build_openapi(table)))
     app.on_startup.append(_seed_keys)
     app.on_shutdown.append(_begin_shutdown)
     app.on_response_prepare.append(add_request_id_on_prepare)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from subnet_proxy.tasks import MinerStat, TaskKind, TaskStatus
+from subnet_proxy.kinds import REGISTRY
+from subnet_proxy.tasks import MinerStat, TaskStatus
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -32,7 +33,8 @@ class Metrics:
         self.aborted = Counter("subnet_proxy_http_aborted", "Requests the client abandoned before they were answered "
                                "(disconnected mid-body); counted under status 499.", registry=self.registry)
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
-        self._submitted = {kind: self.submitted.labels(kind.value) for kind in TaskKind}
+        # one child per kind registered now, so every kind shows from the first scrape (0 until used)
+        self._submitted = {kind: self.submitted.labels(kind) for kind in REGISTRY}
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         # the labelled children are looked up once per (method, route, status): ``labels()`` costs more
@@ -46,8 +48,8 @@ class Metrics:
         if status == 429:
             self.rate_limited.inc()
 
-    def count_submitted(self, kind: TaskKind) -> None:
-        self._submitted[kind].inc()
+    def count_submitted(self, kind: str) -> None:
+        self._submitted[kind].inc()  # the app's routes are the kinds registered when it was built, as here
 
     def render(self, counts: dict[TaskStatus, int], miners: list[MinerStat]) -> bytes:
         """The text exposition, with the scrape-time gauges (tasks, miners) refreshed first."""

@@ -11,8 +11,7 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from protocol import MAX_SUMMARY_CHARS, MAX_TRANSCRIPT_CHARS, AudioDecodeError, mime_type
-from protocol.audio import b64decode
+from protocol import AudioInfo
 from protocol.synapses import MAX_SAMPLE_RATE
 from subnet_proxy.api.schemas import (
     AnswerAccepted,
@@ -26,6 +25,8 @@ from subnet_proxy.api.schemas import (
 )
 from subnet_proxy.approval import record_evaluation
 from subnet_proxy.blobs.base import check_key
+from subnet_proxy.kinds import AnswerRefused
+from subnet_proxy.kinds.wire import delivered_output, stored_response
 from subnet_proxy.server.auth import BODY, CALLER, SNAPSHOT
 from subnet_proxy.server.body import parse_json, parse_query
 from subnet_proxy.server.context import ServerContext, ctx
@@ -33,11 +34,10 @@ from subnet_proxy.server.errors import ApiError
 from subnet_proxy.server.routing import Endpoint, QueryParam
 from subnet_proxy.server.streaming import stream_blob
 from subnet_proxy.store.base import TaskNotAccepting
-from subnet_proxy.tasks import Evaluation, MinerResponse, Task, TaskKind, TaskStatus, utcnow
+from subnet_proxy.tasks import Evaluation, MinerResponse, Task, TaskStatus, utcnow
 
 #: the statuses a miner's answer is taken in (checked atomically with its write).
 _ACCEPTING = frozenset({TaskStatus.DISTRIBUTED})
-_TEXT_LIMITS = {TaskKind.TRANSCRIPTION: MAX_TRANSCRIPT_CHARS, TaskKind.SUMMARIZATION: MAX_SUMMARY_CHARS}
 
 
 def blob_url(key: str | None) -> str | None:
@@ -50,29 +50,6 @@ def dispatched_at(task: Task) -> float | None:
         if step.status is TaskStatus.DISTRIBUTED:
             return step.at.timestamp()
     return None
-
-
-async def _answer_fields(context: ServerContext, task: Task, answer: MinerAnswer, owner: str) -> dict[str, object]:
-    """The stored fields of a well-formed answer for this task kind; 400 for anything else. Audio is
-    checked within ``owner``'s decode budget, at the protocol's rates (``decoding``)."""
-    if task.kind is TaskKind.TTS:
-        if not answer.audio_b64:
-            raise ApiError(400, "missing_field", "a TTS answer needs audio_b64")
-        try:
-            audio = b64decode(answer.audio_b64)
-            decoded = await context.decodes.probe(owner, audio, max_seconds=context.settings.proxy.max_audio_s,
-                                                  max_rate=MAX_SAMPLE_RATE)
-        except (ValueError, AudioDecodeError) as exc:
-            raise ApiError(400, "invalid_audio", f"audio_b64 is not decodable audio: {exc}") from exc
-        ref = await context.blobs.put(audio, content_type=mime_type(decoded.format))
-        return {"output_blob": ref.key, "output_format": decoded.format, "output_sample_rate": decoded.sample_rate}
-    if answer.text is None or not answer.text.strip():
-        raise ApiError(400, "missing_field", f"a {task.kind.value} answer needs text")
-    if len(answer.text) > _TEXT_LIMITS[task.kind]:
-        raise ApiError(400, "invalid_request", f"text longer than {_TEXT_LIMITS[task.kind]} characters")
-    segments = [s.model_dump() for s in answer.segments] if answer.segments and task.kind is TaskKind.TRANSCRIPTION \
-        else None
-    return {"text": answer.text, "segments": segments}
 
 
 async def _not_answered_yet(context: ServerContext, task: Task, hotkey: str) -> None:
@@ -95,12 +72,20 @@ async def post_miner_response(request: web.Request) -> web.Response:
     if task.status not in _ACCEPTING:
         raise _closed(task.status)
     await _not_answered_yet(context, task, neuron.hotkey)
-    fields = await _answer_fields(context, task, answer, "hotkey:" + neuron.hotkey)
+
+    async def probe(audio: bytes) -> AudioInfo:  # within the miner's decode budget, at the protocol's rates
+        return await context.decodes.probe("hotkey:" + neuron.hotkey, audio,
+                                           max_seconds=context.settings.proxy.max_audio_s, max_rate=MAX_SAMPLE_RATE)
+
+    try:  # the kind's own check, the one an answered synapse passes too
+        output = await delivered_output(task, answer, probe)
+    except AnswerRefused as exc:
+        raise ApiError(400, exc.code, exc.message) from exc
     received = utcnow()
     sent = dispatched_at(task)
-    response = MinerResponse(task_id=task.task_id, hotkey=neuron.hotkey, uid=neuron.uid, state="ok",
-                             latency_s=round(received.timestamp() - sent, 6) if sent else None,
-                             received_at=received, **fields)
+    response = await stored_response(output, context.blobs, task_id=task.task_id, hotkey=neuron.hotkey,
+                                     uid=neuron.uid, latency_s=round(received.timestamp() - sent, 6) if sent else None,
+                                     received_at=received)
     try:
         # the status is checked again in the store's write: the task may have closed since the read above
         stored, created = await context.store.record_response(response, only_if=_ACCEPTING)

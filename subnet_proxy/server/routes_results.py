@@ -23,6 +23,7 @@ from subnet_proxy.api.schemas import (
     TextResult,
 )
 from subnet_proxy.keys import Role
+from subnet_proxy.kinds import ResultMedia, task_spec
 from subnet_proxy.server.auth import API_KEY
 from subnet_proxy.server.body import parse_query
 from subnet_proxy.server.context import ServerContext, ctx
@@ -32,7 +33,7 @@ from subnet_proxy.server.routing import Endpoint, QueryParam
 from subnet_proxy.server.streaming import stream_blob
 from subnet_proxy.store.base import TaskNotFound
 from subnet_proxy.store.watched import until_changed
-from subnet_proxy.tasks import FinalResult, MinerResponse, Task, TaskKind, TaskStatus
+from subnet_proxy.tasks import FinalResult, MinerResponse, Task, TaskStatus
 
 #: SSE comment sent when nothing happened for this long, so proxies keep the stream open.
 HEARTBEAT_S = 15.0
@@ -95,7 +96,8 @@ class ResultQuery(BaseModel):
     stage: Literal["any", "final"] = "any"
 
 
-Answer = tuple[Literal["first", "final"], FinalResult | MinerResponse]
+Stage = Literal["first", "final"]
+Answer = tuple[Stage, FinalResult | MinerResponse]
 
 
 async def current_answer(context: ServerContext, task: Task, stage: str) -> Answer | None:
@@ -116,23 +118,34 @@ def _closed_error(task: Task) -> ApiError:
     return ApiError(409, "task_failed", message)
 
 
-async def serve_answer(request: web.Request, task: Task, answer: Answer) -> web.StreamResponse:
+async def _text_answer(request: web.Request, task: Task, stage: Stage, item: FinalResult | MinerResponse,
+                       headers: dict[str, str]) -> web.StreamResponse:
+    score = item.score if isinstance(item, FinalResult) else None
+    body = TextResult(task_id=task.task_id, kind=task.kind, stage=stage, uid=item.uid, text=item.text,
+                      segments=item.segments, score=score)
+    return web.json_response(body.model_dump(mode="json"), headers=headers)
+
+
+async def _audio_answer(request: web.Request, task: Task, stage: Stage, item: FinalResult | MinerResponse,
+                        headers: dict[str, str]) -> web.StreamResponse:
     context = ctx(request)
-    stage, item = answer
-    headers: dict[str, str] = {"X-Result-Stage": stage}
-    if task.kind is not TaskKind.TTS:
-        score = item.score if isinstance(item, FinalResult) else None
-        body = TextResult(task_id=task.task_id, kind=task.kind, stage=stage, uid=item.uid, text=item.text,
-                          segments=item.segments, score=score)
-        return web.json_response(body.model_dump(mode="json"), headers=headers)
     blob = item.output_blob
     if blob is None:
-        raise ApiError(500, "result_missing_audio", "the TTS result has no audio")
+        raise ApiError(500, "result_missing_audio", f"the {task.kind} result has no audio")
     url = await context.blobs.signed_url(blob, expires_s=context.settings.blobs.signed_url_ttl_s)
     if url is not None:
         raise web.HTTPTemporaryRedirect(url, headers=headers)
     content_type = mime_type(item.output_format) if item.output_format else None
     return await stream_blob(request, context.blobs, blob, content_type=content_type, headers=headers)
+
+
+#: how each kind of result is served (``KindSpec.result``).
+_RENDER = {ResultMedia.TEXT: _text_answer, ResultMedia.AUDIO: _audio_answer}
+
+
+async def serve_answer(request: web.Request, task: Task, answer: Answer) -> web.StreamResponse:
+    stage, item = answer
+    return await _RENDER[task_spec(task.kind).result](request, task, stage, item, {"X-Result-Stage": stage})
 
 
 async def get_result(request: web.Request) -> web.StreamResponse:

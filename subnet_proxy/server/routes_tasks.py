@@ -1,35 +1,33 @@
 """Client task submission: validate at the door, store the input blob, then create the task.
 
-Audio is decoded (in a worker thread) before anything is stored, so a task that exists always has
-usable input; the blob is written before the task row, so a failure in between leaves at worst an
-unreferenced blob (retention removes those), never a task without its input.
+One ``POST /api/v1/<kind>`` endpoint per registered kind, built from its ``KindSpec.submission``: a
+JSON body validated by the kind's request model, or an audio upload (form or JSON). Audio is decoded
+(in a worker thread) before anything is stored, so a task that exists always has usable input; the
+blob is written before the task row, so a failure in between leaves at worst an unreferenced blob
+(retention removes those), never a task without its input.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel
 
 from protocol import AudioDecodeError, AudioTooLongError, mime_type, probe_audio, sniff_format
 from protocol.audio import b64decode
-from subnet_proxy.api.schemas import (
-    LANGUAGE_PATTERN,
-    SummarizationRequest,
-    TaskAccepted,
-    TranscriptionForm,
-    TranscriptionJSON,
-    TTSRequest,
-)
+from subnet_proxy.api.schemas import LANGUAGE_PATTERN, TaskAccepted, TranscriptionForm, TranscriptionJSON
+from subnet_proxy.kinds import REGISTRY, AudioUpload, JsonBody, KindSpec, submit_path
 from subnet_proxy.server.auth import API_KEY
 from subnet_proxy.server.body import media_type, parse_json, read_limited, require_json
 from subnet_proxy.server.context import ServerContext, ctx
-from subnet_proxy.server.errors import ApiError
+from subnet_proxy.server.errors import ApiError, Handler
 from subnet_proxy.server.form import boundary_of, parse_form
 from subnet_proxy.server.routing import Endpoint
-from subnet_proxy.tasks import Task, TaskInput, TaskKind, utcnow
+from subnet_proxy.tasks import Task, TaskInput, utcnow
 
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")
 _LANGUAGE = re.compile(LANGUAGE_PATTERN)
@@ -68,7 +66,7 @@ def idempotency_key(request: web.Request) -> str | None:
     return key
 
 
-async def accept(request: web.Request, kind: TaskKind, task_input: TaskInput, idem_key: str | None) -> web.Response:
+async def accept(request: web.Request, kind: str, task_input: TaskInput, idem_key: str | None) -> web.Response:
     """Create the task (or find the one an Idempotency-Key already made) and answer 202."""
     context = ctx(request)
     now = utcnow()
@@ -82,7 +80,7 @@ async def accept(request: web.Request, kind: TaskKind, task_input: TaskInput, id
         deadline=now + timedelta(seconds=context.settings.proxy.task_ttl_s),
     )
     stored, created = await context.store.create_task(task)
-    if stored.kind is not kind or stored.input != task_input:
+    if stored.kind != kind or stored.input != task_input:
         raise ApiError(409, "idempotency_conflict",
                        "this Idempotency-Key was already used for a different request; use a new key")
     if created:
@@ -146,54 +144,65 @@ async def audio_input(context: ServerContext, audio: bytes, *, declared: str | N
                      language=language)
 
 
-async def submit_transcription(request: web.Request) -> web.Response:
-    context = ctx(request)
-    idem_key = idempotency_key(request)  # checked before any audio is stored
-    kind = media_type(request)
-    if kind == "multipart/form-data":
-        audio, language = await _read_form(request, upload_limit(context))
-        if audio is None:
-            raise ApiError(400, "missing_field", "form field 'audio' (the file) is required")
-        declared = None
-    elif kind == "application/json":
-        body = parse_json(await read_limited(request, _json_limit(context)), TranscriptionJSON)
-        try:
-            audio = b64decode(body.audio_b64)
-        except ValueError as exc:
-            raise ApiError(400, "invalid_base64", "audio_b64 is not valid base64") from exc
-        declared, language = body.format, body.language
-    else:
-        raise ApiError(415, "unsupported_media_type", "send multipart/form-data (field 'audio') or application/json")
-    task_input = await audio_input(context, audio, declared=declared, language=language,
-                                   owner=request[API_KEY].key_id)
-    return await accept(request, TaskKind.TRANSCRIPTION, task_input, idem_key)
+def _named(handler: Callable[[web.Request], Awaitable[web.Response]], kind: str) -> Handler:
+    """``submit_<kind>``: the handler's name is its route's name and its OpenAPI operationId."""
+    handler.__name__ = handler.__qualname__ = f"submit_{kind}"
+    return handler
 
 
-async def submit_tts(request: web.Request) -> web.Response:
-    require_json(request)
-    body = parse_json(await read_limited(request, _json_limit(ctx(request))), TTSRequest)
-    return await accept(request, TaskKind.TTS, TaskInput(text=body.text, voice=body.voice), idempotency_key(request))
+def _audio_submit(kind: str) -> Handler:
+    async def submit(request: web.Request) -> web.Response:
+        context = ctx(request)
+        idem_key = idempotency_key(request)  # checked before any audio is stored
+        content = media_type(request)
+        if content == "multipart/form-data":
+            audio, language = await _read_form(request, upload_limit(context))
+            if audio is None:
+                raise ApiError(400, "missing_field", "form field 'audio' (the file) is required")
+            declared = None
+        elif content == "application/json":
+            body = parse_json(await read_limited(request, _json_limit(context)), TranscriptionJSON)
+            try:
+                audio = b64decode(body.audio_b64)
+            except ValueError as exc:
+                raise ApiError(400, "invalid_base64", "audio_b64 is not valid base64") from exc
+            declared, language = body.format, body.language
+        else:
+            raise ApiError(415, "unsupported_media_type",
+                           "send multipart/form-data (field 'audio') or application/json")
+        task_input = await audio_input(context, audio, declared=declared, language=language,
+                                       owner=request[API_KEY].key_id)
+        return await accept(request, kind, task_input, idem_key)
+
+    return _named(submit, kind)
 
 
-async def submit_summarization(request: web.Request) -> web.Response:
-    require_json(request)
-    body = parse_json(await read_limited(request, _json_limit(ctx(request))), SummarizationRequest)
-    task_input = TaskInput(text=body.text, max_words=body.max_words)
-    return await accept(request, TaskKind.SUMMARIZATION, task_input, idempotency_key(request))
+def _json_submit(kind: str, body_spec: JsonBody) -> Handler:
+    async def submit(request: web.Request) -> web.Response:
+        require_json(request)
+        body = parse_json(await read_limited(request, _json_limit(ctx(request))), body_spec.model)
+        return await accept(request, kind, body_spec.to_input(body), idempotency_key(request))
+
+    return _named(submit, kind)
 
 
 _SUBMIT_ERRORS = (400, 401, 408, 409, 413, 415, 429)
 _ACCEPTED: dict[str, type[BaseModel] | None] = {"application/json": TaskAccepted}
+_AUDIO_BODY: dict[str, type[BaseModel]] = {"multipart/form-data": TranscriptionForm,
+                                           "application/json": TranscriptionJSON}
 
-ENDPOINTS = [
-    Endpoint("POST", "/api/v1/transcription", submit_transcription, "Submit audio for transcription", "client", "tasks",
-             body={"multipart/form-data": TranscriptionForm, "application/json": TranscriptionJSON},
-             status=202, response=_ACCEPTED, errors=_SUBMIT_ERRORS,
-             description="The audio is decoded before the task is accepted: non-audio bytes (415), empty or "
-                         "corrupt audio (400), audio over the duration or size limit (413) are refused. "
-                         "Send `Idempotency-Key` to make a retried submit return the same task."),
-    Endpoint("POST", "/api/v1/tts", submit_tts, "Submit text to speak", "client", "tasks",
-             body={"application/json": TTSRequest}, status=202, response=_ACCEPTED, errors=_SUBMIT_ERRORS),
-    Endpoint("POST", "/api/v1/summarization", submit_summarization, "Submit text to summarize", "client", "tasks",
-             body={"application/json": SummarizationRequest}, status=202, response=_ACCEPTED, errors=_SUBMIT_ERRORS),
-]
+
+def submit_endpoint(spec: KindSpec[Any]) -> Endpoint:
+    """The kind's submit endpoint."""
+    how = spec.submission
+    if isinstance(how.body, AudioUpload):
+        handler, body = _audio_submit(spec.kind), _AUDIO_BODY
+    else:
+        handler, body = _json_submit(spec.kind, how.body), {"application/json": how.body.model}
+    return Endpoint("POST", submit_path(spec.kind), handler, how.summary, "client", "tasks", body=body, status=202,
+                    response=_ACCEPTED, errors=_SUBMIT_ERRORS, description=how.description)
+
+
+def endpoints() -> list[Endpoint]:
+    """One submit endpoint per kind registered now (the app is built from the registry of its start)."""
+    return [submit_endpoint(spec) for spec in REGISTRY.values()]

@@ -32,18 +32,12 @@ from protocol import AudioSynapse
 from subnet_proxy.blobs.base import BlobStore
 from subnet_proxy.chain import MetagraphSnapshot, Neuron
 from subnet_proxy.config import Settings
-from subnet_proxy.rewards.registry import task_timeout
+from subnet_proxy.kinds import BadTaskInput, task_spec, task_timeout
+from subnet_proxy.kinds.wire import NO_OUTPUT, build_synapse
 from subnet_proxy.store.base import LeaseLost, TaskNotAccepting, TaskStore
 from subnet_proxy.store.watched import until_changed, watched
 from subnet_proxy.tasks import MinerResponse, Task, TaskStatus
-from subnet_proxy.validator.codec import (
-    BadTaskInput,
-    build_synapse,
-    decode_result,
-    delivery_endpoint,
-    max_output_bytes,
-    stored_response,
-)
+from subnet_proxy.validator.codec import decode_result, delivery_endpoint
 from subnet_proxy.validator.dendrite import FanoutDendrite
 from subnet_proxy.validator.scores import ScoreBook
 from subnet_proxy.validator.selection import select_miners
@@ -52,7 +46,6 @@ log = logging.getLogger(__name__)
 
 #: rounds of miners a task is sent to: the first choice, then once more to others.
 MAX_ROUNDS = 2
-_NO_OUTPUT = "answer carries no output"
 #: the statuses answers are recorded in.
 _ACCEPTING = frozenset({TaskStatus.DISTRIBUTED})
 
@@ -178,14 +171,14 @@ class Dispatcher:
         started = time.monotonic()
         empty: list[MinerResponse] = []
         stream = self.dendrite.fanout(synapse, miners, timeout=timeout,
-                                      max_output_bytes=max_output_bytes(task.kind))
+                                      max_output_bytes=task_spec(task.kind).max_output_bytes)
         async with aclosing(stream) as answers:
             async for result in answers:
-                decoded = decode_result(task, result)
-                if decoded.response.message == _NO_OUTPUT:
-                    empty.append(decoded.response)
+                response = await decode_result(task, result, self.blobs)
+                if response.message == NO_OUTPUT:
+                    empty.append(response)
                     continue
-                await self._record(await stored_response(decoded, self.blobs))
+                await self._record(response)
         if not empty:
             return False
         deferred = synapse.delivery_url is not None

@@ -16,7 +16,8 @@ from typing import Protocol
 from subnet_proxy import approval
 from subnet_proxy.blobs.base import BlobStore
 from subnet_proxy.chain import MetagraphSnapshot
-from subnet_proxy.rewards import ScoringEngines, score_task
+from subnet_proxy.kinds import score_task
+from subnet_proxy.rewards import ScoringEngines
 from subnet_proxy.store.base import TaskStore
 from subnet_proxy.tasks import Evaluation, MinerResponse, MinerReward, Task, TaskStatus
 from subnet_proxy.telemetry import Telemetry
@@ -32,7 +33,7 @@ class Scorer(Protocol):
 
 
 class EngineScorer:
-    """The reward functions with this validator's engines and blobs (``rewards.score_task``)."""
+    """The reward functions with this validator's engines and blobs (``kinds.score_task``)."""
 
     def __init__(self, engines: ScoringEngines, blobs: BlobStore) -> None:
         self.engines = engines
@@ -57,7 +58,7 @@ class TelemetryObserver:
 
     def task_evaluated(self, task: Task, responses: Sequence[MinerResponse], rewards: Sequence[MinerReward]) -> None:
         latencies = {r.uid: r.latency_s for r in responses if r.valid and r.latency_s is not None}
-        self.telemetry.log_task(task_id=task.task_id, kind=task.kind.value, rewards={r.uid: r.reward for r in rewards},
+        self.telemetry.log_task(task_id=task.task_id, kind=str(task.kind), rewards={r.uid: r.reward for r in rewards},
                                 latencies=latencies, synthetic=task.synthetic, status=task.status.value)
         self.telemetry.log_scores(self.scores.stats())
 

@@ -23,11 +23,11 @@ from subnet_proxy.blobs.base import BlobStore
 from subnet_proxy.chain import Chain, ChainError, MetagraphSnapshot
 from subnet_proxy.config import Settings
 from subnet_proxy.engines import Engines
+from subnet_proxy.kinds.challenges import Corpus
 from subnet_proxy.outbound import OutboundPolicy
 from subnet_proxy.store.base import TaskStore
 from subnet_proxy.tasks import MinerStat
 from subnet_proxy.telemetry import Telemetry
-from subnet_proxy.validator.challenges import Corpus
 from subnet_proxy.validator.dendrite import DEFAULT_MAX_PER_AXON, FanoutDendrite
 from subnet_proxy.validator.dispatch import Dispatcher, ScoredSelector
 from subnet_proxy.validator.evaluation import Evaluator, Scorer, TelemetryObserver

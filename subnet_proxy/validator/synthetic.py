@@ -21,10 +21,10 @@ from datetime import timedelta
 from protocol import mime_type
 from subnet_proxy.blobs.base import BlobStore
 from subnet_proxy.engines import Engines
-from subnet_proxy.rewards.registry import pick_challenge_kind, task_spec
+from subnet_proxy.kinds import pick_challenge_kind, task_spec
+from subnet_proxy.kinds.challenges import Corpus
 from subnet_proxy.store.base import TaskStore
 from subnet_proxy.tasks import Task, utcnow
-from subnet_proxy.validator.challenges import Corpus
 from subnet_proxy.validator.loop_runner import LoopRunner
 
 log = logging.getLogger(__name__)
@@ -92,5 +92,5 @@ class SyntheticLoop(LoopRunner):
         deadline = utcnow() + timedelta(seconds=self.ttl_s)
         task, _ = await self.store.create_task(challenge.task.model_copy(update={"deadline": deadline}))
         self.issued += 1
-        log.debug("synthetic %s challenge %s queued", kind.value, task.task_id)
+        log.debug("synthetic %s challenge %s queued", kind, task.task_id)
         return task

@@ -1,9 +1,9 @@
 """The honest reference miner against nine ways of cheating or failing, over real axons and a real Dendrite.
 
 Each task kind gets a fresh synthetic challenge, sent by a stock ``bt.Dendrite`` to all ten miners
-on 127.0.0.1; the answers go through the validator's own codec (``decode_result`` /
-``stored_response``) and ``score_task`` on the real engines. The honest miner must beat every bad
-one by a clear margin, and no bad answer may crash or stall scoring.
+on 127.0.0.1; the answers go through the validator's own codec (``decode_result``) and ``score_task``
+on the real engines. The honest miner must beat every bad one by a clear margin, and no bad answer may
+crash or stall scoring.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ import bittensor as bt
 import pytest
 
 from subnet_proxy.blobs.local import LocalBlobStore
-from subnet_proxy.rewards import REGISTRY, score_task, task_timeout
+from subnet_proxy.kinds import REGISTRY, score_task, task_timeout
+from subnet_proxy.kinds.challenges import Corpus
+from subnet_proxy.kinds.wire import build_synapse
 from subnet_proxy.tasks import MinerResponse, Task, TaskKind, utcnow
-from subnet_proxy.validator.challenges import Corpus
-from subnet_proxy.validator.codec import build_synapse, decode_result, stored_response
+from subnet_proxy.validator.codec import decode_result
 from subnet_proxy.validator.dendrite import AxonResult, Outcome
 from tests.adversarial.conftest import LineUp, Miner
 
@@ -55,7 +56,7 @@ async def collect(task: Task, lineup: LineUp, blobs: LocalBlobStore, timeout: fl
                             outcome=_outcome(answer.dendrite.status_code), latency_s=latency,
                             synapse=answer if answer.dendrite.status_code == 200 else None,
                             status_code=answer.dendrite.status_code, message=answer.dendrite.status_message)
-        response = await stored_response(decode_result(task, result), blobs)
+        response = await decode_result(task, result, blobs)
         responses.append(response.model_copy(update={"received_at": sent + timedelta(seconds=latency)}))
     return responses
 

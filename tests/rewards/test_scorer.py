@@ -11,9 +11,9 @@ import pytest
 
 from protocol import decode_audio, encode_audio
 from subnet_proxy.blobs.local import LocalBlobStore
-from subnet_proxy.rewards import REGISTRY, score_task
+from subnet_proxy.kinds import REGISTRY, score_task
+from subnet_proxy.kinds.challenges import Corpus
 from subnet_proxy.tasks import TaskKind
-from subnet_proxy.validator.challenges import Corpus
 from tests.rewards.conftest import by_hotkey, make_task, response
 
 pytestmark = pytest.mark.slow
@@ -102,7 +102,7 @@ async def test_the_reward_function_runs_in_the_worker_pool_not_on_the_event_loop
                                                                                   monkeypatch) -> None:
     """Consensus WER/CER and stemmed ROUGE cost tens to hundreds of ms per task: on the loop thread
     they would stall every dispatch in flight."""
-    from subnet_proxy.rewards import scorer
+    from subnet_proxy.kinds import scoring as scorer
 
     blobs = LocalBlobStore(tmp_path)
     task = await challenge(TaskKind.SUMMARIZATION, engines, blobs, seed=13)

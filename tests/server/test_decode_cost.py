@@ -97,7 +97,10 @@ async def test_six_parallel_bombs_from_one_key_keep_memory_bounded_and_health_up
             health = await h.client.get("/api/v1/health")
             assert health.status == 200
             answers = await asyncio.gather(*uploads)
-        assert answers == [(413, "audio_too_long")] * UPLOADS
+        # each is refused: from its header (413), or, while two of the key's checks still run, at once
+        # with 429 decode_busy (how many overlap depends on the machine's speed); none is taken
+        assert set(answers) <= {(413, "audio_too_long"), (429, "decode_busy")}
+        assert (413, "audio_too_long") in answers
         assert rss.growth_mb < RSS_BOUND_MB, f"RSS grew {rss.growth_mb:.0f} MB"
         print(f"six bombs: RSS growth {rss.growth_mb:.1f} MB (bound {RSS_BOUND_MB})")
     finally:

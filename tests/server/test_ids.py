@@ -7,9 +7,10 @@ import random
 import re
 
 from subnet_proxy import tasks
+from subnet_proxy.kinds.challenges import Corpus
+from subnet_proxy.kinds.summarization import summarization_challenge
 from subnet_proxy.server.ids import IdSource
 from subnet_proxy.tasks import Task, TaskIdSource, TaskInput, TaskKind, new_task_id
-from subnet_proxy.validator.challenges import Corpus, summarization_challenge
 from tests.server.conftest import auth
 
 HEX32 = re.compile(r"[0-9a-f]{32}")

@@ -17,7 +17,7 @@ from openapi_spec_validator import validate
 from subnet_proxy.blobs import LocalBlobStore
 from subnet_proxy.keys.sqlite import SqliteKeyStore
 from subnet_proxy.server import create_app, start_server
-from subnet_proxy.server.app import ENDPOINTS
+from subnet_proxy.server.app import endpoints
 from subnet_proxy.store import SQLiteTaskStore
 from tests.server.conftest import CLIENT_KEY, Harness, auth, error_of, make_settings, start_harness, stop_harness
 
@@ -90,7 +90,7 @@ async def test_miners_table(harness: Harness) -> None:
 async def test_openapi_document_validates_and_covers_every_route(harness: Harness) -> None:
     doc = await (await harness.client.get("/api/v1/openapi.json")).json()
     validate(doc)
-    for ep in ENDPOINTS:
+    for ep in endpoints():
         assert ep.method.lower() in doc["paths"][ep.path], ep.path
     schemas = doc["components"]["schemas"]
     assert schemas["SummarizationRequest"]["additionalProperties"] is False

@@ -11,18 +11,12 @@ import pytest
 from protocol import decode_audio
 from subnet_proxy.blobs.base import blob_key
 from subnet_proxy.engines.base import Transcript
+from subnet_proxy.kinds.challenges import ChallengeError, Corpus, CorpusError, augment
+from subnet_proxy.kinds.summarization import summarization_challenge
+from subnet_proxy.kinds.transcription import SELF_CHECK_TRIES, transcription_challenge
+from subnet_proxy.kinds.tts import tts_challenge
 from subnet_proxy.rewards.text import word_error_rate
 from subnet_proxy.tasks import TaskInput, TaskKind
-from subnet_proxy.validator.challenges import (
-    SELF_CHECK_TRIES,
-    ChallengeError,
-    Corpus,
-    CorpusError,
-    augment,
-    summarization_challenge,
-    transcription_challenge,
-    tts_challenge,
-)
 
 
 def test_shipped_corpus_has_hundreds_of_sentences_in_topics() -> None:

@@ -6,15 +6,10 @@ import pytest
 
 from protocol import SummarizationSynapse, TranscriptionSynapse, TTSSynapse, b64encode
 from subnet_proxy.blobs import LocalBlobStore
+from subnet_proxy.kinds import BadTaskInput, task_spec
+from subnet_proxy.kinds.wire import build_synapse
 from subnet_proxy.tasks import Task, TaskInput, TaskKind
-from subnet_proxy.validator.codec import (
-    BadTaskInput,
-    build_synapse,
-    decode_result,
-    delivery_endpoint,
-    max_output_bytes,
-    stored_response,
-)
+from subnet_proxy.validator.codec import decode_result, delivery_endpoint
 from subnet_proxy.validator.dendrite import AxonResult
 
 
@@ -78,21 +73,21 @@ async def test_unusable_input_is_a_clear_error(blobs, kind, fields, reason):
         await build_synapse(task(kind, **fields), blobs)
 
 
-def test_outcomes_map_to_response_states():
+async def test_outcomes_map_to_response_states(blobs):
     t = task(TaskKind.SUMMARIZATION, text="Some source text.")
-    states = {outcome: decode_result(t, result(outcome, message="why")).response.state
+    states = {outcome: (await decode_result(t, result(outcome, message="why"), blobs)).state
               for outcome in ("timeout", "unreachable", "http_error", "oversize", "invalid")}
     assert states == {"timeout": "timeout", "unreachable": "error", "http_error": "error", "oversize": "invalid",
                       "invalid": "invalid"}
-    failed = decode_result(t, result("http_error", status_code=403, message="blacklisted")).response
+    failed = await decode_result(t, result("http_error", status_code=403, message="blacklisted"), blobs)
     assert failed.status_code == 403 and failed.message == "blacklisted" and failed.latency_s == 0.25
 
 
-def test_an_ok_answer_without_output_is_invalid():
+async def test_an_ok_answer_without_output_is_invalid(blobs):
     t = task(TaskKind.SUMMARIZATION, text="Some source text.")
-    empty = decode_result(t, result("ok", SummarizationSynapse(text="Some source text."))).response
+    empty = await decode_result(t, result("ok", SummarizationSynapse(text="Some source text.")), blobs)
     assert empty.state == "invalid" and empty.message == "answer carries no output"
-    ok = decode_result(t, result("ok", SummarizationSynapse(text="Some source text.", summary="Short."))).response
+    ok = await decode_result(t, result("ok", SummarizationSynapse(text="Some source text.", summary="Short.")), blobs)
     assert ok.state == "ok" and ok.text == "Short." and ok.uid == 3 and ok.task_id == t.task_id
 
 
@@ -100,13 +95,11 @@ async def test_tts_audio_answers_are_stored_as_blobs(blobs, wav_bytes):
     t = task(TaskKind.TTS, text="Hello there.")
     synapse = TTSSynapse(text="Hello there.", audio_b64=b64encode(wav_bytes), audio_format="wav",
                          audio_sample_rate=16_000)
-    decoded = decode_result(t, result("ok", synapse))
-    assert decoded.audio == wav_bytes and decoded.response.output_blob is None
-    stored = await stored_response(decoded, blobs)
+    stored = await decode_result(t, result("ok", synapse), blobs)
     assert stored.output_format == "wav" and stored.output_sample_rate == 16_000
     assert await blobs.get(stored.output_blob or "") == wav_bytes
 
 
 def test_answer_bounds_follow_the_protocol():
-    assert max_output_bytes(TaskKind.TTS) > 25 * 1024 * 1024  # a full-size audio answer, base64
-    assert max_output_bytes(TaskKind.SUMMARIZATION) < max_output_bytes(TaskKind.TRANSCRIPTION)
+    assert task_spec(TaskKind.TTS).max_output_bytes > 25 * 1024 * 1024  # a full-size audio answer, base64
+    assert task_spec(TaskKind.SUMMARIZATION).max_output_bytes < task_spec(TaskKind.TRANSCRIPTION).max_output_bytes

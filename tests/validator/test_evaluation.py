@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from subnet_proxy.blobs import LocalBlobStore
 from subnet_proxy.chain import MetagraphSnapshot, Neuron
-from subnet_proxy.rewards.registry import task_timeout
+from subnet_proxy.kinds import task_timeout
 from subnet_proxy.store import SQLiteTaskStore
 from subnet_proxy.tasks import MinerResponse, Task, TaskInput, TaskKind, TaskStatus, utcnow
 from subnet_proxy.validator.evaluation import EngineScorer, Evaluator

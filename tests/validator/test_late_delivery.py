@@ -20,9 +20,9 @@ from subnet_proxy.config import AxonSettings
 from subnet_proxy.engines import Engines
 from subnet_proxy.engines.base import Transcriber, Transcript
 from subnet_proxy.keys.sqlite import SqliteKeyStore
+from subnet_proxy.kinds import task_timeout
 from subnet_proxy.miner import AdmissionPolicy, MetagraphView, MinerAxon, MinerLimits, MinerService
 from subnet_proxy.miner.delivery import Deliverer, DeliveryPolicy
-from subnet_proxy.rewards.registry import task_timeout
 from subnet_proxy.server.app import create_app, start_server
 from subnet_proxy.store.watched import WatchedStore
 from subnet_proxy.tasks import Task, TaskInput, TaskKind, TaskStatus

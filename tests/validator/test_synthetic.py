@@ -96,7 +96,7 @@ async def test_a_challenge_has_a_deadline_so_one_that_never_finishes_is_expired(
 @pytest.mark.slow
 async def test_the_challenge_corpus_flag_feeds_the_validators_challenges(harness, engines, tmp_path) -> None:
     """--neuron.challenge_corpus: a private corpus replaces the shipped one; a bad file stops the start."""
-    from subnet_proxy.validator.challenges import CorpusError
+    from subnet_proxy.kinds.challenges import CorpusError
     from subnet_proxy.validator.evaluation import EngineScorer
     from subnet_proxy.validator.neuron import Validator
     from tests.conftest import make_wallet

@@ -79,7 +79,7 @@ def task_row(task: Task) -> tuple[Any, ...]:
         task.task_id,
         task.owner,
         task.idempotency_key,
-        task.kind.value,
+        str(task.kind),
         task.status.value,
         ts(task.created_at),
         ts(task.updated_at),

@@ -1,9 +1,10 @@
-"""The scoring entry point for the validator loop: build the references with the engines, then judge.
+"""The scoring entry point for the validator loop: build the kind's references with the engines, then judge.
 
 ``score_task`` is the only impure step of scoring: it reads blobs and runs models (in the
-engines' worker pool, off the event loop), then calls the task kind's pure reward function from
-the registry, in that pool too: WER/CER consensus over long transcripts and stemmed ROUGE are tens
-to hundreds of milliseconds of CPU per task, which on the event loop would stall every dispatch.
+engines' worker pool, off the event loop), then calls the task kind's pure reward function
+(``KindSpec.reward``), in that pool too: WER/CER consensus over long transcripts and stemmed ROUGE
+are tens to hundreds of milliseconds of CPU per task, which on the event loop would stall every
+dispatch.
 A reward never depends on anything a miner reported about itself.
 """
 
@@ -12,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from subnet_proxy.blobs.base import BlobStore
+from subnet_proxy.kinds.registry import task_spec
 from subnet_proxy.rewards.references import ScoringEngines
-from subnet_proxy.rewards.registry import task_spec
 from subnet_proxy.tasks import MinerResponse, MinerReward, Task
 
 

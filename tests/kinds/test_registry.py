@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from protocol import AudioSynapse
-from subnet_proxy.rewards.registry import MAX_TIMEOUT_S, REGISTRY, pick_challenge_kind, task_spec, task_timeout
+from subnet_proxy.kinds import MAX_TIMEOUT_S, REGISTRY, pick_challenge_kind, task_spec, task_timeout
 from subnet_proxy.tasks import TaskKind
 from tests.rewards.conftest import make_task
 
@@ -48,4 +48,9 @@ def test_the_public_surface_is_what_it_claims() -> None:
     assert sorted(rewards.__all__) == sorted(set(rewards.__all__))
     for name in rewards.__all__:
         assert getattr(rewards, name) is not None, name
-    assert rewards.score_task.__module__ == "subnet_proxy.rewards.scorer"
+    import subnet_proxy.kinds as kinds
+
+    assert sorted(kinds.__all__) == sorted(set(kinds.__all__))
+    for name in kinds.__all__:
+        assert getattr(kinds, name) is not None, name
+    assert kinds.score_task.__module__ == "subnet_proxy.kinds.scoring"
