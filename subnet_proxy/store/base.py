@@ -32,7 +32,6 @@ from subnet_proxy.tasks import (
     FinalResult,
     MinerResponse,
     Task,
-    TaskKind,
     TaskStatus,
 )
 
@@ -154,7 +153,7 @@ class TaskQueue(abc.ABC):
         *,
         limit: int,
         lease_s: float,
-        kinds: Iterable[TaskKind] | None = None,
+        kinds: Iterable[str] | None = None,
         now: datetime | None = None,
     ) -> list[Task]:
         """Atomically move up to ``limit`` of the oldest claimable tasks to DISTRIBUTED under a lease

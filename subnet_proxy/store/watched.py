@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 
 from subnet_proxy.store.base import Page, PurgeReport, TaskStore
-from subnet_proxy.tasks import Evaluation, FinalResult, MinerResponse, Task, TaskKind, TaskStatus
+from subnet_proxy.tasks import Evaluation, FinalResult, MinerResponse, Task, TaskStatus
 
 
 class TaskEvents:
@@ -97,7 +97,7 @@ class WatchedStore(TaskStore):
         return await self.inner.count_by_status()
 
     # -- TaskQueue -------------------------------------------------------------------------------
-    async def claim_tasks(self, claimer: str, *, limit: int, lease_s: float, kinds: Iterable[TaskKind] | None = None,
+    async def claim_tasks(self, claimer: str, *, limit: int, lease_s: float, kinds: Iterable[str] | None = None,
                           now: datetime | None = None) -> list[Task]:
         tasks = await self.inner.claim_tasks(claimer, limit=limit, lease_s=lease_s, kinds=kinds, now=now)
         return [self._changed(t) for t in tasks]

@@ -23,6 +23,10 @@ steps) and then on a cadence (``loops.RecoveryLoop``), so a task whose evaluatio
 cut off by a lease lost just after DONE, or another validator's task on a shared store still short
 of its quorum, does not stay DONE until the next restart or its deadline. A task this process is
 dispatching or evaluating is never picked by the sweep, and a repeated evaluation moves no score.
+
+Claims and the sweep take only the kinds registered in this build (``kinds.REGISTRY``): validators
+of different versions may share a store, and a task of a kind this one cannot serve is left to one
+that can (or to its deadline), never failed or scored here.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from subnet_proxy.kinds import REGISTRY
 from subnet_proxy.store import ops
 from subnet_proxy.store.base import LeaseLost, TaskStore
 from subnet_proxy.tasks import IllegalTransition, Task, TaskStatus, utcnow
@@ -94,7 +99,8 @@ class ForwardLoop(LoopRunner):
         self._more_waiting = False
         if free <= 0:
             return
-        tasks = await self.store.claim_tasks(self.claimer, limit=free, lease_s=self.lease_s)
+        # only the kinds this build can serve: a validator sharing a store with a newer one leaves it the rest
+        tasks = await self.store.claim_tasks(self.claimer, limit=free, lease_s=self.lease_s, kinds=list(REGISTRY))
         for task in tasks:
             self._inflight[task.task_id] = asyncio.create_task(self._work(task), name=f"task-{task.task_id}")
         self._more_waiting = len(tasks) == free
@@ -206,7 +212,7 @@ class ForwardLoop(LoopRunner):
     async def _recover_one(self, task: Task) -> bool:
         # Checked before reading the evaluations: an evaluation here is recorded before its id leaves
         # ``_judging``, and a task enters ``_judging`` before it leaves ``_inflight``.
-        if task.task_id in self._inflight or task.task_id in self._judging:
+        if task.task_id in self._inflight or task.task_id in self._judging or task.kind not in REGISTRY:
             return False
         evaluations = await self.store.list_evaluations(task.task_id)
         if any(e.validator_hotkey == self.evaluator.hotkey for e in evaluations):

@@ -39,6 +39,14 @@ async def test_claim_filters_by_kind(task_store: TaskStore) -> None:
     assert await task_store.claim_tasks("v1", limit=5, lease_s=30, kinds=[]) == []
 
 
+async def test_claim_filters_by_a_kind_the_store_never_heard_of(task_store: TaskStore) -> None:
+    """Kinds are names a registry defines above the store: one added later filters like a built-in."""
+    await task_store.create_task(make_task(0))
+    custom, _ = await task_store.create_task(make_task(1, kind="reverse"))  # type: ignore[arg-type]
+    claimed = await task_store.claim_tasks("v1", limit=5, lease_s=30, kinds=["reverse"])
+    assert [(t.task_id, t.kind) for t in claimed] == [(custom.task_id, "reverse")]
+
+
 async def test_an_expired_lease_makes_the_task_claimable_again(task_store: TaskStore) -> None:
     task, _ = await task_store.create_task(make_task(1))
     start = utcnow()

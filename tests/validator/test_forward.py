@@ -219,6 +219,22 @@ async def test_unusable_input_fails_the_task_with_a_clear_error(harness):
     assert "not found" in failed.error.message
 
 
+async def test_a_kind_this_build_does_not_serve_is_left_in_the_store(harness):
+    """A newer validator on a shared store may make a kind this one has not registered: it is neither
+    claimed nor swept for evaluation here (the one that knows it serves it), while known kinds flow."""
+    await harness.add_miner("good", summarizer(GOOD))
+    validator = await harness.validator(sample_size=1)
+    stranger, _ = await harness.store.create_task(
+        Task(kind="stranger", owner="client", input=TaskInput(text="from a newer build")))  # type: ignore[arg-type]
+    known, _ = await harness.store.create_task(summary_task())
+    await harness.wait_status(known.task_id, TaskStatus.APPROVED)
+    assert (await harness.store.get_task(stranger.task_id)).status is TaskStatus.PENDING
+    [taken] = await harness.store.claim_tasks("newer-validator", limit=1, lease_s=60, kinds=["stranger"])
+    await harness.store.transition(taken.task_id, TaskStatus.DONE, claimer="newer-validator")  # it answered
+    assert await validator.forward.recover() == 0
+    assert await harness.store.list_evaluations(stranger.task_id) == []
+
+
 class FailingOnce:
     """Fault injection: the real scorer, except that the first call raises (a model crashed)."""
 

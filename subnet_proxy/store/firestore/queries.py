@@ -13,7 +13,7 @@ from google.cloud import firestore
 
 from subnet_proxy.store import ops
 from subnet_proxy.store.firestore import codec
-from subnet_proxy.tasks import FinalResult, MinerResponse, Task, TaskKind, TaskStatus
+from subnet_proxy.tasks import FinalResult, MinerResponse, Task, TaskStatus
 
 #: Firestore's limit of writes in one batch.
 BATCH_WRITES = 500
@@ -62,7 +62,7 @@ def listing(
     return query.limit(limit)
 
 
-async def claimable(tasks: Any, *, now: datetime, kinds: list[TaskKind] | None, window: int) -> list[Any]:
+async def claimable(tasks: Any, *, now: datetime, kinds: list[str] | None, window: int) -> list[Any]:
     """Snapshots of the ``window`` oldest claimable tasks: PENDING, or DISTRIBUTED whose lease ran
     out (two queries: Firestore allows one inequality field per query)."""
     pending = tasks.where(filter=_eq("status", TaskStatus.PENDING.value))
@@ -70,7 +70,7 @@ async def claimable(tasks: Any, *, now: datetime, kinds: list[TaskKind] | None, 
         filter=firestore.FieldFilter("lease_expires_at", "<=", now)
     )
     if kinds is not None:
-        kind_filter = firestore.FieldFilter("kind", "in", [k.value for k in kinds])
+        kind_filter = firestore.FieldFilter("kind", "in", kinds)
         pending, expired = pending.where(filter=kind_filter), expired.where(filter=kind_filter)
     snaps = [s async for s in pending.order_by("created_at").limit(window).stream()]
     snaps += [s async for s in expired.order_by("lease_expires_at").limit(window).stream()]

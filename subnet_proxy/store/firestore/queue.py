@@ -20,7 +20,7 @@ from subnet_proxy.store import ops
 from subnet_proxy.store.base import TaskQueue
 from subnet_proxy.store.firestore import codec, queries
 from subnet_proxy.store.firestore.core import FirestoreCore, fan_out
-from subnet_proxy.tasks import Task, TaskKind, utcnow
+from subnet_proxy.tasks import Task, utcnow
 
 #: rounds a claim call may take while claimable tasks remain but other claimers keep winning them.
 CLAIM_ROUNDS = 50
@@ -41,13 +41,13 @@ class FirestoreQueue(FirestoreCore, TaskQueue):
         *,
         limit: int,
         lease_s: float,
-        kinds: Iterable[TaskKind] | None = None,
+        kinds: Iterable[str] | None = None,
         now: datetime | None = None,
     ) -> list[Task]:
         ops.check_limit(limit)
         ops.check_lease_s(lease_s)
         now = ops.instant(now)
-        kind_list = None if kinds is None else [TaskKind(k) for k in kinds]
+        kind_list = None if kinds is None else [str(k) for k in kinds]
         if kind_list == []:
             return []
         taken: dict[str, Task] = {}

@@ -15,7 +15,7 @@ from datetime import datetime
 from subnet_proxy.store import ops
 from subnet_proxy.store.base import TaskQueue
 from subnet_proxy.store.sqlite.core import SQLiteCore
-from subnet_proxy.tasks import Task, TaskKind, utcnow
+from subnet_proxy.tasks import Task, utcnow
 
 
 class SQLiteQueue(SQLiteCore, TaskQueue):
@@ -27,13 +27,15 @@ class SQLiteQueue(SQLiteCore, TaskQueue):
         *,
         limit: int,
         lease_s: float,
-        kinds: Iterable[TaskKind] | None = None,
+        kinds: Iterable[str] | None = None,
         now: datetime | None = None,
     ) -> list[Task]:
         ops.check_limit(limit)
         ops.check_lease_s(lease_s)
         at = ops.instant(now)
-        kind_values = [TaskKind(kind).value for kind in kinds] if kinds is not None else None
+        kind_values = None if kinds is None else [str(kind) for kind in kinds]
+        if kind_values == []:
+            return []
         sql = (
             "SELECT doc FROM tasks WHERE (status = 'pending' OR (status = 'distributed' AND lease_ts <= ?))"
             + (f" AND kind IN ({', '.join('?' * len(kind_values))})" if kind_values else "")
