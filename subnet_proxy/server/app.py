@@ -46,14 +46,14 @@ log = logging.getLogger("subnet_proxy.server")
 
 
 def endpoints() -> list[Endpoint]:
-    """Every route: one submit endpoint per registered task kind, then the fixed ones."""
-    return [
-        *routes_tasks.endpoints(),
-        *routes_results.ENDPOINTS,
-        *routes_network.ENDPOINTS,
-        *routes_admin.ENDPOINTS,
-        *routes_health.ENDPOINTS,
-    ]
+    """Every route: one submit endpoint per registered task kind, then the fixed ones. A kind whose
+    submit path another endpoint already serves (a kind named ``health``) is a ValueError at start."""
+    fixed = [*routes_results.ENDPOINTS, *routes_network.ENDPOINTS, *routes_admin.ENDPOINTS, *routes_health.ENDPOINTS]
+    submits = routes_tasks.endpoints()
+    taken = {e.path for e in fixed}
+    if clashes := sorted(e.path for e in submits if e.path in taken):
+        raise ValueError(f"a task kind's submit path is already an endpoint: {', '.join(clashes)}")
+    return [*submits, *fixed]
 
 
 def create_app(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections import Counter
 
 import pytest
 
 from protocol import AudioSynapse
-from subnet_proxy.kinds import MAX_TIMEOUT_S, REGISTRY, pick_challenge_kind, task_spec, task_timeout
+from subnet_proxy.kinds import MAX_TIMEOUT_S, REGISTRY, pick_challenge_kind, register, task_spec, task_timeout
 from subnet_proxy.tasks import TaskKind
 from tests.rewards.conftest import make_task
 
@@ -54,3 +55,16 @@ def test_the_public_surface_is_what_it_claims() -> None:
     for name in kinds.__all__:
         assert getattr(kinds, name) is not None, name
     assert kinds.score_task.__module__ == "subnet_proxy.kinds.scoring"
+
+
+def test_a_kind_named_like_an_endpoint_stops_the_server_from_starting() -> None:
+    """``/api/v1/health`` already answers GET: a kind named ``health`` would add a POST beside it."""
+    from subnet_proxy.server.app import endpoints
+
+    undo = register(dataclasses.replace(task_spec(TaskKind.TTS), kind="health", cli=None))
+    try:
+        with pytest.raises(ValueError, match="/api/v1/health"):
+            endpoints()
+    finally:
+        undo()
+    assert "/api/v1/tts" in {e.path for e in endpoints()}
