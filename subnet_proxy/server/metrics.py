@@ -31,6 +31,9 @@ class Metrics:
                                     registry=self.registry)
         self.aborted = Counter("subnet_proxy_http_aborted", "Requests the client abandoned before they were answered "
                                "(disconnected mid-body); counted under status 499.", registry=self.registry)
+        self.malformed = Counter("subnet_proxy_http_malformed", "Requests refused with 400 before any route because "
+                                 "their head could not be parsed (line too long, too many headers, not HTTP).",
+                                 ["code"], registry=self.registry)
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self._submitted = {kind: self.submitted.labels(kind.value) for kind in TaskKind}
 
@@ -45,6 +48,9 @@ class Metrics:
         children[1].observe(seconds)
         if status == 429:
             self.rate_limited.inc()
+
+    def count_malformed(self, code: str) -> None:
+        self.malformed.labels(code).inc()
 
     def count_submitted(self, kind: TaskKind) -> None:
         self._submitted[kind].inc()
