@@ -113,6 +113,7 @@ def test_a_minority_never_overturns_the_majoritys_rejection(case, quorum):
 
 @PROPERTY
 @given(stakes(), quorum, st.sampled_from(MINERS), support)
+@example([5e-324], 0.5, 10, {10: 1.0})  # a weighted mean once underflowed to 0 here
 def test_an_answer_every_validator_rates_is_the_result(stakes, quorum, miner, others):
     """The rule refuses nothing it should take: when every permitted validator rates one answer
     above 0, that answer (or one rated as well by all) is the result, whatever the stakes."""
