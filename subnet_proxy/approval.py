@@ -107,12 +107,14 @@ def supported(evaluations: Sequence[Evaluation], snapshot: MetagraphSnapshot | N
 
 
 def mean_rewards(evaluations: Sequence[Evaluation]) -> dict[tuple[int, str], float]:
-    """Stake-weighted mean reward per (uid, hotkey); equal weights when every stake is zero."""
-    use_stake = any(e.stake > 0 for e in evaluations)
+    """Stake-weighted mean reward per (uid, hotkey); equal weights when every stake is zero. Stakes are
+    taken relative to the largest, so tiny ones cannot underflow a weighted reward to 0 (found by the
+    property tests: a sole stake of 5e-324 made every mean 0)."""
+    top = max((e.stake for e in evaluations), default=0.0)
     sums: dict[tuple[int, str], float] = {}
     weights: dict[tuple[int, str], float] = {}
     for ev in evaluations:
-        w = max(ev.stake, 0.0) if use_stake else 1.0
+        w = max(ev.stake, 0.0) / top if top > 0 else 1.0
         for r in ev.rewards:
             key = (r.uid, r.hotkey)
             sums[key] = sums.get(key, 0.0) + w * r.reward

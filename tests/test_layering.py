@@ -40,7 +40,7 @@ LAYERS: tuple[frozenset[str], ...] = (
 LAYER_OF = {unit: n for n, layer in enumerate(LAYERS) for unit in layer}
 
 #: what the wire models may import: they are the leaf the client, the CLI and the miner share.
-API_ALLOWED = {"protocol", "subnet_proxy.tasks", "pydantic"}
+API_ALLOWED = {"protocol", "subnet_proxy.tasks", "pydantic", "pydantic_core"}
 
 
 def module_files() -> dict[str, Path]:

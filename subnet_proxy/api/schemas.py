@@ -12,9 +12,10 @@ import unicodedata
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
-from protocol import MAX_SUMMARY_CHARS, MAX_SUMMARY_SOURCE_CHARS, MAX_TRANSCRIPT_CHARS, MAX_TTS_TEXT_CHARS
+from protocol import MAX_SUMMARY_CHARS, MAX_SUMMARY_SOURCE_CHARS, MAX_TRANSCRIPT_CHARS, MAX_TTS_TEXT_CHARS, TTS_VOICES
 from protocol.audio import AudioFormat
 from protocol.synapses import MAX_AUDIO_B64_CHARS, Segment
 from subnet_proxy.tasks import KindName, MinerReward, MinerStat, ResponseState, TaskError, TaskStatus, Transition
@@ -44,6 +45,23 @@ def _not_blank(text: str) -> str:
 #: text a client asks to be spoken or summarized: at least one non-space character.
 Text = Annotated[str, AfterValidator(_not_blank)]
 
+#: field errors that are API error codes of their own (``body.invalid_request``), not ``invalid_request``.
+OWN_ERROR_CODES = frozenset({"unsupported_voice"})
+
+
+def _served_voice(voice: str) -> str:
+    """A voice no miner speaks would be taken (202) and then refused by every miner: the task could
+    only fail. Refuse it here, naming the voices the subnet serves (``protocol.TTS_VOICES``)."""
+    if voice not in TTS_VOICES:
+        raise PydanticCustomError("unsupported_voice", "voice '{voice}' is not served; the voices: {voices}",
+                                  {"voice": voice, "voices": ", ".join(TTS_VOICES)})
+    return voice
+
+
+#: a voice the subnet serves (the list is in the OpenAPI document as the field's enum).
+Voice = Annotated[str, Field(pattern=VOICE_PATTERN), AfterValidator(_served_voice),
+                  WithJsonSchema({"type": "string", "enum": list(TTS_VOICES)})]
+
 
 # -- client requests -----------------------------------------------------------------------------
 class TranscriptionJSON(Strict):
@@ -64,7 +82,8 @@ class TranscriptionForm(Strict):
 
 class TTSRequest(Strict):
     text: Text = Field(min_length=1, max_length=MAX_TTS_TEXT_CHARS, description="Text to speak.")
-    voice: str | None = Field(None, pattern=VOICE_PATTERN, description="Voice name; absent = the miner's default.")
+    voice: Voice | None = Field(None, description=f"One of the subnet's voices ({', '.join(TTS_VOICES)}); "
+                                "absent = the miner's default. Any other is 400 unsupported_voice.")
 
 
 class SummarizationRequest(Strict):

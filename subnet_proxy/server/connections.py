@@ -6,8 +6,10 @@ open for minutes, and under a 256-descriptor limit ~365 idle sockets made health
 out. Each connection now:
 
 - must deliver its first request's headers within ``--proxy.header_timeout_s`` (else it is closed;
-  a slow *body* is ``body.read_limited``'s 408, an idle keep-alive connection is closed by aiohttp
-  after ``--proxy.keepalive_s``);
+  a slow *body* is ``body.read_limited``'s 408); a later request on a kept-alive connection must
+  arrive in full within ``--proxy.keepalive_s`` of the previous answer: aiohttp's keep-alive timer
+  runs from the answer and arriving bytes do not reset it, so a half-sent or trickled second request
+  is closed then too (``tests/server/test_connections.py`` holds aiohttp to it);
 - counts against ``--proxy.max_connections``: past it a new connection is closed at once, with a
   WARNING at most every ``CAP_LOG_S`` saying how many were refused (keep it below the process's
   descriptor limit, ``ulimit -n``, with room for stores and files).

@@ -32,6 +32,9 @@ class Metrics:
                                     registry=self.registry)
         self.aborted = Counter("subnet_proxy_http_aborted", "Requests the client abandoned before they were answered "
                                "(disconnected mid-body); counted under status 499.", registry=self.registry)
+        self.malformed = Counter("subnet_proxy_http_malformed", "Requests refused with 400 before any route because "
+                                 "their head could not be parsed (line too long, too many headers, not HTTP).",
+                                 ["code"], registry=self.registry)
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         # one child per kind registered now, so every kind shows from the first scrape (0 until used)
         self._submitted = {kind: self.submitted.labels(kind) for kind in REGISTRY}
@@ -47,6 +50,9 @@ class Metrics:
         children[1].observe(seconds)
         if status == 429:
             self.rate_limited.inc()
+
+    def count_malformed(self, code: str) -> None:
+        self.malformed.labels(code).inc()
 
     def count_submitted(self, kind: str) -> None:
         self._submitted[kind].inc()  # the app's routes are the kinds registered when it was built, as here

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from protocol import TTS_VOICES
 from subnet_proxy.config import EngineSettings
 from subnet_proxy.engines import EngineInputError, ModelLoadError, PiperSynthesizer
 from subnet_proxy.engines.tts import PEAK_LEVEL, SHIPPED_VOICE
@@ -32,6 +33,14 @@ def test_named_voice_and_unknown_voice(engines):
     assert engines.synthesizer.synthesize("Hello.", voice=SHIPPED_VOICE).samples.size > 0
     with pytest.raises(EngineInputError, match="not available"):
         engines.synthesizer.synthesize("Hello.", voice="de_DE-thorsten-high")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("voice", TTS_VOICES)
+def test_the_reference_miner_speaks_every_voice_validators_accept(engines, voice):
+    """The door lets through the protocol's voices only (400 unsupported_voice otherwise); each of
+    them must be one the shipped engine speaks, or a client's accepted task could only fail."""
+    assert engines.synthesizer.synthesize("Hello.", voice=voice).samples.size > 0
 
 
 @pytest.mark.slow

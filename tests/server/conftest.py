@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from subnet_proxy.blobs import LocalBlobStore
 from subnet_proxy.chain import MetagraphSnapshot, Neuron
 from subnet_proxy.config import NeuronSettings, ProxySettings, Settings
 from subnet_proxy.keys.sqlite import SqliteKeyStore
-from subnet_proxy.server import create_app
+from subnet_proxy.server import RunningServer, create_app, start_server
 from subnet_proxy.signing import sign_request
 from subnet_proxy.store import SQLiteTaskStore
 from subnet_proxy.store.watched import WatchedStore
@@ -155,3 +156,21 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
         yield h
     finally:
         await stop_harness(h)
+
+
+@contextlib.asynccontextmanager
+async def running_server(tmp_path: Path, **proxy: Any) -> AsyncIterator[RunningServer]:
+    """The side-server as the validator starts it (``start_server``: its own listener behind the
+    connection guard and aiohttp handler it sets up), on 127.0.0.1 and a free port, with no metagraph."""
+    settings = make_settings(tmp_path, host="127.0.0.1", port=0, **proxy)
+    store, blobs = SQLiteTaskStore(tmp_path / "t.db"), LocalBlobStore(tmp_path / "b")
+    keys = SqliteKeyStore(tmp_path / "k.db")
+    server = await start_server(create_app(settings, store=store, blobs=blobs, keys=keys, metagraph=lambda: None,
+                                           own_hotkey="me"), settings)
+    try:
+        yield server
+    finally:
+        await server.stop()
+        await store.close()
+        await blobs.close()
+        await keys.close()

@@ -7,6 +7,7 @@ import logging
 
 import pytest
 
+from protocol import TTS_VOICES
 from tests.server.conftest import Harness, auth, error_of
 
 INVISIBLE = ["\u200b", "\u200b\u200c\u200d\u2060\ufeff", "\u00ad\u200e\u200f", " \u3000\u200b\t\n", "\U000e0041"]
@@ -52,3 +53,19 @@ async def test_a_client_that_disconnects_mid_body_is_an_abort_not_a_500(harness:
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records]
     assert 'status="500"' not in metrics
     assert "aborted" in metrics
+
+
+async def test_a_voice_no_miner_speaks_is_refused_naming_the_served_voices(harness: Harness) -> None:
+    """The README's old example, "voice": "joe", was taken (202) and then refused by every miner."""
+    resp = await harness.client.post("/api/v1/tts", json={"text": "Hello there.", "voice": "joe"}, headers=auth())
+    assert resp.status == 400 and await error_of(resp) == "unsupported_voice"
+    message = (await resp.json())["error"]["message"]
+    assert "'joe'" in message and all(voice in message for voice in TTS_VOICES), message
+    assert sum((await harness.store.count_by_status()).values()) == 0  # refused before any task exists
+    for voice in (*TTS_VOICES, None):
+        served = await harness.client.post("/api/v1/tts", json={"text": "Hello there.", "voice": voice},
+                                           headers=auth())
+        assert served.status == 202, await served.text()
+    spec = await (await harness.client.get("/api/v1/openapi.json")).json()
+    field = spec["components"]["schemas"]["TTSRequest"]["properties"]["voice"]
+    assert {"type": "string", "enum": list(TTS_VOICES)} in field["anyOf"], field

@@ -11,7 +11,7 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 
-from protocol import b64encode, encode_audio
+from protocol import TTS_DEFAULT_VOICE, b64encode, encode_audio
 from subnet_proxy.blobs.base import BlobError, blob_key
 from subnet_proxy.tasks import TaskKind, TaskStatus
 from tests.conftest import tone
@@ -57,10 +57,11 @@ async def test_transcription_json_flac_and_x_api_key(harness: Harness) -> None:
 
 
 async def test_tts_and_summarization(harness: Harness) -> None:
-    resp = await harness.client.post("/api/v1/tts", json={"text": "Hello there.", "voice": "joe"}, headers=auth())
+    resp = await harness.client.post("/api/v1/tts", json={"text": "Hello there.", "voice": TTS_DEFAULT_VOICE},
+                                     headers=auth())
     assert resp.status == 202
     tts = await harness.store.get_task((await resp.json())["task_id"])
-    assert (tts.kind, tts.input.text, tts.input.voice) == (TaskKind.TTS, "Hello there.", "joe")
+    assert (tts.kind, tts.input.text, tts.input.voice) == (TaskKind.TTS, "Hello there.", TTS_DEFAULT_VOICE)
     resp = await harness.client.post("/api/v1/summarization", json={"text": "Some text. " * 20, "max_words": 10},
                                      headers=auth())
     assert resp.status == 202
