@@ -11,7 +11,7 @@ import argparse
 import random
 from typing import Any
 
-from protocol import TTSSynapse
+from protocol import TTS_VOICES, TTSSynapse
 from protocol.synapses import MAX_AUDIO_B64_CHARS
 from subnet_proxy.api.schemas import TaskAccepted, TTSRequest
 from subnet_proxy.blobs.base import BlobStore
@@ -66,7 +66,7 @@ async def tts_challenge(engines: Engines, corpus: Corpus, rng: random.Random, *,
 
 def _cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("text")
-    parser.add_argument("--voice")
+    parser.add_argument("--voice", choices=TTS_VOICES, help="a voice the subnet serves (default: its default)")
 
 
 async def _cli_submit(client: Submitter, path: str, args: argparse.Namespace) -> TaskAccepted:
