@@ -29,4 +29,7 @@ scripts/emulators.sh start
 . "$EMULATORS_DIR/env"
 
 echo "== pytest"
+# The wheel test (tests/e2e/test_wheel_install.py) installs the built wheel into a fresh venv from this
+# directory of wheels only; it fills it with `pip wheel` on its first run and reuses it after.
+export SUBNET_PROXY_WHEELHOUSE=${SUBNET_PROXY_WHEELHOUSE:-$PWD/.cache/wheelhouse}
 python -m pytest -q "$@"
