@@ -9,38 +9,25 @@ A set-up problem exits with status 1 and a message naming it.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Sequence
 
-from subnet_proxy.config import build_settings
-from subnet_proxy.entry import serve_until_signal
-from subnet_proxy.extras import MissingExtra, require
+from subnet_proxy.entry import Neuron, run_neuron
 from subnet_proxy.parent import tie_to_parent_from_env
-from subnet_proxy.telemetry import setup_logging
 
 SECTIONS = ("wallet", "subtensor", "logging", "neuron", "axon", "mock", "engine", "miner")
 DESCRIPTION = "Reference miner of the audio subnet: transcription, TTS, summarization."
-log = logging.getLogger("subnet_proxy.miner")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    tie_to_parent_from_env(os.environ)
-    settings = build_settings(argv, DESCRIPTION, sections=SECTIONS)
-    setup_logging(settings.logging)
-    try:
-        require(settings, "miner")
-    except MissingExtra as exc:
-        log.error("miner cannot start: %s", exc)
-        return 1
+def _load() -> tuple[Neuron, tuple[type[BaseException], ...]]:
     from subnet_proxy.chain import ChainError
     from subnet_proxy.engines import ModelLoadError
     from subnet_proxy.miner import AxonNotReady, MinerStartError, run_miner
     from subnet_proxy.wallets import WalletError
 
-    try:
-        serve_until_signal(run_miner, settings)
-    except (MinerStartError, AxonNotReady, ModelLoadError, WalletError, ChainError) as exc:
-        log.error("miner cannot start: %s", exc)
-        return 1
-    return 0
+    return run_miner, (MinerStartError, AxonNotReady, ModelLoadError, WalletError, ChainError)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    tie_to_parent_from_env(os.environ)
+    return run_neuron(argv, role="miner", description=DESCRIPTION, load=_load, sections=SECTIONS)

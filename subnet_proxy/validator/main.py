@@ -8,27 +8,15 @@ whole local subnet on 127.0.0.1. A set-up problem exits with status 1 and a mess
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
-from subnet_proxy.config import build_settings
-from subnet_proxy.entry import serve_until_signal
-from subnet_proxy.extras import MissingExtra, require
-from subnet_proxy.telemetry import setup_logging
+from subnet_proxy.entry import Neuron, run_neuron
 
-log = logging.getLogger("subnet_proxy.validator")
 DESCRIPTION = "Proxy validator of the audio subnet: client tasks, miner scores, weights."
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    settings = build_settings(argv, DESCRIPTION)
-    setup_logging(settings.logging)
-    try:
-        require(settings, "validator")
-    except MissingExtra as exc:
-        log.error("validator cannot run: %s", exc)
-        return 1
-    # the neuron's modules import the scoring engines: only now that they are known to be there
+def _load() -> tuple[Neuron, tuple[type[BaseException], ...]]:
+    """The validator's modules import the scoring engines: imported once the extra is known to be there."""
     from subnet_proxy.chain import ChainError
     from subnet_proxy.engines import ModelLoadError
     from subnet_proxy.store import StoreError
@@ -37,9 +25,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from subnet_proxy.validator.run import run_validator
     from subnet_proxy.wallets import WalletError
 
-    try:
-        serve_until_signal(run_validator, settings)
-    except (WalletError, ChainError, StoreError, ModelLoadError, MockMinerError, CorpusError, OSError) as exc:
-        log.error("validator cannot run: %s", exc)
-        return 1
-    return 0
+    return run_validator, (WalletError, ChainError, StoreError, ModelLoadError, MockMinerError, CorpusError, OSError)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_neuron(argv, role="validator", description=DESCRIPTION, load=_load)
