@@ -3,13 +3,16 @@
 The wheel and its dependencies are installed with ``--no-index`` from a wheel directory this test
 fills with ``pip wheel`` (``SUBNET_PROXY_WHEELHOUSE``, default ``.cache/wheelhouse``; kept between
 runs, so only the first run downloads): the install needs nothing but what the wheel declares.
-A base install prints ``--help`` and a one-line error naming the extra; ``[validator]`` then runs
-the local subnet (one reference miner) and one task of each kind completes.
+A base install prints ``--help`` and a one-line error naming the extra, and the commands of the
+systemd units and the pm2 file parse their flags against it (``systemd-analyze verify`` checks the
+units); ``[validator]`` then runs the local subnet (one reference miner) and one task of each kind completes.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -95,6 +98,45 @@ def test_a_base_install_prints_help_and_names_the_missing_extra(base: Install) -
         assert f"pip install 'subnet-proxy[{extra}]'" in lines[0] and "Traceback" not in lines[0]
     module = base.run("python", "-m", "subnet_proxy.validator", "--help")
     assert module.returncode == 0, module.stderr[-2000:]
+
+
+UNIT_VENV = "/opt/subnet-proxy/venv"
+
+
+def _exec_start(unit: Path) -> list[str]:
+    text = unit.read_text().replace("\\\n", " ")
+    (line,) = [line for line in text.splitlines() if line.startswith("ExecStart=")]
+    return shlex.split(line.removeprefix("ExecStart="))
+
+
+def _flags_parse(install: Install, argv: list[str]) -> None:
+    """On a base install a neuron parses every flag (a bad one exits 2), then stops at the missing extra."""
+    done = install.run(*argv)
+    assert done.returncode == 1 and "pip install 'subnet-proxy[" in done.stderr, (argv, done.stderr[-2000:])
+
+
+def test_the_systemd_units_and_the_pm2_apps_run_the_installed_commands(base: Install, tmp_path: Path) -> None:
+    data = str(base.outside / "deploy-data")
+    for name in ("subnet-proxy-validator", "subnet-proxy-miner"):
+        unit = ROOT / "deploy" / "systemd" / f"{name}.service"
+        argv = _exec_start(unit)
+        assert argv[0] == f"{UNIT_VENV}/bin/{name}"
+        flags = [a.replace("/var/lib/subnet-proxy", data) for a in argv[1:]]
+        _flags_parse(base, [str(base.venv / "bin" / name), *flags])
+        local = tmp_path / unit.name  # systemd's own check, the unit pointed at this install
+        local.write_text(unit.read_text().replace(UNIT_VENV, str(base.venv)))
+        verified = subprocess.run(["systemd-analyze", "verify", str(local)], capture_output=True, text=True, timeout=60)
+        assert verified.returncode == 0 and verified.stderr == "", verified.stderr
+
+    shown = subprocess.run(["node", "-e", "process.stdout.write(JSON.stringify(require(process.argv[1]).apps))",
+                            str(ROOT / "deploy" / "pm2" / "ecosystem.config.js")], capture_output=True, text=True,
+                           timeout=60, env={**os.environ, "SUBNET_PROXY_VENV": str(base.venv),
+                                            "SUBNET_PROXY_DATA_DIR": data})
+    apps = json.loads(shown.stdout)
+    assert [app["name"] for app in apps] == ["subnet-proxy-validator", "subnet-proxy-miner"]
+    for app in apps:
+        assert app["autorestart"] and {1, 2} <= set(app["stop_exit_codes"]) and app["interpreter"] == "none"
+        _flags_parse(base, [app["script"], *app["args"]])
 
 
 @pytest.fixture
