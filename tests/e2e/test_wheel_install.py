@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -33,6 +34,8 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 WHEELHOUSE = Path(os.environ.get("SUBNET_PROXY_WHEELHOUSE", ROOT / ".cache" / "wheelhouse"))
 INSTALL_TIMEOUT_S = 900
+#: what setup.py packages (and reads): the wheel is built from a copy of these alone.
+PACKAGED = ("setup.py", "pyproject.toml", "README.md", "LICENSE", "protocol", "subnet_proxy")
 SOURCE = ("The river rose overnight after three days of heavy rain. Farmers moved their herds to higher ground "
           "before dawn. The village council opened the school gym as a shelter for families from the low streets.")
 SPOKEN = "The weather station reported light rain in the morning and a clear sky by the evening."
@@ -67,7 +70,15 @@ def _check(argv: list[str], **kwargs: object) -> None:
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Install:
     work = tmp_path_factory.mktemp("wheel")
-    _check([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(work / "dist"), str(ROOT)])
+    # built from a copy of what the wheel is made of: no stale build/ or egg-info of the checkout gets in
+    source = work / "src"
+    source.mkdir()
+    for name in PACKAGED:
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(ROOT / name, source / name)
+    _check([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(work / "dist"), str(source)])
     (wheel,) = (work / "dist").glob("subnet_proxy-*.whl")
     WHEELHOUSE.mkdir(parents=True, exist_ok=True)
     # wheels, not downloads: a dependency published only as an sdist (rouge-score) is built once, here
