@@ -5,11 +5,13 @@ fills with ``pip wheel`` (``SUBNET_PROXY_WHEELHOUSE``, default ``.cache/wheelhou
 runs, so only the first run downloads): the install needs nothing but what the wheel declares.
 A base install prints ``--help`` and a one-line error naming the extra, and the commands of the
 systemd units and the pm2 file parse their flags against it (``systemd-analyze verify`` checks the
-units); ``[validator]`` then runs the local subnet (one reference miner) and one task of each kind completes.
+units); ``[validator]`` then runs the local subnet (one reference miner): one task of each kind
+completes and the validator sets weights on the local chain.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shlex
@@ -17,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +28,8 @@ import aiohttp
 import jiwer
 import pytest
 
-from protocol import decode_audio
+from protocol import __spec_version__, decode_audio
+from subnet_proxy.chain.local import LocalChain, default_chain_file
 from tests.conftest import free_port
 from tests.e2e.conftest import API_KEY, Client
 
@@ -157,7 +161,7 @@ def local_subnet(full: Install) -> Iterator[tuple[subprocess.Popen[bytes], str]]
     proc = subprocess.Popen(
         ["subnet-proxy-validator", "--mock", "--mock.miners", "1", "--neuron.data_dir", str(full.outside / "data"),
          "--proxy.host", "127.0.0.1", "--proxy.port", str(port), "--proxy.api_key", API_KEY, "--wandb.off",
-         "--mock.block_time_s", "1", "--neuron.synthetic_rate", "0"],
+         "--mock.block_time_s", "1", "--neuron.synthetic_rate", "0", "--neuron.epoch_length", "3"],
         cwd=full.outside, env=full.env(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     log.close()
     try:
@@ -187,5 +191,11 @@ async def test_the_validator_extra_runs_the_local_subnet_from_outside_the_checko
         transcript = await client.wait_status(await client.submit_audio(audio), "approved")
         heard = transcript["result"]["text"].lower().replace(",", "").rstrip(".")
         assert jiwer.wer(SPOKEN.lower().rstrip("."), heard) < 0.3
+    chain = LocalChain(default_chain_file(full.outside / "data", 1), netuid=1)
+    deadline = time.monotonic() + 90
+    while not chain.weights_history_sync() and time.monotonic() < deadline:  # an epoch is 3 one-second blocks
+        await asyncio.sleep(1)
+    (record, *_) = chain.weights_history_sync()
+    assert record.version_key == __spec_version__ and record.uids, record
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(60) == 0
