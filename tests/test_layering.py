@@ -29,12 +29,14 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"protocol"}),
     frozenset({"subnet_proxy", "subnet_proxy.tasks", "subnet_proxy.config", "subnet_proxy.api",
                "subnet_proxy.atomic_file", "subnet_proxy.sqlite_worker", "subnet_proxy.firestore_client",
-               "subnet_proxy.offline", "subnet_proxy.signing", "subnet_proxy.wallets", "subnet_proxy.outbound"}),
+               "subnet_proxy.offline", "subnet_proxy.signing", "subnet_proxy.wallets", "subnet_proxy.outbound",
+               "subnet_proxy.extras", "subnet_proxy.parent"}),
     frozenset({"subnet_proxy.store", "subnet_proxy.blobs", "subnet_proxy.keys", "subnet_proxy.chain",
-               "subnet_proxy.engines", "subnet_proxy.client"}),
+               "subnet_proxy.engines", "subnet_proxy.client", "subnet_proxy.backup"}),
     frozenset({"subnet_proxy.kinds", "subnet_proxy.rewards", "subnet_proxy.approval", "subnet_proxy.retention",
                "subnet_proxy.telemetry"}),
-    frozenset({"subnet_proxy.server", "subnet_proxy.validator", "subnet_proxy.miner", "subnet_proxy.cli"}),
+    frozenset({"subnet_proxy.server", "subnet_proxy.validator", "subnet_proxy.miner", "subnet_proxy.cli",
+               "subnet_proxy.entry"}),
     frozenset({"neurons"}),
 )
 LAYER_OF = {unit: n for n, layer in enumerate(LAYERS) for unit in layer}

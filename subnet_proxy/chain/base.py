@@ -118,6 +118,11 @@ class Chain(abc.ABC):
     async def set_weights(self, uids: Sequence[int], weights: Sequence[float], *, version_key: int) -> WeightsResult:
         """Emit normalized weights for the uids (implementations process them for the netuid)."""
 
+    async def weights_version(self) -> int:
+        """The subnet's ``weights_version`` hyperparameter: weights set with a lower ``version_key``
+        are refused by the chain. A chain without the notion (a test fake) has none: 0."""
+        return 0
+
     @abc.abstractmethod
     async def close(self) -> None: ...
 

@@ -147,6 +147,11 @@ class BittensorChain(Chain):
             self._last_weights_block = snap.block
         return result
 
+    async def weights_version(self) -> int:
+        value = await self._read("weights version",
+                                 lambda: self._client().get_hyperparameter("WeightsVersionKey", self.netuid))
+        return int(value or 0)
+
     async def close(self) -> None:
         """Close the connection (bounded by the call timeout) and release the worker threads."""
         try:

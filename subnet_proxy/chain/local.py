@@ -80,6 +80,7 @@ class LocalChain(Chain):
         lock_timeout_s: float = 30.0,
         max_uids: int = DEFAULT_MAX_UIDS,
         weights_rate_limit: int = DEFAULT_WEIGHTS_RATE_LIMIT,
+        weights_version: int = 0,
         history_limit: int = DEFAULT_HISTORY_LIMIT,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -92,6 +93,7 @@ class LocalChain(Chain):
         self._lock = FileLock(str(self.path) + ".lock", timeout=lock_timeout_s)
         self._max_uids = max_uids
         self._rate_limit = weights_rate_limit
+        self._weights_version = weights_version
         self._history_limit = history_limit
         self._clock = clock
         self._warned_block_time = False
@@ -113,6 +115,10 @@ class LocalChain(Chain):
 
     async def set_weights(self, uids: Sequence[int], weights: Sequence[float], *, version_key: int) -> WeightsResult:
         return await self._run(lambda: self.set_weights_sync(uids, weights, version_key=version_key))
+
+    async def weights_version(self) -> int:
+        """Fixed when the file is created (``weights_version``); files older than the field have 0."""
+        return await self._run(lambda: int(self._read().get("weights_version", 0)))
 
     async def close(self) -> None:
         """Nothing stays open between calls."""
@@ -185,6 +191,9 @@ class LocalChain(Chain):
                 return WeightsResult(False, f"hotkey {hotkey} is not registered on netuid {self.netuid}")
             if not me["validator_permit"]:
                 return WeightsResult(False, f"hotkey {hotkey} has no validator permit")
+            if version_key < state.get("weights_version", 0):  # the chain's IncorrectWeightVersionKey
+                return WeightsResult(False, f"version_key {version_key} is below the subnet's weights version "
+                                            f"{state['weights_version']}")
             block = self._block_of(state)
             last = me.get("weights_block")
             if last is not None and block - last <= state["weights_rate_limit"]:  # bittensor: allowed when >
@@ -259,7 +268,7 @@ class LocalChain(Chain):
     def _genesis(self) -> dict[str, Any]:
         return {"format": FORMAT_VERSION, "netuid": self.netuid, "genesis": self._clock(),
                 "block_time_s": self._block_time_s, "weights_rate_limit": self._rate_limit,
-                "neurons": []}
+                "weights_version": self._weights_version, "neurons": []}
 
     def _read(self) -> dict[str, Any]:
         """The chain's state; a missing file is a chain with no neurons yet (created on first write)."""

@@ -1,8 +1,11 @@
-"""Change the sample rate of mono float32 audio with libswresample (PyAV, a faster-whisper dependency)."""
+"""Change the sample rate of mono float32 audio with libswresample (PyAV, a faster-whisper dependency).
+
+PyAV is imported on first use: the engines come with the ``miner``/``validator`` extras, and a base
+install still imports this package (for ``--help`` and the one-line missing-extra error).
+"""
 
 from __future__ import annotations
 
-import av
 import numpy as np
 
 
@@ -14,6 +17,8 @@ def resample(samples: np.ndarray, source_rate: int, target_rate: int) -> np.ndar
     """
     if source_rate <= 0 or target_rate <= 0:
         raise ValueError(f"sample rates must be positive, got {source_rate} -> {target_rate}")
+    import av
+
     mono = np.ascontiguousarray(samples, dtype=np.float32).reshape(-1)
     if source_rate == target_rate or mono.size == 0:
         return mono

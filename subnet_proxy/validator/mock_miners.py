@@ -1,8 +1,10 @@
 """``--mock.miners N``: reference miners as child processes on 127.0.0.1, stopped with the validator.
 
-Each child is ``neurons/miner.py --mock`` on its own free port with its own local wallet; it
-registers itself in the same local chain file, so the validator finds it through the metagraph
-like any other miner. Output goes to ``DATA_DIR/logs/mock-miner-I.log``.
+Each child is ``python -m subnet_proxy.miner --mock`` (the installed package, so a wheel install
+runs it too) on its own free port with its own local wallet; it registers itself in the same local
+chain file, so the validator finds it through the metagraph like any other miner. Each child is
+tied to this process (``subnet_proxy.parent``): it ends when the validator dies, even by SIGKILL.
+Output goes to ``DATA_DIR/logs/mock-miner-I.log``.
 """
 
 from __future__ import annotations
@@ -14,14 +16,14 @@ import signal
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 from subnet_proxy.chain import Chain
 from subnet_proxy.config import Settings
+from subnet_proxy.parent import PARENT_PID_ENV
 
 log = logging.getLogger(__name__)
 
-MINER_SCRIPT = Path(__file__).resolve().parents[2] / "neurons" / "miner.py"
+MINER_MODULE = "subnet_proxy.miner"
 #: seconds a miner may take to load its models and register.
 READY_TIMEOUT_S = 180.0
 STOP_GRACE_S = 10.0
@@ -40,7 +42,7 @@ def _free_port() -> int:
 def miner_argv(settings: Settings, index: int, port: int) -> list[str]:
     """The command line of mock miner ``index``: the validator's local chain, data dir and netuid."""
     argv = [
-        sys.executable, str(MINER_SCRIPT), "--mock", "--netuid", str(settings.netuid),
+        sys.executable, "-m", MINER_MODULE, "--mock", "--netuid", str(settings.netuid),
         "--neuron.data_dir", str(settings.data_dir), "--wallet.name", f"mock-miner-{index}",
         "--wallet.hotkey", "default", "--axon.ip", "127.0.0.1", "--axon.port", str(port),
         "--axon.external_ip", "127.0.0.1", "--axon.external_port", str(port),
@@ -64,8 +66,10 @@ class MockMiners:
         self.log_dir = settings.data_dir / "logs"
 
     def start(self) -> None:
+        """Spawn the children. Call it from the thread that lives as long as the validator (the event
+        loop's): the kernel's parent-death signal follows the thread that forked the child."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1"}
+        env = {**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1", PARENT_PID_ENV: str(os.getpid())}
         for index in range(self.count):
             port = _free_port()
             with open(self.log_dir / f"mock-miner-{index}.log", "ab") as out:

@@ -1,10 +1,10 @@
 """A validator process from Settings: open every part, run the loops and the side-server, close in order.
 
-``run_validator`` is what ``neurons/proxy_validator.py`` calls. Under ``--mock`` it also pins the
-external IP to loopback, registers this validator in the local chain (with a validator permit),
-starts ``--mock.miners`` reference miners as child processes, keeps wandb offline, offers miners
-the side-server's own loopback URL for late answers (unless ``--proxy.public_url`` says otherwise),
-and prints a development API key with ready ``curl`` commands.
+``run_validator`` is what the validator's entry point (``subnet_proxy.validator.main``) calls.
+Under ``--mock`` it also pins the external IP to loopback, registers this validator in the local
+chain (with a validator permit), starts ``--mock.miners`` reference miners as child processes,
+keeps wandb offline, offers miners the side-server's own loopback URL for late answers (unless
+``--proxy.public_url`` says otherwise), and prints a development API key with ready ``curl`` commands.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from contextlib import AsyncExitStack
 
 from bittensor_wallet import Wallet
 
+from protocol import __spec_version__, __version__
 from subnet_proxy.blobs import open_blob_store
-from subnet_proxy.chain import Chain, Registration, open_chain
+from subnet_proxy.chain import Chain, ChainError, Registration, open_chain
 from subnet_proxy.config import Settings
 from subnet_proxy.engines import build_engines
 from subnet_proxy.keys import KeyStore, Role, open_key_store
@@ -53,6 +54,7 @@ async def run_validator(settings: Settings, stop: asyncio.Event, *, say: Callabl
         exits.push_async_callback(chain.close)
         if mock:
             await _register_mock_validator(chain, wallet)
+        await check_spec_version(chain, settings.netuid)
         store = WatchedStore(open_task_store(settings))
         exits.push_async_callback(store.close)
         blobs = open_blob_store(settings)
@@ -66,7 +68,7 @@ async def run_validator(settings: Settings, stop: asyncio.Event, *, say: Callabl
         if mock and settings.mock.miners:
             miners = MockMiners(settings, settings.mock.miners)
             exits.push_async_callback(miners.stop)
-            await asyncio.to_thread(miners.start)  # spawns processes, opens their log files
+            miners.start()  # on the loop's thread: the children's parent-death signal follows the forking thread
             say(f"starting {settings.mock.miners} reference miner(s); loading their models ...")
             await miners.wait_ready(chain)
 
@@ -93,6 +95,26 @@ async def run_validator(settings: Settings, stop: asyncio.Event, *, say: Callabl
                 say(f"side-server on {server.url}")
         await stop.wait()
         log.info("shutting down: stopping intake, finishing in-flight tasks")
+
+
+class OutdatedBuild(ChainError):
+    """This build's spec version is below the subnet's weights version: the chain would refuse its weights."""
+
+
+async def check_spec_version(chain: Chain, netuid: int, *, spec_version: int = __spec_version__) -> None:
+    """Refuse to start a validator whose weights the chain would refuse (``version_key`` below the
+    subnet's ``weights_version``): it would serve clients and never set weights, silently. A chain
+    that cannot be read yet is not fatal here (``Validator.start`` waits for it): a warning says so."""
+    try:
+        required = await chain.weights_version()
+    except ChainError as exc:
+        log.warning("cannot read the subnet's weights version (%s); starting with spec version %d", exc, spec_version)
+        return
+    if spec_version < required:
+        raise OutdatedBuild(f"this build's spec version {spec_version} (subnet-proxy {__version__}) is below the "
+                            f"weights version {required} of netuid {netuid}: the chain would refuse its weights; "
+                            "update subnet-proxy (git pull, then pip install the same extras again) and restart")
+    log.info("spec version %d, subnet weights version %d", spec_version, required)
 
 
 async def _register_mock_validator(chain: Chain, wallet: Wallet) -> None:

@@ -43,6 +43,7 @@ class FakeSubtensor:
 
     metagraph_obj: bt.Metagraph
     rate_limit: int = 100
+    weights_version: int | None = 1100
     max_weight_limit_value: float = 0.5
     min_allowed_weights_value: int = 1
     fail_next: int = 0
@@ -77,6 +78,10 @@ class FakeSubtensor:
 
     def min_allowed_weights(self, netuid: int) -> int:
         return self.min_allowed_weights_value
+
+    def get_hyperparameter(self, param_name: str, netuid: int, block: int | None = None) -> Any:
+        self._maybe_fail()
+        return {"WeightsVersionKey": self.weights_version}[param_name]
 
     def max_weight_limit(self, netuid: int) -> float:
         return self.max_weight_limit_value
@@ -200,6 +205,15 @@ async def test_set_weights_refusals_and_failures_never_raise() -> None:
         await chain.current_block()
 
 
+async def test_weights_version_is_read_with_retries_and_none_is_zero() -> None:
+    sub = FakeSubtensor(graph(), fail_next=1)
+    chain, _ = make(sub)
+    assert await chain.weights_version() == 1100  # the first attempt failed, the retry read it
+    sub.weights_version = None
+    assert await chain.weights_version() == 0
+    await chain.close()
+
+
 def test_snapshot_of_handles_an_empty_metagraph() -> None:
     snap = snapshot_of(real_metagraph([], 5, [], []), 9)
     assert snap.n == 0 and snap.block == 5
@@ -242,9 +256,10 @@ async def test_every_subtensor_call_matches_the_real_bittensor_signature() -> No
     await chain.current_block()
     assert await chain.is_registered("m1")
     assert (await chain.set_weights([1, 2, 3], [0.5, 0.25, 0.25], version_key=7)).success
+    assert await chain.weights_version() == 1100
     await chain.close()
     assert {"metagraph", "get_current_block", "is_hotkey_registered", "weights_rate_limit", "set_weights",
-            "min_allowed_weights", "max_weight_limit", "close"} <= sub.called
+            "min_allowed_weights", "max_weight_limit", "get_hyperparameter", "close"} <= sub.called
 
 
 class Coldkeypub:

@@ -119,6 +119,22 @@ async def test_set_weights_refusals(tmp_path: Path) -> None:
     assert "no hotkey" in (await chain(path, clock).set_weights([0], [1.0], version_key=1)).message
 
 
+async def test_weights_below_the_subnet_weights_version_are_refused(tmp_path: Path) -> None:
+    clock = Clock()
+    path = tmp_path / "c.json"
+    assert await chain(path, clock).weights_version() == 0  # no file yet: the default
+    admin = chain(path, clock, weights_version=1200)  # fixed when the file is created, like the rate limit
+    await admin.register(Registration(hotkey="val", coldkey="ck", stake=10_000, validator_permit=True))
+    await admin.register(Registration(hotkey="m1", coldkey="ck", port=1))
+    val = chain(path, clock, hotkey="val")
+    assert await val.weights_version() == 1200
+    clock.now += 12 * 3
+    refused = await val.set_weights([1], [1.0], version_key=1100)
+    assert not refused.success and "below the subnet's weights version 1200" in refused.message
+    assert await val.weights_history() == []
+    assert (await val.set_weights([1], [1.0], version_key=1200)).success
+
+
 async def test_history_is_bounded(tmp_path: Path) -> None:
     clock = Clock()
     path = tmp_path / "c.json"
