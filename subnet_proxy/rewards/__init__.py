@@ -11,7 +11,7 @@ from subnet_proxy.rewards.references import ScoringEngines
 from subnet_proxy.rewards.registry import REGISTRY, TaskSpec, pick_challenge_kind, task_spec, task_timeout
 from subnet_proxy.rewards.scorer import score_task
 from subnet_proxy.rewards.summarization import SummarizationReferences, reward_summarization
-from subnet_proxy.rewards.transcription import TranscriptionReferences, consensus_reference, reward_transcription
+from subnet_proxy.rewards.transcription import TranscriptionReferences, reward_transcription
 from subnet_proxy.rewards.tts import TTSReferences, reward_tts
 
 __all__ = [
@@ -24,7 +24,6 @@ __all__ = [
     "TTSReferences",
     "TaskSpec",
     "TranscriptionReferences",
-    "consensus_reference",
     "finalize",
     "pick_challenge_kind",
     "reward_summarization",

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from subnet_proxy.languages import UNSUPPORTED_LANGUAGE
 from subnet_proxy.server.context import ctx
 from subnet_proxy.server.errors import ApiError
 
@@ -61,6 +62,8 @@ def invalid_request(exc: ValidationError) -> ApiError:
     if unknown:
         return ApiError(400, "unknown_field", f"unknown field(s): {', '.join(unknown)}", details=details)
     first = details[0]
+    if first["type"] == UNSUPPORTED_LANGUAGE:  # the message lists the languages this validator scores
+        return ApiError(400, UNSUPPORTED_LANGUAGE, first["message"], details=details)
     return ApiError(400, "invalid_request", f"{first['field']}: {first['message']}", details=details)
 
 

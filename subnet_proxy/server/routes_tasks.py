@@ -24,6 +24,7 @@ from subnet_proxy.api.schemas import (
     TranscriptionJSON,
     TTSRequest,
 )
+from subnet_proxy.languages import UNSUPPORTED_LANGUAGE, language_supported, unsupported_message
 from subnet_proxy.server.auth import API_KEY
 from subnet_proxy.server.body import media_type, parse_json, read_limited, require_json
 from subnet_proxy.server.context import ServerContext, ctx
@@ -120,6 +121,8 @@ async def audio_input(context: ServerContext, audio: bytes, *, declared: str | N
     it; the TaskInput that refers to it."""
     if language is not None and not _LANGUAGE.match(language):
         raise ApiError(400, "invalid_request", "language must be an ISO 639 code such as 'en' or 'pt-BR'")
+    if not language_supported(language):
+        raise ApiError(400, UNSUPPORTED_LANGUAGE, unsupported_message(str(language)))
     if not audio:
         raise ApiError(400, "empty_audio", "the audio file is empty")
     if len(audio) > upload_limit(context):
