@@ -6,7 +6,7 @@ A vote per hotkey can be bought: three hotkeys sending one plausible-but-wrong t
 near copies of it) outvoted the validator and the honest miner under the old medoid consensus. So
 no number of agreeing miners moves the reference.
 
-The validator's own model is small (Whisper tiny.en by default, about 5-15% of words wrong on ordinary
+The validator's own model is small (Whisper tiny.en by default, about 5-20% of words wrong on ordinary
 speech), so a transcript better than it differs from it too. Disagreement up to
 ``OWN_MODEL_TOLERANCE_WER`` is therefore no evidence of error and costs nothing; beyond it the
 quality falls linearly, reaching 0 at ``ZERO_QUALITY_WER``. The honest reference miner (which
@@ -25,9 +25,9 @@ from subnet_proxy.rewards.text import char_error_rate, normalize, word_error_rat
 from subnet_proxy.tasks import MinerResponse, MinerReward, Task
 
 #: client tasks: disagreement with the validator's own transcript that costs nothing (its model's own error) ...
-OWN_MODEL_TOLERANCE_WER = 0.15
+OWN_MODEL_TOLERANCE_WER = 0.2
 #: ... and the disagreement at which the quality reaches 0.
-ZERO_QUALITY_WER = 0.75
+ZERO_QUALITY_WER = 0.8
 #: how much CER can shave off (it only separates answers of equal WER).
 CER_WEIGHT = 0.05
 #: a transcript longer than this many times the reference (plus a few words) is oversize.
