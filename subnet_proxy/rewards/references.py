@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 
@@ -118,17 +119,16 @@ async def tts_references(task: Task, responses: Sequence[MinerResponse], ground_
 
 async def summarization_references(task: Task, responses: Sequence[MinerResponse], ground_truth: str | None,
                                    scoring: ScoringEngines, blobs: BlobStore) -> SummarizationReferences:
-    """Sentence embeddings of the source and of every answer (one batch: the model sees each text once)."""
+    """Sentence embeddings of the source and of every answer (one batch: the model sees each sentence once)."""
     limit = ZERO_LENGTH_RATIO * summary_word_bound(task.input.text or "", task.input.max_words)
     answers = {r.hotkey: sentences(r.text) for r in responses
                if r.valid and r.text and r.text.strip() and summary_words(r.text) <= limit}  # oversize: never embedded
     source = sentences(task.input.text)
     if not answers or not source:  # nothing to judge: spare the model
         return SummarizationReferences(source_vectors=np.zeros((0, 0), dtype=np.float32))
-    batch = source + [s for parts in answers.values() for s in parts]
-    vectors = await scoring.engines.pool.run(scoring.embedder.embed, batch)
-    rows, start = {}, len(source)
-    for hotkey, parts in answers.items():
-        rows[hotkey] = vectors[start : start + len(parts)]
-        start += len(parts)
-    return SummarizationReferences(source_vectors=vectors[: len(source)], summary_vectors=rows)
+    # Each distinct sentence once: an extract repeats source sentences, and miners often share sentences.
+    row_of = {sentence: row for row, sentence in enumerate(dict.fromkeys([*source, *chain(*answers.values())]))}
+    vectors = await scoring.engines.pool.run(scoring.embedder.embed, list(row_of))
+    return SummarizationReferences(
+        source_vectors=vectors[[row_of[s] for s in source]],
+        summary_vectors={hotkey: vectors[[row_of[s] for s in parts]] for hotkey, parts in answers.items()})
