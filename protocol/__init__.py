@@ -33,6 +33,8 @@ from protocol.synapses import (
     SummarizationSynapse,
     TranscriptionSynapse,
     TTSSynapse,
+    summary_word_bound,
+    summary_words,
 )
 
 __version__ = "1.1.0"
@@ -77,4 +79,6 @@ __all__ = [
     "probe_audio",
     "sniff_format",
     "spec_version",
+    "summary_word_bound",
+    "summary_words",
 ]

@@ -14,7 +14,7 @@ they tell a miner nothing about which tasks are synthetic challenges.
 from __future__ import annotations
 
 from functools import cache
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 from urllib.parse import urlsplit
 
 import bittensor as bt
@@ -30,6 +30,13 @@ MAX_SEGMENTS = 10_000
 MAX_TTS_TEXT_CHARS = 2_000
 MAX_SUMMARY_SOURCE_CHARS = 100_000
 MAX_SUMMARY_CHARS = 20_000
+#: the bounds of a summary's word limit, as a client or validator may set it.
+MIN_SUMMARY_WORDS_BOUND = 5
+MAX_SUMMARY_WORDS_BOUND = 2_000
+#: the limit when the client sets none: this share of the source's words, within the two bounds below.
+DEFAULT_SUMMARY_SHARE = 0.25
+DEFAULT_SUMMARY_MIN_WORDS = 30
+DEFAULT_SUMMARY_MAX_WORDS = 250
 MIN_SAMPLE_RATE = 8_000
 MAX_SAMPLE_RATE = 48_000
 MAX_DELIVERY_URL_CHARS = 512
@@ -96,6 +103,23 @@ class AudioSynapse(bt.Synapse):
         # axon's error path (blacklist 403, bad signature 401), which otherwise fails with a 500.
         absent = {name: None for name, info in cls.model_fields.items() if info.is_required()}
         return cls.model_construct(_fields_set=meta.model_fields_set, **absent, **dict(meta))
+
+
+def summary_words(text: str) -> int:
+    """Words as both sides count them: whitespace-separated tokens."""
+    return len(text.split())
+
+
+def summary_word_bound(text: str, max_words: int | None) -> int:
+    """The one word limit of a summary of ``text``: the client's ``max_words``, else the default rule.
+
+    Validator, miner and reward all call this, and the synapse carries its result, so the limit a
+    miner honours is the number its answer is judged against.
+    """
+    if max_words is not None:
+        return max_words
+    share = int(summary_words(text) * DEFAULT_SUMMARY_SHARE)
+    return min(DEFAULT_SUMMARY_MAX_WORDS, max(DEFAULT_SUMMARY_MIN_WORDS, share))
 
 
 @cache
@@ -166,14 +190,26 @@ class TTSSynapse(AudioSynapse):
 
 
 class SummarizationSynapse(AudioSynapse):
-    """Text summarization. Input: a source text and an optional word bound; output: the summary."""
+    """Text summarization. Input: a source text and its word bound; output: the summary.
+
+    ``max_words`` is always set once the synapse is built: a request without one gets
+    ``summary_word_bound``'s default, so the bound travels with every request (and is hash-covered).
+    """
 
     text: str = Field(min_length=1, max_length=MAX_SUMMARY_SOURCE_CHARS)
-    max_words: int | None = Field(default=None, ge=5, le=2_000)
+    max_words: int | None = Field(default=None, ge=MIN_SUMMARY_WORDS_BOUND, le=MAX_SUMMARY_WORDS_BOUND,
+                                  description="Most words the summary may have; filled by summary_word_bound.")
 
     summary: str | None = Field(default=None, max_length=MAX_SUMMARY_CHARS)
 
     required_hash_fields: ClassVar[tuple[str, ...]] = ("text", "max_words", *DELIVERY_FIELDS)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _effective_bound(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("max_words") is None and isinstance(data.get("text"), str):
+            return {**data, "max_words": summary_word_bound(data["text"], None)}
+        return data
 
     def deserialize(self) -> str | None:  # type: ignore[override]  # bittensor convention: the useful output
         return self.summary

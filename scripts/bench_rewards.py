@@ -1,8 +1,9 @@
 """Benchmark of scoring: responses scored per second per task kind, against baselines from the same run.
 
 For each task kind, one synthetic challenge and N distinct answers (honest answers from the
-reference engines, lightly varied so the duplicate rule does not short-cut them) are scored with
-``score_task`` on the real engines (client mode for transcription: the validator's own ASR runs).
+reference engines, lightly varied so none is a free repeat of another: identical sentences are
+embedded once) are scored with ``score_task`` on the real engines (client mode for transcription:
+the validator's own ASR runs).
 Two baselines are measured in the same run:
 
 * ``pure``: the kind's pure reward function alone on references computed once (the cost of the

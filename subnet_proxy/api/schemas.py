@@ -13,11 +13,13 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic.json_schema import JsonDict
 from pydantic_core import PydanticCustomError
 
 from protocol import MAX_SUMMARY_CHARS, MAX_SUMMARY_SOURCE_CHARS, MAX_TRANSCRIPT_CHARS, MAX_TTS_TEXT_CHARS, TTS_VOICES
 from protocol.audio import AudioFormat
 from protocol.synapses import MAX_AUDIO_B64_CHARS, Segment
+from subnet_proxy.languages import SUPPORTED_LANGUAGES, UNSUPPORTED_LANGUAGE, check_language
 from subnet_proxy.tasks import KindName, MinerReward, MinerStat, ResponseState, TaskError, TaskStatus, Transition
 
 LANGUAGE_PATTERN = r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$"
@@ -46,7 +48,7 @@ def _not_blank(text: str) -> str:
 Text = Annotated[str, AfterValidator(_not_blank)]
 
 #: field errors that are API error codes of their own (``body.invalid_request``), not ``invalid_request``.
-OWN_ERROR_CODES = frozenset({"unsupported_voice"})
+OWN_ERROR_CODES = frozenset({"unsupported_voice", UNSUPPORTED_LANGUAGE})
 
 
 def _served_voice(voice: str) -> str:
@@ -62,6 +64,12 @@ def _served_voice(voice: str) -> str:
 Voice = Annotated[str, Field(pattern=VOICE_PATTERN), AfterValidator(_served_voice),
                   WithJsonSchema({"type": "string", "enum": list(TTS_VOICES)})]
 
+#: the spoken language of a transcription: an ISO 639 code the validator can score.
+LanguageCode = Annotated[str, Field(pattern=LANGUAGE_PATTERN), AfterValidator(check_language)]
+LANGUAGE_DESCRIPTION = (f"ISO 639 code; absent = detect. Supported: {', '.join(SUPPORTED_LANGUAGES)} (any region "
+                        "subtag, e.g. en-GB); others are refused with 400 unsupported_language.")
+LANGUAGE_SCHEMA: JsonDict = {"x-supported-languages": list(SUPPORTED_LANGUAGES)}
+
 
 # -- client requests -----------------------------------------------------------------------------
 class TranscriptionJSON(Strict):
@@ -69,7 +77,7 @@ class TranscriptionJSON(Strict):
 
     audio_b64: str = Field(min_length=1, max_length=MAX_AUDIO_B64_CHARS, description="Encoded audio file, base64.")
     format: AudioFormat | None = Field(None, description="Container (wav, flac, ogg, mp3); sniffed when absent.")
-    language: str | None = Field(None, pattern=LANGUAGE_PATTERN, description="ISO 639 code; absent = detect.")
+    language: LanguageCode | None = Field(None, description=LANGUAGE_DESCRIPTION, json_schema_extra=LANGUAGE_SCHEMA)
 
 
 class TranscriptionForm(Strict):
@@ -77,7 +85,7 @@ class TranscriptionForm(Strict):
 
     audio: bytes = Field(description="The audio file (WAV, FLAC, OGG or MP3).",
                          json_schema_extra={"format": "binary", "type": "string"})
-    language: str | None = Field(None, pattern=LANGUAGE_PATTERN, description="ISO 639 code; absent = detect.")
+    language: LanguageCode | None = Field(None, description=LANGUAGE_DESCRIPTION, json_schema_extra=LANGUAGE_SCHEMA)
 
 
 class TTSRequest(Strict):

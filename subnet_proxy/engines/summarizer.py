@@ -2,9 +2,10 @@
 
 sumy's own tokenizer needs NLTK's punkt data, which cannot be downloaded here; pysbd splits
 sentences with rules alone and a regex finds words. Sentences are picked by LexRank centrality until
-the budget is spent and given back in document order. The budget is the caller's ``max_words`` but
-never more than ``MAX_SOURCE_SHARE`` of the source, so even a short text gets a real summary rather
-than itself. Words are counted as whitespace-separated tokens (``len(text.split())``).
+the budget is spent and given back in document order. The budget is the caller's ``max_words`` (else
+the protocol's ``summary_word_bound``, the limit validators judge against) but never more than
+``MAX_SOURCE_SHARE`` of the source, so even a short text gets a real summary rather than itself.
+Words are counted as the protocol counts them (``summary_words``: whitespace-separated tokens).
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from protocol import summary_word_bound, summary_words
 from subnet_proxy.engines.base import EngineInputError, Summarizer
 
-DEFAULT_MAX_WORDS = 100
 #: the largest share of the source's words a summary may keep.
 MAX_SOURCE_SHARE = 0.4
 LANGUAGE = "english"
@@ -29,10 +30,6 @@ MAX_POWER_ITERATIONS = 200
 SEGMENT_BLOCK_CHARS = 2_000
 _WORD = re.compile(r"\w+(?:['’]\w+)*", re.UNICODE)
 _SENTENCE_END = re.compile(r"[.!?][\"')\]]*\s+")
-
-
-def _word_count(text: str) -> int:
-    return len(text.split())
 
 
 def _truncate(text: str, words: int) -> str:
@@ -87,7 +84,7 @@ class _WordBudget:
         chosen, left, seen = [], self._budget, set()
         for info in infos:
             text = str(info.sentence)
-            size = _word_count(text)
+            size = summary_words(text)
             if size <= left and text not in seen:
                 chosen.append(info)
                 seen.add(text)
@@ -172,10 +169,11 @@ class LexRankSummarizer(Summarizer):
         self.load()
         if max_words is not None and max_words < 1:
             raise EngineInputError(f"max_words must be at least 1, got {max_words}")
-        source_words = _word_count(text)
+        source_words = summary_words(text)
         if not _WORD.search(text):
             raise EngineInputError("text has no words to summarize")
-        budget = max(1, min(max_words or DEFAULT_MAX_WORDS, math.floor(source_words * MAX_SOURCE_SHARE)))
+        bound = summary_word_bound(text, max_words)
+        budget = max(1, min(bound, math.floor(source_words * MAX_SOURCE_SHARE)))
 
         from sumy.models.dom import ObjectDocumentModel, Paragraph, Sentence
 

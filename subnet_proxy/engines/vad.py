@@ -24,10 +24,13 @@ SILERO_FILE = "silero_vad_v6.onnx"
 
 @dataclass(frozen=True, slots=True)
 class SpeechActivity:
-    """How much of a clip is speech: seconds and share of 32 ms windows above the threshold."""
+    """How much of a clip is speech (seconds and share of 32 ms windows above the threshold), and how
+    long it is silent before the first speech window and after the last (dead air)."""
 
     speech_s: float
     total_s: float
+    leading_s: float = 0.0
+    trailing_s: float = 0.0
 
     @property
     def ratio(self) -> float:
@@ -71,5 +74,10 @@ class SpeechDetector:
         """Seconds of speech (windows at or above the threshold) out of the clip's length."""
         probs = self.probabilities(samples, rate)
         total = float(len(samples)) / float(rate) if rate > 0 else 0.0
-        speech = float(np.count_nonzero(probs >= self.threshold)) * WINDOW / VAD_RATE
-        return SpeechActivity(speech_s=min(speech, total), total_s=total)
+        voiced = np.flatnonzero(probs >= self.threshold)
+        if voiced.size == 0:
+            return SpeechActivity(speech_s=0.0, total_s=total, leading_s=total, trailing_s=total)
+        speech = float(voiced.size) * WINDOW / VAD_RATE
+        leading = min(float(voiced[0]) * WINDOW / VAD_RATE, total)
+        trailing = max(0.0, total - float(voiced[-1] + 1) * WINDOW / VAD_RATE)
+        return SpeechActivity(speech_s=min(speech, total), total_s=total, leading_s=leading, trailing_s=trailing)

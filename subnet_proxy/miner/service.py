@@ -34,6 +34,7 @@ from protocol import (
     b64encode,
     decode_audio,
     encode_audio,
+    summary_word_bound,
 )
 from subnet_proxy.engines import EngineError, EngineInputError, Engines, ModelLoadError, Transcript
 from subnet_proxy.miner.admission import AdmissionPolicy, MetagraphView, caller_priority, refusal
@@ -137,7 +138,8 @@ class MinerService:
 
     async def summarize(self, synapse: SummarizationSynapse) -> SummarizationSynapse:
         async def work() -> str:
-            return await self.engines.summarize(synapse.text, synapse.max_words)
+            # A validator of an older release may send no bound: the protocol's rule gives the one it judges by.
+            return await self.engines.summarize(synapse.text, summary_word_bound(synapse.text, synapse.max_words))
 
         summary = await self._serve(synapse, work)
         if summary is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from subnet_proxy.rewards.base import PASS_QUALITY, SPEED_WEIGHT, Judged, finalize
 from subnet_proxy.rewards.references import ScoringEngines
 from subnet_proxy.rewards.summarization import SummarizationReferences, reward_summarization
-from subnet_proxy.rewards.transcription import TranscriptionReferences, consensus_reference, reward_transcription
+from subnet_proxy.rewards.transcription import TranscriptionReferences, reward_transcription
 from subnet_proxy.rewards.tts import TTSReferences, reward_tts
 
 __all__ = [
@@ -21,7 +21,6 @@ __all__ = [
     "SummarizationReferences",
     "TTSReferences",
     "TranscriptionReferences",
-    "consensus_reference",
     "finalize",
     "reward_summarization",
     "reward_transcription",

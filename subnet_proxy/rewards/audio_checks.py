@@ -20,11 +20,14 @@ SILENCE_RMS = 2e-3
 CLIP_LEVEL = 0.999
 #: ... and more than this share of clipped samples rejects the clip (a normalised voice peaks once or twice).
 MAX_CLIPPED_SHARE = 0.01
-#: plausible speaking rates, in characters of text per second of audio.
-MIN_CHARS_PER_S = 4.0
-MAX_CHARS_PER_S = 30.0
-#: slack for leading/trailing silence and very short texts.
-DURATION_SLACK_S = 1.5
+#: ordinary reading speed, in characters of text (spaces included) per second: people read aloud at
+#: 12-18, the shipped Piper voice at 15-21.
+EXPECTED_CHARS_PER_S = 15.0
+#: a reading may be this much faster or slower than expected ...
+FASTEST_RATIO = 0.5
+SLOWEST_RATIO = 1.5
+#: ... plus a natural pause before and after it.
+NATURAL_PAUSE_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +64,16 @@ def inspect_audio(data: bytes) -> tuple[AudioFacts, DecodedAudio | None]:
     return facts, audio
 
 
+def expected_speaking_s(text: str) -> float:
+    """Seconds an ordinary reading of ``text`` takes."""
+    return len(" ".join(text.split())) / EXPECTED_CHARS_PER_S
+
+
 def plausible_duration(text: str) -> tuple[float, float]:
-    """(shortest, longest) seconds a reading of ``text`` may plausibly take."""
-    chars = len(" ".join(text.split()))
-    return chars / MAX_CHARS_PER_S, chars / MIN_CHARS_PER_S + DURATION_SLACK_S
+    """(shortest, longest) seconds a reading of ``text`` may take: twice as fast as expected, or half as
+    slow again plus a natural pause at each end. Anything longer is mostly something else (dead air)."""
+    expected = expected_speaking_s(text)
+    return expected * FASTEST_RATIO, expected * SLOWEST_RATIO + 2 * NATURAL_PAUSE_S
 
 
 def audio_problem(facts: AudioFacts, text: str) -> str | None:

@@ -1,11 +1,14 @@
-"""The rules every task kind shares: validity, duplicate answers, the bounded speed term.
+"""The rules every task kind shares: validity, on time, the bounded speed term.
 
 A kind's reward module judges each answer's *quality* in [0, 1] (``Judged``); ``finalize`` turns
 those into rewards the same way for every kind:
 
 * an answer that is not ``ok``, came after the timeout, or that the kind judged invalid gets 0;
-* identical answers (same fingerprint) from different hotkeys earn credit once: the earliest
-  received keeps it, the copies get 0;
+* identical answers from different hotkeys are judged alike and each earns its own reward: two
+  honest miners running the same deterministic model return the same text or bytes, and zeroing
+  the later one cost honest miners while copying an answer within one task's timeout is hardly
+  possible (a replay of another task's answer is simply wrong for this one). No kind lets answers
+  vote on the reference, so several hotkeys sending one answer gain nothing by it;
 * ``reward = quality * multiplier`` with ``multiplier = 1 - SPEED_WEIGHT * (1 - speed)`` and
   ``speed = 1 - latency / timeout``, for answers of passing quality. An answer below
   ``PASS_QUALITY`` gets the slowest multiplier whatever its latency, so
@@ -29,15 +32,10 @@ PASS_QUALITY = 0.5
 
 @dataclass(frozen=True, slots=True)
 class Judged:
-    """A kind's verdict on one answer, before the shared rules.
-
-    ``fingerprint`` identifies the answer's content for the duplicate rule (normalised text, or
-    the audio bytes' digest); ``breakdown`` explains the quality (components in [0, 1]).
-    """
+    """A kind's verdict on one answer, before the shared rules; ``breakdown`` explains the quality."""
 
     valid: bool
     quality: float = 0.0
-    fingerprint: str | None = None
     breakdown: dict[str, float] = field(default_factory=dict)
     reason: str | None = None
 
@@ -79,24 +77,14 @@ def finalize(responses: Sequence[MinerResponse], judged: Sequence[Judged], *, ti
     """Apply the shared rules to every answer, in the order of ``responses``."""
     if len(responses) != len(judged):
         raise ValueError(f"{len(responses)} responses but {len(judged)} verdicts")
-    first_of: dict[str, int] = {}
-    order = sorted(range(len(responses)),
-                   key=lambda i: (responses[i].received_at, responses[i].latency_s or 0.0, responses[i].hotkey))
-    for i in order:
-        fingerprint = judged[i].fingerprint
-        if judged[i].valid and fingerprint is not None and _on_time(responses[i], timeout_s):
-            first_of.setdefault(fingerprint, i)
-
     rewards: list[MinerReward] = []
-    for i, (response, verdict) in enumerate(zip(responses, judged, strict=True)):
+    for response, verdict in zip(responses, judged, strict=True):
         if response.state == "timeout" or (response.valid and not _on_time(response, timeout_s)):
             rewards.append(_zero(response, "timeout", {}))
         elif not response.valid:
             rewards.append(_zero(response, response.state, {}))
         elif not verdict.valid:
             rewards.append(_zero(response, verdict.reason or "invalid", verdict.breakdown))
-        elif verdict.fingerprint is not None and first_of.get(verdict.fingerprint) != i:
-            rewards.append(_zero(response, "duplicate", verdict.breakdown))
         else:
             latency = float(response.latency_s or 0.0)
             quality = clip01(verdict.quality)

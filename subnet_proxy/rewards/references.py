@@ -1,7 +1,7 @@
 """What the validator computes itself before judging: the engine half of scoring.
 
-Reward functions stay pure; these async builders run the models (ASR, VAD, embeddings, the
-summarizer) in the engines' bounded worker pool, never on the event loop, and hand the results to
+Reward functions stay pure; these async builders run the models (ASR, VAD, sentence embeddings)
+in the engines' bounded worker pool, never on the event loop, and hand the results to
 them as a references object. Answers that already fail a cheap check (bad audio, no speech) are
 not sent to the expensive models, and identical audio is listened to once.
 """
@@ -11,18 +11,21 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 
-from protocol import DecodedAudio, decode_audio
+from protocol import DecodedAudio, decode_audio, summary_word_bound, summary_words
 from subnet_proxy.blobs.base import BlobError, BlobStore
 from subnet_proxy.config import EngineSettings
 from subnet_proxy.engines.base import EngineError
 from subnet_proxy.engines.embeddings import SentenceEmbedder
 from subnet_proxy.engines.pool import Engines
-from subnet_proxy.engines.vad import SpeechDetector
+from subnet_proxy.engines.vad import SpeechActivity, SpeechDetector
+from subnet_proxy.languages import language_supported
 from subnet_proxy.rewards.audio_checks import AudioFacts, audio_problem, inspect_audio
-from subnet_proxy.rewards.summarization import SummarizationReferences
+from subnet_proxy.rewards.summarization import ZERO_LENGTH_RATIO, SummarizationReferences
+from subnet_proxy.rewards.text import sentences
 from subnet_proxy.rewards.transcription import TranscriptionReferences
 from subnet_proxy.rewards.tts import MIN_SPEECH_RATIO, TTSReferences
 from subnet_proxy.tasks import MinerResponse, Task
@@ -55,9 +58,11 @@ async def _transcribe(scoring: ScoringEngines, audio: DecodedAudio, language: st
 
 async def transcription_references(task: Task, responses: Sequence[MinerResponse], ground_truth: str | None,
                                    scoring: ScoringEngines, blobs: BlobStore) -> TranscriptionReferences:
-    """The validator's own transcript of the task's audio (skipped when the ground truth is known or no
-    answer is valid: there is nothing to compare it with)."""
+    """The validator's own transcript of the task's audio (skipped when the ground truth is known, no
+    answer is valid, or the language is one the validator cannot score)."""
     if ground_truth is not None or not task.input.audio_blob or not any(r.valid for r in responses):
+        return TranscriptionReferences(validator_transcript=None)
+    if not language_supported(task.input.language):  # refused at the door; one that got in is not judged
         return TranscriptionReferences(validator_transcript=None)
     try:
         data = await blobs.get(task.input.audio_blob)
@@ -67,15 +72,24 @@ async def transcription_references(task: Task, responses: Sequence[MinerResponse
     return TranscriptionReferences(validator_transcript=await _transcribe(scoring, audio, task.input.language))
 
 
-async def _listen(text: str, data: bytes, scoring: ScoringEngines) -> tuple[AudioFacts, float | None, str | None]:
-    """Facts, speech ratio and round-trip transcript of one returned file (engines only if it passes the checks)."""
+@dataclass(frozen=True, slots=True)
+class _Heard:
+    """What the validator learnt from one returned file (None: that engine was not run on it)."""
+
+    facts: AudioFacts
+    activity: SpeechActivity | None = None
+    round_trip: str | None = None
+
+
+async def _listen(text: str, data: bytes, scoring: ScoringEngines) -> _Heard:
+    """Facts, speech activity and round-trip transcript of one returned file (engines only if it passes the checks)."""
     facts, audio = await scoring.engines.pool.run(inspect_audio, data)
     if audio is None or audio_problem(facts, text) is not None:
-        return facts, None, None
+        return _Heard(facts)
     activity = await scoring.engines.pool.run(scoring.speech.activity, audio.samples, audio.sample_rate)
     if activity.ratio < MIN_SPEECH_RATIO:
-        return facts, activity.ratio, None
-    return facts, activity.ratio, await _transcribe(scoring, audio, "en")
+        return _Heard(facts, activity)
+    return _Heard(facts, activity, await _transcribe(scoring, audio, "en"))
 
 
 async def tts_references(task: Task, responses: Sequence[MinerResponse], ground_truth: str | None,
@@ -85,7 +99,7 @@ async def tts_references(task: Task, responses: Sequence[MinerResponse], ground_
     keys = {r.hotkey: r.output_blob for r in responses if r.valid and r.output_blob}
     unique = sorted(set(keys.values()))
 
-    async def fetch_and_listen(key: str) -> tuple[AudioFacts, float | None, str | None] | None:
+    async def fetch_and_listen(key: str) -> _Heard | None:
         try:
             data = await blobs.get(key)
         except BlobError:
@@ -93,32 +107,28 @@ async def tts_references(task: Task, responses: Sequence[MinerResponse], ground_
         return await _listen(text, data, scoring)
 
     heard = dict(zip(unique, await asyncio.gather(*(fetch_and_listen(k) for k in unique)), strict=True))
-    audio, ratios, round_trip = {}, {}, {}
-    for hotkey, key in keys.items():
-        result = heard[key]
-        if result is None:
-            continue
-        audio[hotkey] = result[0]
-        if result[1] is not None:
-            ratios[hotkey] = result[1]
-        if result[2] is not None:
-            round_trip[hotkey] = result[2]
-    return TTSReferences(audio=audio, speech_ratio=ratios, round_trip=round_trip)
+    found = {hotkey: result for hotkey, key in keys.items() if (result := heard[key]) is not None}
+    return TTSReferences(
+        audio={h: r.facts for h, r in found.items()},
+        speech_ratio={h: r.activity.ratio for h, r in found.items() if r.activity is not None},
+        round_trip={h: r.round_trip for h, r in found.items() if r.round_trip is not None},
+        edge_silence_s={h: (r.activity.leading_s, r.activity.trailing_s) for h, r in found.items()
+                        if r.activity is not None},
+    )
 
 
 async def summarization_references(task: Task, responses: Sequence[MinerResponse], ground_truth: str | None,
                                    scoring: ScoringEngines, blobs: BlobStore) -> SummarizationReferences:
-    """The validator's own summary, the source's embedding and every answer's embedding."""
-    source = task.input.text or ""
-    answers = {r.hotkey: r.text for r in responses if r.valid and r.text and r.text.strip()}
-    if not answers:  # nothing to judge: spare the models
-        return SummarizationReferences(reference_summary="", source_embedding=np.zeros(0, dtype=np.float32))
-    try:
-        reference = await scoring.engines.summarize(source, task.input.max_words)
-    except EngineError:
-        reference = ""
-    pool = scoring.engines.pool
-    source_vector = await pool.run(scoring.embedder.embed_document, source)
-    vectors = await pool.run(scoring.embedder.embed, list(answers.values()))
-    return SummarizationReferences(reference_summary=reference, source_embedding=source_vector,
-                                   summary_embeddings=dict(zip(answers, vectors, strict=True)))
+    """Sentence embeddings of the source and of every answer (one batch: the model sees each sentence once)."""
+    limit = ZERO_LENGTH_RATIO * summary_word_bound(task.input.text or "", task.input.max_words)
+    answers = {r.hotkey: sentences(r.text) for r in responses
+               if r.valid and r.text and r.text.strip() and summary_words(r.text) <= limit}  # oversize: never embedded
+    source = sentences(task.input.text)
+    if not answers or not source:  # nothing to judge: spare the model
+        return SummarizationReferences(source_vectors=np.zeros((0, 0), dtype=np.float32))
+    # Each distinct sentence once: an extract repeats source sentences, and miners often share sentences.
+    row_of = {sentence: row for row, sentence in enumerate(dict.fromkeys([*source, *chain(*answers.values())]))}
+    vectors = await scoring.engines.pool.run(scoring.embedder.embed, list(row_of))
+    return SummarizationReferences(
+        source_vectors=vectors[[row_of[s] for s in source]],
+        summary_vectors={hotkey: vectors[[row_of[s] for s in parts]] for hotkey, parts in answers.items()})

@@ -1,7 +1,7 @@
 """Text checks shared by the reward functions: normalisation, word/character error rates, n-gram reuse.
 
 Normalising before comparing means a transcript is judged on its words, not on casing or
-punctuation style, and a copier cannot dodge the duplicate check by changing a comma.
+punctuation style, and identical answers count as one vote in a consensus whatever their commas.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import jiwer
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "`": "'"})
 _NON_WORD = re.compile(r"[^\w']+")
 _EDGE_QUOTES = re.compile(r"(^'+|'+$)")
+#: a sentence ends at . ! or ? (and any closing quote or bracket) followed by white space.
+_SENTENCE_END = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"')\]\u201d\u2019]))\s+")
 
 
 def normalize(text: str | None) -> str:
@@ -28,6 +30,16 @@ def normalize(text: str | None) -> str:
 
 def words(text: str | None) -> list[str]:
     return normalize(text).split()
+
+
+def sentences(text: str | None) -> list[str]:
+    """The text's sentences, by punctuation (no model: the reward and its references must split alike).
+
+    Pieces without a word are dropped; a text without sentence punctuation is one sentence.
+    """
+    if not text:
+        return []
+    return [piece for piece in _SENTENCE_END.split(" ".join(text.split())) if normalize(piece)]
 
 
 def _error_rate(metric: Callable[[str, str], float], reference: str, hypothesis: str) -> float:

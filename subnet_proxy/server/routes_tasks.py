@@ -21,6 +21,7 @@ from protocol import AudioDecodeError, AudioTooLongError, mime_type, probe_audio
 from protocol.audio import b64decode
 from subnet_proxy.api.schemas import LANGUAGE_PATTERN, TaskAccepted, TranscriptionForm, TranscriptionJSON
 from subnet_proxy.kinds import REGISTRY, AudioUpload, JsonBody, KindSpec, submit_path
+from subnet_proxy.languages import UNSUPPORTED_LANGUAGE, language_supported, unsupported_message
 from subnet_proxy.server.auth import API_KEY
 from subnet_proxy.server.body import media_type, parse_json, read_limited, require_json
 from subnet_proxy.server.context import ServerContext, ctx
@@ -119,6 +120,8 @@ async def audio_input(context: ServerContext, audio: bytes, *, declared: str | N
     refers to it."""
     if language is not None and not _LANGUAGE.match(language):
         raise ApiError(400, "invalid_request", "language must be an ISO 639 code such as 'en' or 'pt-BR'")
+    if not language_supported(language):
+        raise ApiError(400, UNSUPPORTED_LANGUAGE, unsupported_message(str(language)))
     if not audio:
         raise ApiError(400, "empty_audio", "the audio file is empty")
     if len(audio) > upload_limit(context):

@@ -1,9 +1,12 @@
 """The honest reference miner against nine ways of cheating or failing, over real axons and a real Dendrite.
 
 Each task kind gets a fresh synthetic challenge, sent by a stock ``bt.Dendrite`` to all ten miners
-on 127.0.0.1; the answers go through the validator's own codec (``decode_result``) and ``score_task``
-on the real engines. The honest miner must beat every bad one by a clear margin, and no bad answer may
-crash or stall scoring.
+on 127.0.0.1; the answers go through the validator's own codec (``decode_result``) and
+``score_task`` on the real engines. The honest miner must beat every bad
+one by a clear margin (the copycat, which returns the honest answer itself, earns no more than it),
+and no bad answer may crash or stall scoring. Fair alternatives and the cheaper tricks of issue 12
+(collusion, padding, keyword salad, shuffled words, another text's summary) are in
+``test_attack_classes.py``.
 """
 
 from __future__ import annotations
@@ -87,9 +90,11 @@ async def test_honest_miner_beats_every_bad_one(kind: TaskKind, lineup: LineUp, 
     honest = by_name.pop("honest").reward
     assert honest >= HONEST_FLOOR, report
     for name, reward in by_name.items():
-        assert honest - reward.reward >= MARGIN, (name, report)
+        if name != "copycat":
+            assert honest - reward.reward >= MARGIN, (name, report)
     assert by_name["late"].breakdown == {"rejected_timeout": 1.0}, report
-    assert by_name["copycat"].reward == 0.0, report  # a copy of the honest answer, credited to the original
+    # Identical answers each earn (two honest miners on one model would); the copy came later, so no more.
+    assert by_name["copycat"].reward <= honest, report
     print(f"\n{kind.value}: scored {len(rewards)} answers in {scoring_s:.2f} s; rewards", report)
 
 
@@ -107,7 +112,9 @@ async def test_client_transcription_consensus_resists_the_bad_miners(lineup: Lin
     rewards = await score_task(task, responses, None, scoring_engines, blobs=blobs, timeout_s=timeout)
     by_name = {m.name: r.reward for m, r in zip(lineup.all, rewards, strict=True)}
     honest = by_name.pop("honest")
+    copycat = by_name.pop("copycat")
     assert honest >= HONEST_FLOOR and all(honest - r >= MARGIN for r in by_name.values()), by_name
+    assert copycat <= honest, by_name
 
 
 def test_every_bad_miner_is_in_the_line_up(lineup: LineUp) -> None:

@@ -6,8 +6,9 @@ import random
 
 import pytest
 
+from protocol import summary_word_bound
 from subnet_proxy.engines import EngineInputError, LexRankSummarizer
-from subnet_proxy.engines.summarizer import DEFAULT_MAX_WORDS, MAX_SOURCE_SHARE, _blocks
+from subnet_proxy.engines.summarizer import MAX_SOURCE_SHARE, _blocks
 
 ARTICLE = """The history of the city goes back two thousand years. It was founded by traders who crossed the river.
 Dr. Smith studied its walls in 1923 and found three layers of stone from three different ages.
@@ -27,7 +28,7 @@ def summarizer() -> LexRankSummarizer:
 @pytest.mark.parametrize("max_words", [5, 12, 25, 40, 2000, None])
 def test_summary_honours_max_words(summarizer, max_words):
     summary = summarizer.summarize(ARTICLE, max_words)
-    bound = min(max_words or DEFAULT_MAX_WORDS, int(len(ARTICLE.split()) * MAX_SOURCE_SHARE))
+    bound = min(summary_word_bound(ARTICLE, max_words), int(len(ARTICLE.split()) * MAX_SOURCE_SHARE))
     assert 1 <= len(summary.split()) <= bound
 
 

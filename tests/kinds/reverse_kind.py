@@ -75,7 +75,7 @@ async def references(task: Task, responses: Sequence[MinerResponse], ground_trut
 def reward(task: Task, ground_truth: str | None, responses: Sequence[MinerResponse], expected: str, *,
            timeout_s: float) -> list[MinerReward]:
     """Exactly the reversed text earns full quality; anything else nothing."""
-    judged = [Judged(valid=True, quality=1.0, fingerprint=r.text) if r.text == expected else invalid("wrong")
+    judged = [Judged(valid=True, quality=1.0) if r.text == expected else invalid("wrong")
               for r in responses]
     return finalize(responses, judged, timeout_s=timeout_s)
 

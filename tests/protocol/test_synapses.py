@@ -223,3 +223,16 @@ async def _wait_for_port(port: int, timeout: float = 10.0) -> None:
             if asyncio.get_running_loop().time() > deadline:
                 raise
             await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize(("words", "max_words", "bound"), [
+    (40, None, 30), (228, None, 57), (1_000, None, 250), (3_000, None, 250), (228, 12, 12), (3_000, 900, 900),
+])
+def test_the_summary_bound_is_one_rule_and_travels_in_every_synapse(words: int, max_words: int | None,
+                                                                     bound: int) -> None:
+    text = " ".join(["word"] * words)
+    assert protocol.summary_word_bound(text, max_words) == bound
+    synapse = protocol.SummarizationSynapse(text=text, max_words=max_words)
+    assert synapse.max_words == bound
+    again = protocol.SummarizationSynapse.model_validate_json(synapse.model_dump_json())
+    assert again.max_words == bound and again.body_hash == synapse.body_hash

@@ -56,7 +56,7 @@ async def test_tts_round_trip_and_missing_audio(engines, scoring_engines, tmp_pa
     assert rewards["honest"].reward > 0.8, rewards["honest"].breakdown
     assert rewards["noise"].reward == 0.0 and "rejected_no_speech" in rewards["noise"].breakdown
     assert rewards["lost"].reward == 0.0 and "rejected_empty" in rewards["lost"].breakdown
-    assert rewards["copy"].reward == 0.0 and "rejected_duplicate" in rewards["copy"].breakdown
+    assert rewards["copy"].reward == rewards["honest"].reward  # the same bytes from a second hotkey: credited too
 
 
 async def test_summarization_honest_beats_source_and_off_topic(engines, scoring_engines, tmp_path) -> None:

@@ -64,9 +64,9 @@ async def test_task_reaches_approved_with_the_best_answer_and_scores_follow(harn
     assert stats[good].attempts == 1 and stats[good].latency_s >= 0.2
 
 
-async def test_a_duplicate_answer_earns_nothing_but_is_no_failure(harness):
-    """Two miners with the same deterministic model: only the earliest identical answer is
-    credited (copying defence), yet the later one answered validly and must not be backed off."""
+async def test_identical_answers_from_two_miners_both_earn(harness):
+    """Two miners with the same deterministic model return the same summary: both are credited (the
+    faster one a little more), and neither is backed off."""
     early = await harness.add_miner("early", summarizer(GOOD, delay=0.0))
     late = await harness.add_miner("late", summarizer(GOOD, delay=0.3))
     validator = await harness.validator(sample_size=2)
@@ -75,10 +75,10 @@ async def test_a_duplicate_answer_earns_nothing_but_is_no_failure(harness):
 
     [evaluation] = await harness.store.list_evaluations(task.task_id)
     rewards = {r.uid: r.reward for r in evaluation.rewards}
-    assert rewards[early] > 0.5 and rewards[late] == 0.0
+    assert rewards[early] >= rewards[late] > 0.5
     stats = {s.uid: s for s in validator.miner_stats()}
     assert stats[late].consecutive_failures == 0 and stats[late].success_rate == 1.0
-    assert stats[early].ema_score > stats[late].ema_score
+    assert stats[early].ema_score >= stats[late].ema_score > 0.0
 
 
 async def test_no_valid_answer_goes_to_other_miners_once_then_fails_with_the_reason(harness):
