@@ -1,7 +1,9 @@
 """Summarization: a source text (and optional word bound) in, its summary out.
 
-Synthetic challenges are passages of two or three corpus topics with a word bound drawn as a share
-of the source's length; they have no ground truth (a summary is judged against the source).
+Synthetic challenges are passages of two or three corpus topics; they have no ground truth (a summary
+is judged against the source). Like clients, half of them name a word bound (a share of the source's
+length) and half leave it to the protocol's default rule: a challenge that always named one would be
+told apart from client tasks by the bound every synapse carries.
 """
 
 from __future__ import annotations
@@ -37,8 +39,10 @@ from subnet_proxy.tasks import Task, TaskInput, TaskKind
 SUMMARY_S_PER_CHAR = 0.0001
 SUMMARY_TOPICS = (2, 3)
 SUMMARY_SENTENCES_PER_TOPIC = (4, 7)
-#: summary bound as a share of the source's words.
+#: summary bound as a share of the source's words, when a challenge names one.
 SUMMARY_BOUND_SHARE = (0.15, 0.3)
+#: how often a challenge names its bound instead of leaving it to ``protocol.summary_word_bound``.
+NAMED_BOUND_SHARE = 0.5
 
 
 async def synapse_inputs(task: Task, blobs: BlobStore) -> dict[str, Any]:
@@ -64,7 +68,8 @@ def request_input(body: SummarizationRequest) -> TaskInput:
 async def summarization_challenge(engines: Engines, corpus: Corpus, rng: random.Random, *,
                                   owner: str) -> Challenge:
     source = corpus.random_passage(rng, rng.randint(*SUMMARY_TOPICS), SUMMARY_SENTENCES_PER_TOPIC)
-    bound = max(10, int(len(source.split()) * rng.uniform(*SUMMARY_BOUND_SHARE)))
+    named = rng.random() < NAMED_BOUND_SHARE
+    bound = max(10, int(len(source.split()) * rng.uniform(*SUMMARY_BOUND_SHARE))) if named else None
     task_input = TaskInput(text=source, max_words=bound)
     return Challenge(task=synthetic_task(TaskKind.SUMMARIZATION, owner, task_input, None), blobs={})
 
