@@ -290,10 +290,20 @@ class HealthView(Strict):
     live: bool
     ready: bool
     checks: dict[str, CheckView]
+    loops: dict[str, CheckView] = Field(default_factory=dict, description="The validator's loops (resync, weights, "
+                                        "dispatch, scoring, ...): a stalled one is not ok and makes the answer 503.")
+    reasons: list[str] = Field(default_factory=list, description="Why the answer is 503 (empty when 200).")
     tasks: dict[str, int]
     miners_available: int
     version: str
     uptime_s: float
+
+
+class ProbeView(Strict):
+    """An orchestrator's probe: ``/api/v1/health/live`` (the process answers) or ``/ready`` (takes work)."""
+
+    status: Literal["ok", "unavailable"]
+    reason: str | None = None
 
 
 class MinerList(Strict):

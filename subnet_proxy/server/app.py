@@ -26,6 +26,7 @@ from subnet_proxy.blobs.base import BlobStore
 from subnet_proxy.chain import MetagraphSnapshot
 from subnet_proxy.config import Settings
 from subnet_proxy.keys import KeyStore, seed_configured_keys
+from subnet_proxy.monitoring import Monitor
 from subnet_proxy.server import routes_admin, routes_health, routes_network, routes_results, routes_tasks
 from subnet_proxy.server.connections import ConnectionGuard
 from subnet_proxy.server.context import CONTEXT, HealthCheck, ServerContext
@@ -67,10 +68,12 @@ def create_app(
     own_hotkey: str,
     miner_stats: Callable[[], list[MinerStat]] | None = None,
     health_checks: Mapping[str, HealthCheck] | None = None,
+    monitor: Monitor | None = None,
 ) -> web.Application:
     """The side-server. ``metagraph`` returns the latest snapshot (None: signed endpoints answer 503);
     ``own_hotkey`` is the receiver hotkey signed requests must name; ``health_checks`` are extra
-    readiness probes (name -> async callable that raises when unhealthy)."""
+    readiness probes (name -> async callable that raises when unhealthy); ``monitor`` the validator's
+    loops (health turns 503 on a stalled one; ``/metrics`` and ``/dashboard`` show them)."""
     context = ServerContext(
         settings=settings,
         store=watched(store),
@@ -85,6 +88,7 @@ def create_app(
         limiter=Limiter(),
         metrics=Metrics(),
         decodes=DecodeBudget(per_key=settings.proxy.decodes_per_key, workers=settings.proxy.decode_workers),
+        monitor=monitor,
     )
     app = web.Application(middlewares=[request_middleware, error_middleware])
     app[CONTEXT] = context

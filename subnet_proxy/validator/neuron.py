@@ -34,6 +34,7 @@ from subnet_proxy.validator.evaluation import Evaluator, Scorer, TelemetryObserv
 from subnet_proxy.validator.forward import ForwardLoop
 from subnet_proxy.validator.loop_runner import LoopRunner
 from subnet_proxy.validator.loops import MetagraphView, RecoveryLoop, ResyncLoop, RetentionLoop, WeightsLoop
+from subnet_proxy.validator.monitor import ValidatorMonitor
 from subnet_proxy.validator.scores import ScoreBook
 from subnet_proxy.validator.synthetic import SyntheticLoop
 from subnet_proxy.validator.weights import WeightSetter
@@ -108,6 +109,9 @@ class Validator:
         self._background: list[LoopRunner] = [self.resync, self.weights, self.retention, self.recovery]
         if self.synthetic is not None:
             self._background.append(self.synthetic)
+        #: what the side-server shows of these loops (health, metrics, dashboard).
+        self.monitor = ValidatorMonitor(settings, forward=self.forward, resync=self.resync, setter=self.weights.setter,
+                                        background=self._background, metagraph=self.metagraph, own_hotkey=self.hotkey)
 
     def miner_stats(self) -> list[MinerStat]:
         """The public miners listing (``GET /api/v1/miners``)."""

@@ -82,7 +82,7 @@ async def run_validator(settings: Settings, stop: asyncio.Event, *, say: Callabl
 
         if settings.proxy.enabled:
             app = create_app(settings, store=store, blobs=blobs, keys=keys, metagraph=validator.metagraph,
-                             own_hotkey=hotkey, miner_stats=validator.miner_stats)
+                             own_hotkey=hotkey, miner_stats=validator.miner_stats, monitor=validator.monitor)
             server = await start_server(app, settings)
             exits.push_async_callback(server.stop)  # runs first: no new requests while the loop drains
             if mock and settings.proxy.public_url is None:  # local miners deliver late answers over loopback

@@ -13,7 +13,7 @@ import pytest
 
 from subnet_proxy.blobs import LocalBlobStore
 from subnet_proxy.chain.local import LocalChain, Registration
-from subnet_proxy.config import EngineSettings, MockSettings, NeuronSettings, Settings
+from subnet_proxy.config import EngineSettings, MockSettings, MonitorSettings, NeuronSettings, Settings
 from subnet_proxy.store import SQLiteTaskStore
 from subnet_proxy.tasks import Task, TaskStatus
 from subnet_proxy.validator.evaluation import EngineScorer
@@ -42,12 +42,12 @@ class Harness:
     stack: ExitStack
     validators: list[Validator] = field(default_factory=list)
 
-    def settings(self, **neuron: Any) -> Settings:
+    def settings(self, monitor: MonitorSettings | None = None, **neuron: Any) -> Settings:
         fields = dict(data_dir=str(self.root), timeout=3.0, sample_size=2, concurrency=4, lease_s=3.0,
                       synthetic_rate=0.0, shutdown_grace_s=0.5, epoch_length=1)
         fields.update(neuron)
         return Settings(netuid=self.chain.netuid, neuron=NeuronSettings(**fields),
-                        mock=MockSettings(enabled=True, block_time_s=0.5))
+                        mock=MockSettings(enabled=True, block_time_s=0.5), monitor=monitor or MonitorSettings())
 
     async def add_miner(self, name: str, forward: Callable[..., Any], *, uid: int | None = None) -> int:
         """Start a stock axon serving ``forward`` and register it; returns its uid."""
@@ -55,13 +55,14 @@ class Harness:
         port = self.stack.enter_context(running_axon(wallet, forward))
         return await self.chain.register(Registration.of_wallet(wallet, ip="127.0.0.1", port=port), uid=uid)
 
-    async def validator(self, *, scorer: Any = None, **neuron: Any) -> Validator:
+    async def validator(self, *, scorer: Any = None, monitor: MonitorSettings | None = None,
+                        **neuron: Any) -> Validator:
         """A started validator (``scorer``: wrap the real one to inject faults)."""
         wallet = make_wallet(self.root / "wallets", "validator")
         await self.chain.register(Registration.of_wallet(wallet, stake=VALIDATOR_STAKE, validator_permit=True))
         chain = LocalChain(self.chain.path, netuid=self.chain.netuid, hotkey=wallet.hotkey.ss58_address,
                            block_time_s=0.5)
-        validator = Validator(self.settings(**neuron), keypair=wallet.hotkey, chain=chain, store=self.store,
+        validator = Validator(self.settings(monitor, **neuron), keypair=wallet.hotkey, chain=chain, store=self.store,
                               blobs=self.blobs, scorer=scorer or EngineScorer(self.scoring, self.blobs))
         self.validators.append(validator)
         await validator.start()
