@@ -32,3 +32,7 @@ class Monitor(Protocol):
     def ready(self) -> str | None:
         """Why the validator cannot take work now (None: it can)."""
         ...
+
+    def exposition(self, counts: dict[TaskStatus, int]) -> bytes:
+        """The validator's Prometheus metrics (text format), appended to the server's own on ``/metrics``."""
+        ...

@@ -1,4 +1,8 @@
-"""Prometheus metrics of one side-server, in its own registry (no process-global state)."""
+"""Prometheus metrics of one side-server, in its own registry (no process-global state).
+
+Miner gauges are labelled by uid only: a uid is one of at most 256 slots, while a hotkey label
+would start a new series at every registration (and the hotkey is in ``/api/v1/miners``).
+"""
 
 from __future__ import annotations
 
@@ -22,12 +26,13 @@ class Metrics:
         self.submitted = Counter("subnet_proxy_tasks_submitted", "Client tasks accepted.", ["kind"],
                                  registry=self.registry)
         self.tasks = Gauge("subnet_proxy_tasks", "Tasks in the store by status.", ["status"], registry=self.registry)
-        self.miner_score = Gauge("subnet_proxy_miner_score", "Miner EMA score.", ["uid", "hotkey"],
-                                 registry=self.registry)
-        self.miner_latency = Gauge("subnet_proxy_miner_latency_seconds", "Miner mean answer latency.",
-                                   ["uid", "hotkey"], registry=self.registry)
-        self.miner_success = Gauge("subnet_proxy_miner_success_rate", "Share of valid answers.", ["uid", "hotkey"],
+        self.miner_score = Gauge("subnet_proxy_miner_score", "Miner EMA score.", ["uid"], registry=self.registry)
+        self.miner_latency = Gauge("subnet_proxy_miner_latency_seconds", "Miner mean answer latency.", ["uid"],
                                    registry=self.registry)
+        self.miner_success = Gauge("subnet_proxy_miner_success_rate", "Share of valid answers.", ["uid"],
+                                   registry=self.registry)
+        self.miner_weight = Gauge("subnet_proxy_miner_weight", "Weight this validator last set for the uid.", ["uid"],
+                                  registry=self.registry)
         self.rate_limited = Counter("subnet_proxy_rate_limited", "Requests refused by rate or concurrency limits.",
                                     registry=self.registry)
         self.aborted = Counter("subnet_proxy_http_aborted", "Requests the client abandoned before they were answered "
@@ -61,13 +66,15 @@ class Metrics:
         """The text exposition, with the scrape-time gauges (tasks, miners) refreshed first."""
         for status in TaskStatus:
             self.tasks.labels(status.value).set(counts.get(status, 0))
-        for gauge in (self.miner_score, self.miner_latency, self.miner_success):
+        for gauge in (self.miner_score, self.miner_latency, self.miner_success, self.miner_weight):
             gauge.clear()
         for m in miners:
-            labels = (str(m.uid), m.hotkey)
-            self.miner_score.labels(*labels).set(m.ema_score)
+            uid = str(m.uid)
+            self.miner_score.labels(uid).set(m.ema_score)
             if m.latency_s is not None:
-                self.miner_latency.labels(*labels).set(m.latency_s)
+                self.miner_latency.labels(uid).set(m.latency_s)
             if m.success_rate is not None:
-                self.miner_success.labels(*labels).set(m.success_rate)
+                self.miner_success.labels(uid).set(m.success_rate)
+            if m.last_weight is not None:
+                self.miner_weight.labels(uid).set(m.last_weight)
         return generate_latest(self.registry)

@@ -109,7 +109,10 @@ async def get_metrics(request: web.Request) -> web.Response:
     context = ctx(request)
     counts = await context.store.count_by_status()
     miners = context.miner_stats() if context.miner_stats else []
-    return web.Response(body=context.metrics.render(counts, miners), headers={"Content-Type": CONTENT_TYPE})
+    body = context.metrics.render(counts, miners)
+    if context.monitor is not None:
+        body += context.monitor.exposition(counts)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
 async def get_miners(request: web.Request) -> web.Response:

@@ -17,11 +17,16 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from prometheus_client import generate_latest
+
 from subnet_proxy.chain import MetagraphSnapshot
 from subnet_proxy.config import Settings
+from subnet_proxy.engines import Engines
 from subnet_proxy.monitoring.base import LoopCheck, age
+from subnet_proxy.monitoring.task_metrics import TaskMetrics
 from subnet_proxy.tasks import TaskStatus
 from subnet_proxy.validator.forward import ForwardLoop
+from subnet_proxy.validator.gauges import ValidatorGauges
 from subnet_proxy.validator.loop_runner import LoopRunner
 from subnet_proxy.validator.weights import WeightsAttempt, WeightSetter
 
@@ -31,6 +36,7 @@ class ValidatorMonitor:
 
     def __init__(self, settings: Settings, *, forward: ForwardLoop, resync: LoopRunner, setter: WeightSetter,
                  background: Sequence[LoopRunner], metagraph: Callable[[], MetagraphSnapshot], own_hotkey: str,
+                 metrics: TaskMetrics | None = None, engines: Engines | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
         self.forward = forward
@@ -41,6 +47,15 @@ class ValidatorMonitor:
         self.metagraph = metagraph
         self.own_hotkey = own_hotkey
         self.clock = clock
+        #: the task lifecycle metrics (fed by the shared ``MeteredStore``) and the scrape-time gauges beside them.
+        self.metrics = metrics or TaskMetrics()
+        self.gauges = ValidatorGauges(self.metrics.registry, forward=forward, resync=resync, setter=setter,
+                                      metagraph=metagraph, own_hotkey=own_hotkey, data_dir=settings.data_dir,
+                                      engines=engines)
+
+    def exposition(self, counts: dict[TaskStatus, int]) -> bytes:
+        self.gauges.refresh(self.loops(counts))
+        return generate_latest(self.metrics.registry)
 
     def ready(self) -> str | None:
         if not self.forward.running:

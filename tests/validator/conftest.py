@@ -56,14 +56,15 @@ class Harness:
         return await self.chain.register(Registration.of_wallet(wallet, ip="127.0.0.1", port=port), uid=uid)
 
     async def validator(self, *, scorer: Any = None, monitor: MonitorSettings | None = None,
-                        **neuron: Any) -> Validator:
+                        metrics: Any = None, **neuron: Any) -> Validator:
         """A started validator (``scorer``: wrap the real one to inject faults)."""
         wallet = make_wallet(self.root / "wallets", "validator")
         await self.chain.register(Registration.of_wallet(wallet, stake=VALIDATOR_STAKE, validator_permit=True))
         chain = LocalChain(self.chain.path, netuid=self.chain.netuid, hotkey=wallet.hotkey.ss58_address,
                            block_time_s=0.5)
         validator = Validator(self.settings(monitor, **neuron), keypair=wallet.hotkey, chain=chain, store=self.store,
-                              blobs=self.blobs, scorer=scorer or EngineScorer(self.scoring, self.blobs))
+                              blobs=self.blobs, scorer=scorer or EngineScorer(self.scoring, self.blobs),
+                              metrics=metrics)
         self.validators.append(validator)
         await validator.start()
         return validator

@@ -1,0 +1,65 @@
+"""Per-kind metrics of a real validator (embedded store, local chain, a real axon) as ``/metrics`` shows them."""
+# No "from __future__ import annotations": bt.Axon.attach inspects real annotation objects.
+
+import asyncio
+
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+
+from subnet_proxy.keys.sqlite import SqliteKeyStore
+from subnet_proxy.monitoring.metered import MeteredStore
+from subnet_proxy.monitoring.task_metrics import TaskMetrics
+from subnet_proxy.server.app import create_app, start_server
+from subnet_proxy.tasks import Task, TaskInput, TaskKind, TaskStatus
+from tests.validator.test_forward import GOOD, summarizer, summary_task
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of an exposition, keyed by name and sorted labels."""
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+async def test_a_task_lifecycle_shows_per_kind_in_metrics(harness) -> None:
+    metrics = TaskMetrics()
+    harness.store = MeteredStore(harness.store, metrics)  # what run.py builds: the loop and server share it
+    miner_uid = await harness.add_miner("m1", summarizer(GOOD))
+    validator = await harness.validator(metrics=metrics)
+    good = summary_task()
+    await harness.store.create_task(good)
+    broken = Task(kind=TaskKind.TRANSCRIPTION, owner="client", input=TaskInput(audio_blob="0" * 64, audio_format="wav"))
+    await harness.store.create_task(broken)
+    await harness.wait_status(good.task_id, TaskStatus.APPROVED)
+    await harness.wait_status(broken.task_id, TaskStatus.FAILED)
+
+    keys = SqliteKeyStore(harness.root / "keys.db")
+    app = create_app(validator.settings, store=harness.store, blobs=harness.blobs, keys=keys,
+                     metagraph=validator.metagraph, own_hotkey=validator.hotkey, monitor=validator.monitor,
+                     miner_stats=validator.miner_stats)
+    server = await start_server(app, validator.settings, host="127.0.0.1", port=0)
+    try:
+        for _ in range(40):  # weights are set on the next block (epoch length 1)
+            if validator.weights.setter.successes_total:
+                break
+            await asyncio.sleep(0.25)
+        async with aiohttp.ClientSession() as session, session.get(server.url + "/metrics") as resp:
+            text = await resp.text()
+    finally:
+        await server.stop()
+        await keys.close()
+    got = samples(text)
+    summ = (("kind", "summarization"),)
+    assert got[("subnet_proxy_tasks_completed_total", summ)] == 1
+    for histogram in ("first_answer", "approval", "dispatch", "scoring"):
+        assert got[(f"subnet_proxy_task_{histogram}_seconds_count", summ)] == 1, histogram
+    assert got[("subnet_proxy_miner_answers_total", (("kind", "summarization"), ("outcome", "valid")))] == 1
+    assert got[("subnet_proxy_tasks_failed_total", (("code", "bad_input"), ("kind", "transcription")))] == 1
+    assert got[("subnet_proxy_tasks_expired_total", (("kind", "tts"),))] == 0  # every kind from the first scrape
+    assert got[("subnet_proxy_weights_set_total", (("result", "success"),))] >= 1
+    assert got[("subnet_proxy_weights_last_block", ())] > 0
+    assert got[("subnet_proxy_loop_healthy", (("loop", "dispatch"),))] == 1
+    assert got[("subnet_proxy_engine_queue_depth", ())] == 0
+    assert got[("subnet_proxy_data_dir_free_bytes", ())] > 0
+    assert got[("subnet_proxy_miner_score", (("uid", str(miner_uid)),))] > 0
+    labels = {value for (_, pairs) in got for _, value in pairs}
+    assert good.task_id not in text and not any(len(v) >= 32 for v in labels)  # no ids, no hotkeys as labels
