@@ -37,6 +37,7 @@ DEV = [
     "mypy>=1.11",
     "openapi-spec-validator>=0.7,<1",
     "hypothesis>=6.100,<7",
+    "pyyaml>=6,<7",  # the monitoring tests read the shipped alert rules
 ]
 
 setup(

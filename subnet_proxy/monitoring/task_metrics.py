@@ -48,8 +48,8 @@ class TaskMetrics:
                                "invalid, timeout, error).", ["kind", "outcome"], registry=r)
         self.recent = RecentActivity()
         for kind in REGISTRY:  # every kind shows from the first scrape (0 until used)
-            self.completed.labels(kind)
-            self.expired.labels(kind)
+            for family in (self.completed, self.expired, self.first_answer, self.approval, self.dispatch, self.scoring):
+                family.labels(kind)
             for outcome in OUTCOMES.values():
                 self.answers.labels(kind, outcome)
 

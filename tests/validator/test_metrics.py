@@ -2,8 +2,15 @@
 # No "from __future__ import annotations": bt.Axon.attach inspects real annotation objects.
 
 import asyncio
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
 
 import aiohttp
+import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from subnet_proxy.keys.sqlite import SqliteKeyStore
@@ -12,6 +19,28 @@ from subnet_proxy.monitoring.task_metrics import TaskMetrics
 from subnet_proxy.server.app import create_app, start_server
 from subnet_proxy.tasks import Task, TaskInput, TaskKind, TaskStatus
 from tests.validator.test_forward import GOOD, summarizer, summary_task
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+#: what a counter or histogram family is queried as.
+SUFFIXES = ("", "_total", "_bucket", "_count", "_sum")
+
+
+async def scrape(harness, validator) -> str:
+    """``/metrics`` of a side-server over the validator (the second scrape: HTTP metrics count the first)."""
+    keys = SqliteKeyStore(harness.root / "keys.db")
+    app = create_app(validator.settings, store=harness.store, blobs=harness.blobs, keys=keys,
+                     metagraph=validator.metagraph, own_hotkey=validator.hotkey, monitor=validator.monitor,
+                     miner_stats=validator.miner_stats)
+    server = await start_server(app, validator.settings, host="127.0.0.1", port=0)
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(2):
+                async with session.get(server.url + "/metrics") as resp:
+                    text = await resp.text()
+        return text
+    finally:
+        await server.stop()
+        await keys.close()
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -32,21 +61,11 @@ async def test_a_task_lifecycle_shows_per_kind_in_metrics(harness) -> None:
     await harness.wait_status(good.task_id, TaskStatus.APPROVED)
     await harness.wait_status(broken.task_id, TaskStatus.FAILED)
 
-    keys = SqliteKeyStore(harness.root / "keys.db")
-    app = create_app(validator.settings, store=harness.store, blobs=harness.blobs, keys=keys,
-                     metagraph=validator.metagraph, own_hotkey=validator.hotkey, monitor=validator.monitor,
-                     miner_stats=validator.miner_stats)
-    server = await start_server(app, validator.settings, host="127.0.0.1", port=0)
-    try:
-        for _ in range(40):  # weights are set on the next block (epoch length 1)
-            if validator.weights.setter.successes_total:
-                break
-            await asyncio.sleep(0.25)
-        async with aiohttp.ClientSession() as session, session.get(server.url + "/metrics") as resp:
-            text = await resp.text()
-    finally:
-        await server.stop()
-        await keys.close()
+    for _ in range(40):  # weights are set on the next block (epoch length 1)
+        if validator.weights.setter.successes_total:
+            break
+        await asyncio.sleep(0.25)
+    text = await scrape(harness, validator)
     got = samples(text)
     summ = (("kind", "summarization"),)
     assert got[("subnet_proxy_tasks_completed_total", summ)] == 1
@@ -63,3 +82,36 @@ async def test_a_task_lifecycle_shows_per_kind_in_metrics(harness) -> None:
     assert got[("subnet_proxy_miner_score", (("uid", str(miner_uid)),))] > 0
     labels = {value for (_, pairs) in got for _, value in pairs}
     assert good.task_id not in text and not any(len(v) >= 32 for v in labels)  # no ids, no hotkeys as labels
+
+
+def queried_metrics() -> dict[str, set[str]]:
+    """Metric names each shipped file queries: the alert rules' and the Grafana dashboard's expressions."""
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
+    alert_exprs = [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+    board = json.loads((DEPLOY / "grafana" / "subnet-proxy.json").read_text())
+    board_exprs = [t["expr"] for panel in board["panels"] for t in panel["targets"]]
+    names = re.compile(r"\bsubnet_proxy_[a-z0-9_]+")
+    return {"alerts.yml": {n for e in alert_exprs for n in names.findall(e)},
+            "subnet-proxy.json": {n for e in board_exprs for n in names.findall(e)}}
+
+
+async def test_every_metric_the_alerts_and_the_dashboard_query_is_served(harness) -> None:
+    validator = await harness.validator()
+    served = set()
+    for family in text_string_to_metric_families(await scrape(harness, validator)):
+        served |= {family.name + suffix for suffix in SUFFIXES} | {s.name for s in family.samples}
+    queried = queried_metrics()
+    assert len(queried["alerts.yml"]) >= 8 and len(queried["subnet-proxy.json"]) >= 20
+    for source, names in queried.items():
+        assert names <= served, f"{source} queries metrics /metrics does not serve: {sorted(names - served)}"
+
+
+def test_promtool_checks_the_alert_rules_and_runs_their_unit_tests() -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool is missing: scripts/emulators.sh install-deps installs Debian's prometheus package")
+    folder = DEPLOY / "prometheus"
+    for command in (["check", "rules", "alerts.yml"], ["test", "rules", "alerts_test.yml"]):
+        done = subprocess.run([promtool, *command], cwd=folder, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "SUCCESS" in done.stdout
