@@ -36,3 +36,16 @@ class Monitor(Protocol):
     def exposition(self, counts: dict[TaskStatus, int]) -> bytes:
         """The validator's Prometheus metrics (text format), appended to the server's own on ``/metrics``."""
         ...
+
+    def version(self) -> int:
+        """A number that moves whenever what ``dashboard`` shows changed (a live view sends only then)."""
+        ...
+
+    def dashboard(self, counts: dict[TaskStatus, int]) -> dict[str, Any]:
+        """The dashboard's view of the loops: ``loops`` (health), ``activity`` (the last hour, recent tasks and
+        failures, ``window.RecentActivity.summary``), ``weights`` (attempts, newest first)."""
+        ...
+
+    def miner_kinds(self, uid: int, hotkey: str) -> dict[str, float]:
+        """The miner's score per task kind (display only; the weights use one score per uid)."""
+        ...

@@ -27,7 +27,14 @@ from subnet_proxy.chain import MetagraphSnapshot
 from subnet_proxy.config import Settings
 from subnet_proxy.keys import KeyStore, seed_configured_keys
 from subnet_proxy.monitoring import Monitor
-from subnet_proxy.server import routes_admin, routes_health, routes_network, routes_results, routes_tasks
+from subnet_proxy.server import (
+    routes_admin,
+    routes_dashboard,
+    routes_health,
+    routes_network,
+    routes_results,
+    routes_tasks,
+)
 from subnet_proxy.server.connections import ConnectionGuard
 from subnet_proxy.server.context import CONTEXT, HealthCheck, ServerContext
 from subnet_proxy.server.decoding import DecodeBudget
@@ -50,7 +57,8 @@ log = logging.getLogger("subnet_proxy.server")
 def endpoints() -> list[Endpoint]:
     """Every route: one submit endpoint per registered task kind, then the fixed ones. A kind whose
     submit path another endpoint already serves (a kind named ``health``) is a ValueError at start."""
-    fixed = [*routes_results.ENDPOINTS, *routes_network.ENDPOINTS, *routes_admin.ENDPOINTS, *routes_health.ENDPOINTS]
+    fixed = [*routes_results.ENDPOINTS, *routes_network.ENDPOINTS, *routes_admin.ENDPOINTS, *routes_health.ENDPOINTS,
+             *routes_dashboard.ENDPOINTS]
     submits = routes_tasks.endpoints()
     taken = {e.path for e in fixed}
     if clashes := sorted(e.path for e in submits if e.path in taken):

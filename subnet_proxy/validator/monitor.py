@@ -25,6 +25,7 @@ from subnet_proxy.engines import Engines
 from subnet_proxy.monitoring.base import LoopCheck, age
 from subnet_proxy.monitoring.task_metrics import TaskMetrics
 from subnet_proxy.tasks import TaskStatus
+from subnet_proxy.validator.dashboard import KindScores, weights_history
 from subnet_proxy.validator.forward import ForwardLoop
 from subnet_proxy.validator.gauges import ValidatorGauges
 from subnet_proxy.validator.loop_runner import LoopRunner
@@ -49,9 +50,24 @@ class ValidatorMonitor:
         self.clock = clock
         #: the task lifecycle metrics (fed by the shared ``MeteredStore``) and the scrape-time gauges beside them.
         self.metrics = metrics or TaskMetrics()
+        #: per-kind miner scores for the dashboard (an evaluation observer; see ``dashboard.py``).
+        self.kind_scores = KindScores(settings.neuron.moving_average_alpha)
         self.gauges = ValidatorGauges(self.metrics.registry, forward=forward, resync=resync, setter=setter,
                                       metagraph=metagraph, own_hotkey=own_hotkey, data_dir=settings.data_dir,
                                       engines=engines)
+
+    def version(self) -> int:
+        setter = self.setter
+        return (self.metrics.recent.version + self.kind_scores.version + setter.successes_total
+                + setter.failures_total + self.resync.steps)
+
+    def dashboard(self, counts: dict[TaskStatus, int]) -> dict[str, Any]:
+        checks = self.loops(counts)
+        return {"loops": {name: {"ok": c.ok, "reason": c.reason, "detail": c.detail} for name, c in checks.items()},
+                "activity": self.metrics.recent.summary(), "weights": weights_history(self.setter, self.clock())}
+
+    def miner_kinds(self, uid: int, hotkey: str) -> dict[str, float]:
+        return self.kind_scores.of(uid, hotkey)
 
     def exposition(self, counts: dict[TaskStatus, int]) -> bytes:
         self.gauges.refresh(self.loops(counts))

@@ -117,6 +117,7 @@ class Validator:
         self.monitor = ValidatorMonitor(settings, forward=self.forward, resync=self.resync, setter=self.weights.setter,
                                         background=self._background, metagraph=self.metagraph, own_hotkey=self.hotkey,
                                         metrics=self.metrics, engines=engines)
+        self.evaluator.observers.append(self.monitor.kind_scores)
 
     def miner_stats(self) -> list[MinerStat]:
         """The public miners listing (``GET /api/v1/miners``)."""
