@@ -160,6 +160,8 @@ class WandbSettings(_Section):
     entity: str | None = Field(None, description="wandb entity (team).")
     offline: bool = Field(False, description="Log offline (sync later); automatic under --mock.")
     max_steps: int = Field(10_000, ge=100, description="Rotate the run after this many logged steps.")
+    max_local_mb: float = Field(1024.0, ge=1, description="Local wandb run folders (DATA_DIR/wandb) kept within "
+                                "this many MB: the oldest finished runs are deleted when a run opens (synced or not).")
 
 
 class AxonSettings(_Section):
