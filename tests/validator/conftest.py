@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,8 @@ import pytest
 from subnet_proxy.blobs import LocalBlobStore
 from subnet_proxy.chain.local import LocalChain, Registration
 from subnet_proxy.config import EngineSettings, MockSettings, MonitorSettings, NeuronSettings, Settings
+from subnet_proxy.keys.sqlite import SqliteKeyStore
+from subnet_proxy.server.app import create_app, start_server
 from subnet_proxy.store import SQLiteTaskStore
 from subnet_proxy.tasks import Task, TaskStatus
 from subnet_proxy.validator.evaluation import EngineScorer
@@ -68,6 +70,21 @@ class Harness:
         self.validators.append(validator)
         await validator.start()
         return validator
+
+    @asynccontextmanager
+    async def served(self, validator: Validator) -> AsyncIterator[tuple[str, SqliteKeyStore]]:
+        """The validator's side-server on 127.0.0.1 as ``run.py`` builds it (its monitor, miner table): the
+        URL and the key store (seed keys into it)."""
+        keys = SqliteKeyStore(self.root / "keys.db")
+        app = create_app(validator.settings, store=self.store, blobs=self.blobs, keys=keys,
+                         metagraph=validator.metagraph, own_hotkey=validator.hotkey, monitor=validator.monitor,
+                         miner_stats=validator.miner_stats)
+        server = await start_server(app, validator.settings, host="127.0.0.1", port=0)
+        try:
+            yield server.url, keys
+        finally:
+            await server.stop()
+            await keys.close()
 
     async def wait_status(self, task_id: str, *statuses: TaskStatus, timeout: float = 20.0) -> Task:
         loop = asyncio.get_running_loop()

@@ -9,10 +9,8 @@ from pathlib import Path
 import aiohttp
 
 from subnet_proxy.keys import Role
-from subnet_proxy.keys.sqlite import SqliteKeyStore
 from subnet_proxy.monitoring.metered import MeteredStore
 from subnet_proxy.monitoring.task_metrics import TaskMetrics
-from subnet_proxy.server.app import create_app, start_server
 from subnet_proxy.tasks import TaskStatus
 from tests.browser import Chromium
 from tests.validator.test_forward import GOOD, SOURCE, summarizer
@@ -31,18 +29,10 @@ async def local_subnet(harness):
     await harness.add_miner("good", summarizer(GOOD))
     await harness.add_miner("silent", summarizer(None))
     validator = await harness.validator(metrics=metrics)
-    keys = SqliteKeyStore(harness.root / "keys.db")
-    await keys.seed(VIEWER, role=Role.VIEWER, name="viewer")
-    await keys.seed(CLIENT, role=Role.CLIENT, name="client")
-    app = create_app(validator.settings, store=harness.store, blobs=harness.blobs, keys=keys,
-                     metagraph=validator.metagraph, own_hotkey=validator.hotkey, monitor=validator.monitor,
-                     miner_stats=validator.miner_stats)
-    server = await start_server(app, validator.settings, host="127.0.0.1", port=0)
-    try:
-        yield server.url
-    finally:
-        await server.stop()
-        await keys.close()
+    async with harness.served(validator) as (url, keys):
+        await keys.seed(VIEWER, role=Role.VIEWER, name="viewer")
+        await keys.seed(CLIENT, role=Role.CLIENT, name="client")
+        yield url
 
 
 async def submit(session: aiohttp.ClientSession, url: str, text: str = SOURCE) -> str:

@@ -13,10 +13,8 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from subnet_proxy.keys.sqlite import SqliteKeyStore
 from subnet_proxy.monitoring.metered import MeteredStore
 from subnet_proxy.monitoring.task_metrics import TaskMetrics
-from subnet_proxy.server.app import create_app, start_server
 from subnet_proxy.tasks import Task, TaskInput, TaskKind, TaskStatus
 from tests.validator.test_forward import GOOD, summarizer, summary_task
 
@@ -27,20 +25,11 @@ SUFFIXES = ("", "_total", "_bucket", "_count", "_sum")
 
 async def scrape(harness, validator) -> str:
     """``/metrics`` of a side-server over the validator (the second scrape: HTTP metrics count the first)."""
-    keys = SqliteKeyStore(harness.root / "keys.db")
-    app = create_app(validator.settings, store=harness.store, blobs=harness.blobs, keys=keys,
-                     metagraph=validator.metagraph, own_hotkey=validator.hotkey, monitor=validator.monitor,
-                     miner_stats=validator.miner_stats)
-    server = await start_server(app, validator.settings, host="127.0.0.1", port=0)
-    try:
-        async with aiohttp.ClientSession() as session:
-            for _ in range(2):
-                async with session.get(server.url + "/metrics") as resp:
-                    text = await resp.text()
-        return text
-    finally:
-        await server.stop()
-        await keys.close()
+    async with harness.served(validator) as (url, _), aiohttp.ClientSession() as session:
+        for _ in range(2):
+            async with session.get(url + "/metrics") as resp:
+                text = await resp.text()
+    return text
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

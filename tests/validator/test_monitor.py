@@ -10,9 +10,6 @@ from typing import Any
 import aiohttp
 
 from subnet_proxy.config import MonitorSettings
-from subnet_proxy.keys.sqlite import SqliteKeyStore
-from subnet_proxy.server.app import create_app, start_server
-from subnet_proxy.store.watched import WatchedStore
 from subnet_proxy.tasks import Task, TaskInput, TaskKind
 from subnet_proxy.validator.loop_runner import LoopRunner
 from subnet_proxy.validator.monitor import ValidatorMonitor
@@ -23,15 +20,8 @@ QUICK = MonitorSettings(resync_stale_s=0.6, weights_stale_epochs=2, dispatch_sta
 
 @asynccontextmanager
 async def served(harness: Any, validator: Validator) -> AsyncIterator[str]:
-    keys = SqliteKeyStore(harness.root / "keys.db")
-    app = create_app(validator.settings, store=WatchedStore(harness.store), blobs=harness.blobs, keys=keys,
-                     metagraph=validator.metagraph, own_hotkey=validator.hotkey, monitor=validator.monitor)
-    server = await start_server(app, validator.settings, host="127.0.0.1", port=0)
-    try:
-        yield server.url
-    finally:
-        await server.stop()
-        await keys.close()
+    async with harness.served(validator) as (url, _):
+        yield url
 
 
 async def get(url: str) -> tuple[int, dict[str, Any]]:
