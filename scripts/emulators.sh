@@ -8,7 +8,8 @@
 #   scripts/emulators.sh install-deps
 #                                as root with apt: install java and the Firestore emulator package when
 #                                missing (the package comes from Google's apt repository; where only
-#                                Debian's is configured, `start` then fails and says so)
+#                                Debian's is configured, `start` then fails and says so), and what the
+#                                monitoring tests run: promtool (Debian's prometheus) and chromium
 #
 # The Firestore jar is started directly with java (not through `gcloud emulators`, whose wrapper
 # leaves java running when killed). A missing java or jar is an error that says what to install:
@@ -122,6 +123,9 @@ install_deps() {
   local missing=()
   command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
   [ -f "$JAR" ] || missing+=(google-cloud-cli-firestore-emulator)
+  # the monitoring tests: promtool checks the shipped alert rules, headless Chromium drives the dashboard
+  command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   [ ${#missing[@]} -gt 0 ] || return 0
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     echo "emulators.sh: missing ${missing[*]}; not root with apt-get, so not installing them" >&2

@@ -106,6 +106,22 @@ class ProxySettings(_Section):
                                    "delivery was offered may deliver until this many task timeouts after dispatch.")
 
 
+class MonitorSettings(_Section):
+    """When ``/api/v1/health`` calls a loop stalled (503 with the reason), and how the dashboard updates."""
+
+    resync_stale_s: float = Field(600.0, gt=0, description="Health fails when the last successful metagraph "
+                                  "resync is older than this (seconds).")
+    weights_stale_epochs: float = Field(2.0, gt=0, description="Health fails when a registered validator's "
+                                        "weights are older than this many epochs (blocks since the last set, "
+                                        "on chain or here, over --neuron.epoch_length).")
+    dispatch_stale_s: float = Field(180.0, gt=0, description="Health fails when tasks are pending and none was "
+                                    "dispatched for this long (seconds).")
+    scoring_stale_s: float = Field(300.0, gt=0, description="Health fails when evaluations are waiting and none "
+                                   "finished for this long (seconds).")
+    loop_failures: int = Field(3, ge=1, description="Health fails when a background loop's steps failed this many "
+                               "times in a row.")
+
+
 class StoreSettings(_Section):
     backend: Literal["sqlite", "firestore"] = Field("sqlite", description="TaskStore backend.")
     sqlite_path: str | None = Field(None, description="SQLite file (default: DATA_DIR/tasks.db).")
@@ -144,6 +160,8 @@ class WandbSettings(_Section):
     entity: str | None = Field(None, description="wandb entity (team).")
     offline: bool = Field(False, description="Log offline (sync later); automatic under --mock.")
     max_steps: int = Field(10_000, ge=100, description="Rotate the run after this many logged steps.")
+    max_local_mb: float = Field(1024.0, ge=1, description="Local wandb run folders (DATA_DIR/wandb) kept within "
+                                "this many MB: the oldest finished runs are deleted when a run opens (synced or not).")
 
 
 class AxonSettings(_Section):
@@ -186,6 +204,7 @@ class Settings(_Section):
     logging: LoggingSettings = LoggingSettings()
     neuron: NeuronSettings = NeuronSettings()
     proxy: ProxySettings = ProxySettings()
+    monitor: MonitorSettings = MonitorSettings()
     store: StoreSettings = StoreSettings()
     blobs: BlobSettings = BlobSettings()
     retention: RetentionSettings = RetentionSettings()

@@ -4,7 +4,10 @@ wandb gets one run per validator session (config, per-task rewards and latencies
 and weights). It runs offline under ``--wandb.offline`` or ``--mock`` (nothing leaves the machine;
 ``wandb sync`` uploads later), and not at all under ``--wandb.off`` or without the wandb extra.
 A run rotates after ``--wandb.max_steps`` logged steps (same group, next index), before wandb's
-history limits make a long-lived run unwieldy.
+history limits make a long-lived run unwieldy. A run's history holds only figures summarised over
+the uids (best and mean reward, answers, score and weight spread): the per-uid values go into the
+run's summary, overwritten, so 256 uids never become thousands of history columns. When a run
+opens, the oldest local run folders are deleted until they fit in ``--wandb.max_local_mb``.
 
 wandb is third-party I/O on the validator's hot path, so every wandb call runs on one dedicated
 thread in submission order; the loop only enqueues (``log_*`` never block, a full queue drops and
@@ -19,10 +22,12 @@ import concurrent.futures
 import datetime as dt
 import json
 import logging
+import shutil
 import sys
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import IO, Any
 
 from subnet_proxy.config import LoggingSettings, Settings
@@ -140,31 +145,36 @@ class Telemetry:
 
     def log_task(self, *, task_id: str, kind: str, rewards: Mapping[int, float], latencies: Mapping[int, float],
                  synthetic: bool = False, status: str | None = None) -> None:
-        """One finished task: its rewards and latencies per uid (enqueued, never blocks)."""
-        data: dict[str, Any] = {"task/kind": kind, "task/synthetic": int(synthetic), "task/id": task_id}
+        """One finished task: rewards and latencies summarised in the history, per uid in the summary
+        (enqueued, never blocks)."""
+        data: dict[str, Any] = {"task/kind": kind, "task/synthetic": int(synthetic), "task/id": task_id,
+                                "task/answers": len(rewards)}
         if status is not None:
             data["task/status"] = status
         if rewards:
             data["task/best_reward"] = max(rewards.values())
-        data.update({f"reward/{kind}/uid_{uid}": float(r) for uid, r in rewards.items()})
-        data.update({f"latency/{kind}/uid_{uid}": float(s) for uid, s in latencies.items()})
-        self._log(data)
+            data["task/mean_reward"] = sum(rewards.values()) / len(rewards)
+        if latencies:
+            data["task/fastest_s"] = min(latencies.values())
+        per_uid = {f"reward/{kind}/uid_{uid}": float(r) for uid, r in rewards.items()}
+        per_uid.update({f"latency/{kind}/uid_{uid}": float(s) for uid, s in latencies.items()})
+        self._log(data, per_uid)
 
     def log_scores(self, stats: Sequence[MinerStat]) -> None:
-        """Per-uid EMA scores, latencies and last weights (enqueued, never blocks)."""
-        data: dict[str, Any] = {}
+        """EMA scores: their spread in the history, each uid's score, latency and last weight in the summary."""
+        per_uid: dict[str, Any] = {}
         for s in stats:
-            data[f"score/uid_{s.uid}"] = s.ema_score
+            per_uid[f"score/uid_{s.uid}"] = s.ema_score
             if s.latency_s is not None:
-                data[f"latency_ema/uid_{s.uid}"] = s.latency_s
+                per_uid[f"latency_ema/uid_{s.uid}"] = s.latency_s
             if s.last_weight is not None:
-                data[f"weight/uid_{s.uid}"] = s.last_weight
-        self._log(data)
+                per_uid[f"weight/uid_{s.uid}"] = s.last_weight
+        self._log(_spread("scores", [s.ema_score for s in stats]), per_uid)
 
     def log_weights(self, uids: Sequence[int], weights: Sequence[float], *, block: int, success: bool) -> None:
-        data: dict[str, Any] = {"weights/block": block, "weights/success": int(success)}
-        data.update({f"weights/uid_{u}": float(w) for u, w in zip(uids, weights, strict=True)})
-        self._log(data)
+        data: dict[str, Any] = {"weights/block": block, "weights/success": int(success),
+                                **_spread("weights", list(weights))}
+        self._log(data, {f"weights/uid_{u}": float(w) for u, w in zip(uids, weights, strict=True)})
 
     async def close(self) -> None:
         """Flush what is queued and finish the run."""
@@ -176,7 +186,7 @@ class Telemetry:
 
     # -- on the telemetry thread ---------------------------------------------------------------------
 
-    def _log(self, data: dict[str, Any]) -> None:
+    def _log(self, data: dict[str, Any], summary: dict[str, Any] | None = None) -> None:
         if not self.enabled or self._pool is None:
             return
         with self._pending_lock:
@@ -184,7 +194,7 @@ class Telemetry:
                 self.dropped += 1
                 return
             self._pending += 1
-        self._pool.submit(self._guarded, lambda: self._log_now(data), counted=True)
+        self._pool.submit(self._guarded, lambda: self._log_now(data, summary or {}), counted=True)
 
     def _guarded(self, fn: Callable[[], None], counted: bool = False) -> None:
         try:
@@ -203,17 +213,23 @@ class Telemetry:
                 with self._pending_lock:
                     self._pending -= 1
 
-    def _log_now(self, data: dict[str, Any]) -> None:
+    def _log_now(self, data: dict[str, Any], summary: dict[str, Any]) -> None:
         if self.run is None:
             self._open_run()
         elif self.steps_in_run >= self._settings.max_steps:
             self._finish_run()
             self._open_run()
         self.run.log(data)
+        if summary:
+            self.run.summary.update(summary)
         self.steps_in_run += 1
 
     def _open_run(self) -> None:
         self._dir.mkdir(parents=True, exist_ok=True)
+        pruned = prune_runs(self._dir / "wandb", int(self._settings.max_local_mb * 1024 * 1024))
+        if pruned:
+            log.info("wandb: deleted %d old local run folder(s) to stay within %.0f MB", len(pruned),
+                     self._settings.max_local_mb)
         wandb = self._wandb
         self.run = wandb.init(
             project=self._settings.project, entity=self._settings.entity, mode=self.mode, dir=str(self._dir),
@@ -230,3 +246,31 @@ class Telemetry:
         run, self.run = self.run, None
         if run is not None:
             run.finish()
+
+
+def _spread(prefix: str, values: Sequence[float]) -> dict[str, Any]:
+    """A per-uid series as a few history figures: mean, max, how many above zero."""
+    if not values:
+        return {}
+    return {f"{prefix}/mean": sum(values) / len(values), f"{prefix}/max": max(values),
+            f"{prefix}/nonzero": sum(1 for v in values if v > 0)}
+
+
+def _size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+
+
+def prune_runs(folder: Path, max_bytes: int) -> list[Path]:
+    """Delete the oldest wandb run folders (``run-*``, ``offline-run-*``: their names start with the start
+    time) until the rest fit in ``max_bytes``; the newest is always kept. The deleted folders."""
+    runs = sorted((p for p in folder.glob("*run-*") if p.is_dir() and not p.is_symlink()),
+                  key=lambda p: p.name.removeprefix("offline-"))
+    sizes = {p: _size(p) for p in runs}
+    total, deleted = sum(sizes.values()), []
+    for path in runs[:-1]:
+        if total <= max_bytes:
+            break
+        shutil.rmtree(path, ignore_errors=True)
+        total -= sizes[path]
+        deleted.append(path)
+    return deleted

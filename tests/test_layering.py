@@ -34,7 +34,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"subnet_proxy.store", "subnet_proxy.blobs", "subnet_proxy.keys", "subnet_proxy.chain",
                "subnet_proxy.engines", "subnet_proxy.client", "subnet_proxy.backup"}),
     frozenset({"subnet_proxy.kinds", "subnet_proxy.rewards", "subnet_proxy.approval", "subnet_proxy.retention",
-               "subnet_proxy.telemetry"}),
+               "subnet_proxy.telemetry", "subnet_proxy.monitoring"}),
     frozenset({"subnet_proxy.server", "subnet_proxy.validator", "subnet_proxy.miner", "subnet_proxy.cli",
                "subnet_proxy.entry"}),
     frozenset({"neurons"}),

@@ -15,7 +15,14 @@ from wandb.proto import wandb_internal_pb2 as pb
 
 from subnet_proxy.config import LoggingSettings, Settings
 from subnet_proxy.tasks import MinerStat
-from subnet_proxy.telemetry import MAX_CONSECUTIVE_ERRORS, TRACE, Telemetry, public_config, setup_logging
+from subnet_proxy.telemetry import (
+    MAX_CONSECUTIVE_ERRORS,
+    TRACE,
+    Telemetry,
+    prune_runs,
+    public_config,
+    setup_logging,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -35,8 +42,8 @@ def offline_runs(tmp_path: Path) -> list[Path]:
     return sorted((tmp_path / "data" / "wandb" / "wandb").glob("offline-run-*"))
 
 
-def read_run(run_dir: Path) -> tuple[str, dict[str, Any], list[dict[str, Any]]]:
-    """(name, config, history rows) of an offline run, read from its ``.wandb`` record log.
+def read_run(run_dir: Path) -> tuple[str, dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+    """(name, config, history rows, summary) of an offline run, read from its ``.wandb`` record log.
 
     The file is a 7-byte ``:W&B`` header, then LevelDB-log framed protobuf ``Record``s in 32 KiB
     blocks (each chunk: crc32, length, type FULL/FIRST/MIDDLE/LAST).
@@ -45,7 +52,7 @@ def read_run(run_dir: Path) -> tuple[str, dict[str, Any], list[dict[str, Any]]]:
     data = path.read_bytes()
     assert data[:4] == b":W&B"
     pos, pending, block = 7, b"", 32768
-    name, config, history = "", {}, []
+    name, config, history, summary = "", {}, [], {}
     while pos + 7 <= len(data):
         if block - pos % block < 7:
             pos += block - pos % block
@@ -65,7 +72,10 @@ def read_run(run_dir: Path) -> tuple[str, dict[str, Any], list[dict[str, Any]]]:
         elif record.WhichOneof("record_type") == "history":
             history.append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
                             for item in record.history.item})
-    return name, config, history
+        elif record.WhichOneof("record_type") == "summary":
+            summary.update({item.key or "/".join(item.nested_key): json.loads(item.value_json)
+                            for item in record.summary.update})
+    return name, config, history, summary
 
 
 async def test_offline_runs_rotate_and_record_what_was_logged(tmp_path: Path) -> None:
@@ -80,18 +90,39 @@ async def test_offline_runs_rotate_and_record_what_was_logged(tmp_path: Path) ->
     assert telemetry.errors == 0 and telemetry.dropped == 0
     assert telemetry.run_index == 3  # 231 steps at 100 per run
     runs = sorted((read_run(r) for r in offline_runs(tmp_path)), key=lambda run: run[0])
-    assert [name for name, _, _ in runs] == [f"{telemetry.group}-{i}" for i in range(3)]
-    assert [len(history) for _, _, history in runs] == [100, 100, 31]
+    assert [name for name, _, _, _ in runs] == [f"{telemetry.group}-{i}" for i in range(3)]
+    assert [len(history) for _, _, history, _ in runs] == [100, 100, 31]
     first = runs[0][2][0]
     assert first["task/id"] == "t0" and first["task/kind"] == "transcription"
-    assert first["reward/transcription/uid_1"] == pytest.approx(0.9)
-    assert first["latency/transcription/uid_2"] == pytest.approx(0.4)
+    # per-uid values are summarised in the history and kept, latest only, in the run's summary
+    assert first["task/best_reward"] == pytest.approx(0.9) and first["task/answers"] == 2
+    assert not any("uid_" in key for _, _, history, _ in runs for row in history for key in row)
+    summary = runs[0][3]
+    assert summary["reward/transcription/uid_1"] == pytest.approx(0.9)
+    assert summary["latency/transcription/uid_2"] == pytest.approx(0.4)
     assert runs[1][2][-1]["task/id"] == "t199"
     last = runs[2][2][-1]
-    assert last["score/uid_1"] == pytest.approx(0.8) and last["weight/uid_1"] == pytest.approx(0.7)
+    assert last["scores/max"] == pytest.approx(0.8) and last["scores/nonzero"] == 1
+    assert runs[2][3]["score/uid_1"] == pytest.approx(0.8) and runs[2][3]["weight/uid_1"] == pytest.approx(0.7)
     config = runs[0][1]
     assert config["hotkey"] == "5FvalidatorHotkey" and config["run_index"] == 0
     assert config["neuron"]["moving_average_alpha"] == 0.1
+
+
+async def test_local_run_folders_are_pruned_to_their_bound(tmp_path: Path) -> None:
+    telemetry = Telemetry(settings(tmp_path, max_local_mb=1), hotkey="5FvalidatorHotkey")
+    folder = tmp_path / "data" / "wandb" / "wandb"
+    for i in range(4):  # earlier sessions' runs: 400 KB each, 1.6 MB in all
+        old = folder / f"offline-run-2026010{i}_000000-old{i}"
+        old.mkdir(parents=True)
+        (old / "run.wandb").write_bytes(b"x" * 400_000)
+    await telemetry.start()  # opening a run prunes the oldest until the rest fits in 1 MB
+    telemetry.log_task(task_id="t", kind="tts", rewards={1: 0.5}, latencies={})
+    await telemetry.close()
+    left = sorted(p.name for p in offline_runs(tmp_path))
+    assert left[:2] == ["offline-run-20260102_000000-old2", "offline-run-20260103_000000-old3"] and len(left) == 3
+    assert prune_runs(folder, 0) == [folder / name for name in left[:-1]]  # the newest (this run) always stays
+    assert [p.name for p in offline_runs(tmp_path)] == left[-1:]
 
 
 class FlakyWandb:

@@ -261,7 +261,7 @@ class EvaluationOutcome(Strict):
 # -- admin ----------------------------------------------------------------------------------------
 class KeyCreate(Strict):
     name: str = Field(min_length=1, max_length=100)
-    role: Literal["client", "admin"] = "client"
+    role: Literal["client", "admin", "viewer"] = "client"
     rate_per_s: float | None = Field(None, gt=0, le=100_000)
     burst: int | None = Field(None, ge=1, le=1_000_000)
     max_in_flight: int | None = Field(None, ge=1, le=10_000)
@@ -270,7 +270,7 @@ class KeyCreate(Strict):
 class KeyView(Strict):
     key_id: str
     name: str
-    role: Literal["client", "admin"]
+    role: Literal["client", "admin", "viewer"]
     rate_per_s: float | None = None
     burst: int | None = None
     max_in_flight: int | None = None
@@ -298,14 +298,41 @@ class HealthView(Strict):
     live: bool
     ready: bool
     checks: dict[str, CheckView]
+    loops: dict[str, CheckView] = Field(default_factory=dict, description="The validator's loops (resync, weights, "
+                                        "dispatch, scoring, ...): a stalled one is not ok and makes the answer 503.")
+    reasons: list[str] = Field(default_factory=list, description="Why the answer is 503 (empty when 200).")
     tasks: dict[str, int]
     miners_available: int
     version: str
     uptime_s: float
 
 
+class ProbeView(Strict):
+    """An orchestrator's probe: ``/api/v1/health/live`` (the process answers) or ``/ready`` (takes work)."""
+
+    status: Literal["ok", "unavailable"]
+    reason: str | None = None
+
+
 class MinerList(Strict):
     miners: list[MinerStat]
+
+
+class DashboardMiner(MinerStat):
+    kinds: dict[str, float] = Field(default_factory=dict, description="EMA of rewards per task kind (display only).")
+
+
+class DashboardView(Strict):
+    """Everything ``/dashboard`` draws, in one document (also each ``state`` event of its live feed)."""
+
+    generated_at: datetime
+    status: Literal["ok", "degraded"]
+    tasks: dict[str, int] = Field(description="Tasks in the store by status.")
+    miners: list[DashboardMiner]
+    loops: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Each validator loop's health.")
+    activity: dict[str, Any] = Field(default_factory=dict, description="The last hour per kind (counts, approvals "
+                                     "per minute, latency percentiles), the newest tasks and failures.")
+    weights: list[dict[str, Any]] = Field(default_factory=list, description="Weight-setting attempts, newest first.")
 
 
 class ErrorDetail(Strict):

@@ -30,12 +30,23 @@ class WorkerPool:
         if workers < 1:
             raise ValueError("workers must be at least 1")
         self.workers = workers
+        #: calls submitted and not finished (running ones included); see ``queued``.
+        self.in_use = 0
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="engine")
+
+    @property
+    def queued(self) -> int:
+        """Calls waiting for a free worker (the engine queue depth operators watch)."""
+        return max(0, self.in_use - self.workers)
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``fn`` in a worker thread; cancelling the await withdraws it if it has not started."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+        self.in_use += 1
+        try:
+            return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+        finally:
+            self.in_use -= 1
 
     def close(self) -> None:
         """Stop taking work and drop what has not started; running calls finish in their threads."""

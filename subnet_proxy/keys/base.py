@@ -23,6 +23,8 @@ KEY_PREFIX = "sp_"
 class Role(StrEnum):
     CLIENT = "client"
     ADMIN = "admin"
+    #: reads the operator dashboard only (``/dashboard``): no task submission, no key management.
+    VIEWER = "viewer"
 
 
 class KeyNotFound(LookupError):

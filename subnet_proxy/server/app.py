@@ -26,7 +26,15 @@ from subnet_proxy.blobs.base import BlobStore
 from subnet_proxy.chain import MetagraphSnapshot
 from subnet_proxy.config import Settings
 from subnet_proxy.keys import KeyStore, seed_configured_keys
-from subnet_proxy.server import routes_admin, routes_health, routes_network, routes_results, routes_tasks
+from subnet_proxy.monitoring import Monitor
+from subnet_proxy.server import (
+    routes_admin,
+    routes_dashboard,
+    routes_health,
+    routes_network,
+    routes_results,
+    routes_tasks,
+)
 from subnet_proxy.server.connections import ConnectionGuard
 from subnet_proxy.server.context import CONTEXT, HealthCheck, ServerContext
 from subnet_proxy.server.decoding import DecodeBudget
@@ -49,7 +57,8 @@ log = logging.getLogger("subnet_proxy.server")
 def endpoints() -> list[Endpoint]:
     """Every route: one submit endpoint per registered task kind, then the fixed ones. A kind whose
     submit path another endpoint already serves (a kind named ``health``) is a ValueError at start."""
-    fixed = [*routes_results.ENDPOINTS, *routes_network.ENDPOINTS, *routes_admin.ENDPOINTS, *routes_health.ENDPOINTS]
+    fixed = [*routes_results.ENDPOINTS, *routes_network.ENDPOINTS, *routes_admin.ENDPOINTS, *routes_health.ENDPOINTS,
+             *routes_dashboard.ENDPOINTS]
     submits = routes_tasks.endpoints()
     taken = {e.path for e in fixed}
     if clashes := sorted(e.path for e in submits if e.path in taken):
@@ -67,10 +76,12 @@ def create_app(
     own_hotkey: str,
     miner_stats: Callable[[], list[MinerStat]] | None = None,
     health_checks: Mapping[str, HealthCheck] | None = None,
+    monitor: Monitor | None = None,
 ) -> web.Application:
     """The side-server. ``metagraph`` returns the latest snapshot (None: signed endpoints answer 503);
     ``own_hotkey`` is the receiver hotkey signed requests must name; ``health_checks`` are extra
-    readiness probes (name -> async callable that raises when unhealthy)."""
+    readiness probes (name -> async callable that raises when unhealthy); ``monitor`` the validator's
+    loops (health turns 503 on a stalled one; ``/metrics`` and ``/dashboard`` show them)."""
     context = ServerContext(
         settings=settings,
         store=watched(store),
@@ -85,6 +96,7 @@ def create_app(
         limiter=Limiter(),
         metrics=Metrics(),
         decodes=DecodeBudget(per_key=settings.proxy.decodes_per_key, workers=settings.proxy.decode_workers),
+        monitor=monitor,
     )
     app = web.Application(middlewares=[request_middleware, error_middleware])
     app[CONTEXT] = context

@@ -20,7 +20,7 @@ from subnet_proxy.server.errors import ApiError, Handler
 from subnet_proxy.server.request_keys import CALLER_ID
 from subnet_proxy.signing import HOTKEY_HEADER, MissingSignature
 
-Auth = Literal["public", "client", "admin", "miner", "validator"]
+Auth = Literal["public", "client", "admin", "viewer", "miner", "validator"]
 
 API_KEY: web.RequestKey[ApiKey] = web.RequestKey("api_key", ApiKey)
 CALLER: web.RequestKey[Neuron] = web.RequestKey("caller", Neuron)
@@ -57,7 +57,9 @@ async def authenticate(context: ServerContext, key: str) -> ApiKey | None:
     return api_key
 
 
-async def require_key(request: web.Request, *, admin: bool) -> ApiKey:
+async def require_key(request: web.Request, *, auth: Auth) -> ApiKey:
+    """The caller's key, allowed for ``auth``: admin endpoints take admin keys; viewer endpoints (the
+    dashboard) viewer or admin keys; client endpoints any key but a viewer's, which only reads."""
     key = presented_key(request)
     if key is None:
         raise ApiError(401, "missing_api_key", "send the API key as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
@@ -65,8 +67,12 @@ async def require_key(request: web.Request, *, admin: bool) -> ApiKey:
     api_key = await authenticate(ctx(request), key)
     if api_key is None:
         raise ApiError(401, "invalid_api_key", "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
-    if admin and api_key.role is not Role.ADMIN:
+    if auth == "admin" and api_key.role is not Role.ADMIN:
         raise ApiError(403, "admin_only", "this endpoint needs an admin key")
+    if auth == "viewer" and api_key.role not in (Role.VIEWER, Role.ADMIN):
+        raise ApiError(403, "viewer_only", "this endpoint needs a viewer or admin key")
+    if auth == "client" and api_key.role is Role.VIEWER:
+        raise ApiError(403, "read_only_key", "a viewer key only reads the dashboard")
     return api_key
 
 
@@ -104,8 +110,8 @@ def guard(auth: Auth, handler: Handler) -> Handler:
 
     async def guarded(request: web.Request) -> web.StreamResponse:
         context = ctx(request)
-        if auth in ("client", "admin"):
-            api_key = await require_key(request, admin=auth == "admin")
+        if auth in ("client", "admin", "viewer"):
+            api_key = await require_key(request, auth=auth)
             request[API_KEY] = api_key
             request[CALLER_ID] = api_key.key_id
             async with context.limiter.admit(api_key.key_id, context.limits_for(api_key)):

@@ -13,6 +13,8 @@ from subnet_proxy.blobs.base import BlobStore
 from subnet_proxy.chain import MetagraphSnapshot
 from subnet_proxy.config import Settings
 from subnet_proxy.keys import ApiKey, KeyStore
+from subnet_proxy.monitoring import Monitor
+from subnet_proxy.server.dashboard_state import SharedState
 from subnet_proxy.server.decoding import DecodeBudget
 from subnet_proxy.server.ids import IdSource
 from subnet_proxy.server.limits import Limiter, Limits
@@ -39,7 +41,11 @@ class ServerContext:
     limiter: Limiter
     metrics: Metrics
     decodes: DecodeBudget
+    #: the validator's loops (health, metrics, dashboard); None on an ingestion-only server.
+    monitor: Monitor | None = None
     ids: IdSource = field(default_factory=IdSource)
+    #: the dashboard's state, shared by every open page.
+    dashboard: SharedState = field(default_factory=SharedState)
     started_at: float = field(default_factory=time.monotonic)
     #: set when shutdown begins: long-polls and event streams end early so in-flight requests finish.
     closing: asyncio.Event = field(default_factory=asyncio.Event)

@@ -1,8 +1,13 @@
-"""Prometheus metrics of one side-server, in its own registry (no process-global state)."""
+"""Prometheus metrics of one side-server, in its own registry (no process-global state).
+
+Miner gauges are labelled by uid only: a uid is one of at most 256 slots, while a hotkey label
+would start a new series at every registration (and the hotkey is in ``/api/v1/miners``).
+"""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.utils import floatToGoString
 
 from subnet_proxy.kinds import REGISTRY
 from subnet_proxy.tasks import MinerStat, TaskStatus
@@ -22,12 +27,6 @@ class Metrics:
         self.submitted = Counter("subnet_proxy_tasks_submitted", "Client tasks accepted.", ["kind"],
                                  registry=self.registry)
         self.tasks = Gauge("subnet_proxy_tasks", "Tasks in the store by status.", ["status"], registry=self.registry)
-        self.miner_score = Gauge("subnet_proxy_miner_score", "Miner EMA score.", ["uid", "hotkey"],
-                                 registry=self.registry)
-        self.miner_latency = Gauge("subnet_proxy_miner_latency_seconds", "Miner mean answer latency.",
-                                   ["uid", "hotkey"], registry=self.registry)
-        self.miner_success = Gauge("subnet_proxy_miner_success_rate", "Share of valid answers.", ["uid", "hotkey"],
-                                   registry=self.registry)
         self.rate_limited = Counter("subnet_proxy_rate_limited", "Requests refused by rate or concurrency limits.",
                                     registry=self.registry)
         self.aborted = Counter("subnet_proxy_http_aborted", "Requests the client abandoned before they were answered "
@@ -61,13 +60,23 @@ class Metrics:
         """The text exposition, with the scrape-time gauges (tasks, miners) refreshed first."""
         for status in TaskStatus:
             self.tasks.labels(status.value).set(counts.get(status, 0))
-        for gauge in (self.miner_score, self.miner_latency, self.miner_success):
-            gauge.clear()
-        for m in miners:
-            labels = (str(m.uid), m.hotkey)
-            self.miner_score.labels(*labels).set(m.ema_score)
-            if m.latency_s is not None:
-                self.miner_latency.labels(*labels).set(m.latency_s)
-            if m.success_rate is not None:
-                self.miner_success.labels(*labels).set(m.success_rate)
-        return generate_latest(self.registry)
+        return generate_latest(self.registry) + miner_exposition(miners)
+
+
+def miner_exposition(rows: list[MinerStat]) -> bytes:
+    """The per-uid miner gauges in the text format, written directly: with 256 uids that is over a
+    thousand lines, and prometheus_client's labelled children (cleared and rebuilt each scrape) or its
+    generic sample formatting cost 11-17 ms a scrape here; this costs about 1 ms (measured)."""
+    out: list[str] = []
+    for name, text, field in MINER_FAMILIES:
+        out.append(f"# HELP {name} {text}\n# TYPE {name} gauge\n")
+        out.extend(f'{name}{{uid="{m.uid}"}} {floatToGoString(value)}\n'
+                   for m in rows if (value := getattr(m, field)) is not None)
+    return "".join(out).encode()
+
+
+#: (metric, help, MinerStat field) of the per-uid gauges.
+MINER_FAMILIES = (("subnet_proxy_miner_score", "Miner EMA score.", "ema_score"),
+                  ("subnet_proxy_miner_latency_seconds", "Miner mean answer latency.", "latency_s"),
+                  ("subnet_proxy_miner_success_rate", "Share of valid answers.", "success_rate"),
+                  ("subnet_proxy_miner_weight", "Weight this validator last set for the uid.", "last_weight"))

@@ -30,6 +30,7 @@ _SECURITY: dict[str, list[dict[str, list[str]]]] = {
     "public": [],
     "client": [{"bearer": []}, {"apiKey": []}],
     "admin": [{"bearer": []}, {"apiKey": []}],
+    "viewer": [{"bearer": []}, {"apiKey": []}],
     "miner": [{"hotkeySignature": []}],
     "validator": [{"hotkeySignature": []}],
 }

@@ -9,6 +9,7 @@ rewards then move the miners' EMA scores, and the telemetry gets the task's figu
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -17,6 +18,7 @@ from subnet_proxy import approval
 from subnet_proxy.blobs.base import BlobStore
 from subnet_proxy.chain import MetagraphSnapshot
 from subnet_proxy.kinds import score_task
+from subnet_proxy.monitoring.task_metrics import TaskMetrics
 from subnet_proxy.rewards import ScoringEngines
 from subnet_proxy.store.base import TaskStore
 from subnet_proxy.tasks import Evaluation, MinerResponse, MinerReward, Task, TaskStatus
@@ -42,6 +44,21 @@ class EngineScorer:
     async def score(self, task: Task, responses: Sequence[MinerResponse], *, timeout_s: float) -> list[MinerReward]:
         return await score_task(task, responses, task.ground_truth, self.engines, blobs=self.blobs,
                                 timeout_s=timeout_s)
+
+
+class TimedScorer:
+    """A scorer whose every call is timed into ``subnet_proxy_task_scoring_seconds{kind}``."""
+
+    def __init__(self, scorer: Scorer, metrics: TaskMetrics) -> None:
+        self.scorer = scorer
+        self.metrics = metrics
+
+    async def score(self, task: Task, responses: Sequence[MinerResponse], *, timeout_s: float) -> list[MinerReward]:
+        started = time.perf_counter()
+        try:
+            return await self.scorer.score(task, responses, timeout_s=timeout_s)
+        finally:
+            self.metrics.scored(str(task.kind), time.perf_counter() - started)
 
 
 class TaskObserver(Protocol):

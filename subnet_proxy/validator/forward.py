@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from subnet_proxy.kinds import REGISTRY
@@ -76,6 +77,9 @@ class ForwardLoop(LoopRunner):
         self.grace_s = grace_s
         self.on_dispatched = on_dispatched
         self.completed = 0
+        #: ``time.monotonic()`` of the last task sent to miners and of the last evaluation done (health).
+        self.last_dispatched_at: float | None = None
+        self.last_evaluated_at: float | None = None
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._evaluating: set[asyncio.Task[None]] = set()
         #: ids of tasks being evaluated here (entered before they leave ``_inflight``: no gap for a sweep).
@@ -87,6 +91,11 @@ class ForwardLoop(LoopRunner):
     @property
     def in_flight(self) -> int:
         return len(self._inflight)
+
+    @property
+    def scoring_backlog(self) -> int:
+        """Evaluations waiting for a slot or running."""
+        return len(self._evaluating)
 
     def _free_slots(self) -> int:
         if len(self._evaluating) >= EVAL_BACKLOG * self.concurrency:
@@ -130,6 +139,7 @@ class ForwardLoop(LoopRunner):
             if ops.overdue(task, utcnow()):
                 await self._expire(task)
                 return
+            self.last_dispatched_at = time.monotonic()
             if self.on_dispatched is not None:
                 self.on_dispatched(task)
             keeper = asyncio.create_task(self._keep_lease(task.task_id, asyncio.current_task()))
@@ -169,6 +179,7 @@ class ForwardLoop(LoopRunner):
         try:
             async with self._eval_slots:
                 await self.evaluator.evaluate(task, timeout_s=timeout_s)
+            self.last_evaluated_at = time.monotonic()
             self.completed += 1
         except Exception:  # noqa: BLE001 - logged with traceback; the next recovery sweep evaluates it
             log.exception("task %s: evaluation failed; the next recovery sweep redoes it", task.task_id)
@@ -222,6 +233,7 @@ class ForwardLoop(LoopRunner):
             async with self._eval_slots:
                 timeout_s = self.dispatcher.judging_timeout(task, await self.store.list_responses(task.task_id))
                 await self.evaluator.evaluate(task, timeout_s=timeout_s)
+            self.last_evaluated_at = time.monotonic()
             return True
         except Exception:  # noqa: BLE001 - logged with traceback; one bad task must not stop the sweep or the start
             log.exception("task %s: recovery evaluation failed; retried at the next sweep", task.task_id)

@@ -4,6 +4,9 @@ Each loop is its own small class with a ``run_step``; the runner owns start, sto
 between steps. A failing step is logged with its traceback and retried after a growing backoff:
 a long-running validator must outlive a flaky chain endpoint or a full disk for a while, and the
 log shows every failure (nothing is swallowed). ``stop`` ends the loop between steps.
+
+The runner keeps what health needs to tell a stalled loop from a quiet one: when it started, when a
+step last succeeded, and the failures in a row with the last one's class name.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
+import time
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +30,12 @@ class LoopRunner(abc.ABC):
         self.interval_s = interval_s
         self.steps = 0
         self.failures = 0
+        #: failures since the last successful step, and the class name of the last one.
+        self.consecutive_failures = 0
+        self.last_error: str | None = None
+        #: ``time.monotonic()`` at start and at the end of the last successful step (None: not yet).
+        self.started_at: float | None = None
+        self.last_ok_at: float | None = None
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -48,8 +58,13 @@ class LoopRunner(abc.ABC):
     def stopping(self) -> bool:
         return self._stopping.is_set()
 
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done() and not self.stopping
+
     def start(self) -> None:
         if self._task is None:
+            self.started_at = time.monotonic()
             self._task = asyncio.create_task(self._run(), name=self.name)
 
     async def stop(self) -> None:
@@ -65,11 +80,15 @@ class LoopRunner(abc.ABC):
             try:
                 await self.run_step()
                 self.steps += 1
+                self.consecutive_failures = 0
+                self.last_ok_at = time.monotonic()
                 backoff = 1.0
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - logged with traceback, retried: the loop must outlive it
+            except Exception as exc:  # noqa: BLE001 - logged with traceback, retried: the loop must outlive it
                 self.failures += 1
+                self.consecutive_failures += 1
+                self.last_error = type(exc).__name__
                 log.exception("%s: step failed; retrying in %.0f s", self.name, backoff)
                 await self.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)

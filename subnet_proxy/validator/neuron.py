@@ -24,16 +24,18 @@ from subnet_proxy.chain import Chain, ChainError, MetagraphSnapshot
 from subnet_proxy.config import Settings
 from subnet_proxy.engines import Engines
 from subnet_proxy.kinds.challenges import Corpus
+from subnet_proxy.monitoring.task_metrics import TaskMetrics
 from subnet_proxy.outbound import OutboundPolicy
 from subnet_proxy.store.base import TaskStore
 from subnet_proxy.tasks import MinerStat
 from subnet_proxy.telemetry import Telemetry
 from subnet_proxy.validator.dendrite import DEFAULT_MAX_PER_AXON, FanoutDendrite
 from subnet_proxy.validator.dispatch import Dispatcher, ScoredSelector
-from subnet_proxy.validator.evaluation import Evaluator, Scorer, TelemetryObserver
+from subnet_proxy.validator.evaluation import Evaluator, Scorer, TelemetryObserver, TimedScorer
 from subnet_proxy.validator.forward import ForwardLoop
 from subnet_proxy.validator.loop_runner import LoopRunner
 from subnet_proxy.validator.loops import MetagraphView, RecoveryLoop, ResyncLoop, RetentionLoop, WeightsLoop
+from subnet_proxy.validator.monitor import ValidatorMonitor
 from subnet_proxy.validator.scores import ScoreBook
 from subnet_proxy.validator.synthetic import SyntheticLoop
 from subnet_proxy.validator.weights import WeightSetter
@@ -66,6 +68,7 @@ class Validator:
         external_ip: str = "127.0.0.1",
         telemetry: Telemetry | None = None,
         rng: random.Random | None = None,
+        metrics: TaskMetrics | None = None,
     ) -> None:
         neuron = settings.neuron
         self.settings = settings
@@ -82,8 +85,10 @@ class Validator:
         rng = rng or random.Random()
         self.dispatcher = Dispatcher(settings, store, blobs, self.dendrite,
                                      ScoredSelector(self.scores, self.hotkey, rng), self.metagraph, claimer=self.hotkey)
-        self.evaluator = Evaluator(store, scorer, self.scores, self.metagraph, validator_hotkey=self.hotkey,
-                                   quorum=settings.proxy.quorum,
+        #: the lifecycle metrics: fed by the store when it is the ``MeteredStore`` made with them (run.py).
+        self.metrics = metrics or TaskMetrics()
+        self.evaluator = Evaluator(store, TimedScorer(scorer, self.metrics), self.scores, self.metagraph,
+                                   validator_hotkey=self.hotkey, quorum=settings.proxy.quorum,
                                    observers=[TelemetryObserver(telemetry, self.scores)] if telemetry else [])
         self.synthetic: SyntheticLoop | None = None
         if engines is not None and neuron.synthetic_rate > 0:
@@ -108,6 +113,11 @@ class Validator:
         self._background: list[LoopRunner] = [self.resync, self.weights, self.retention, self.recovery]
         if self.synthetic is not None:
             self._background.append(self.synthetic)
+        #: what the side-server shows of these loops (health, metrics, dashboard).
+        self.monitor = ValidatorMonitor(settings, forward=self.forward, resync=self.resync, setter=self.weights.setter,
+                                        background=self._background, metagraph=self.metagraph, own_hotkey=self.hotkey,
+                                        metrics=self.metrics, engines=engines)
+        self.evaluator.observers.append(self.monitor.kind_scores)
 
     def miner_stats(self) -> list[MinerStat]:
         """The public miners listing (``GET /api/v1/miners``)."""

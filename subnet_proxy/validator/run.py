@@ -24,11 +24,12 @@ from subnet_proxy.chain import Chain, ChainError, Registration, open_chain
 from subnet_proxy.config import Settings
 from subnet_proxy.engines import build_engines
 from subnet_proxy.keys import KeyStore, Role, open_key_store
+from subnet_proxy.monitoring.metered import MeteredStore
+from subnet_proxy.monitoring.task_metrics import TaskMetrics
 from subnet_proxy.offline import pin_external_ip
 from subnet_proxy.rewards import ScoringEngines
 from subnet_proxy.server.app import create_app, start_server
 from subnet_proxy.store import open_task_store
-from subnet_proxy.store.watched import WatchedStore
 from subnet_proxy.telemetry import Telemetry
 from subnet_proxy.validator.evaluation import EngineScorer
 from subnet_proxy.validator.mock_miners import MockMiners
@@ -55,7 +56,8 @@ async def run_validator(settings: Settings, stop: asyncio.Event, *, say: Callabl
         if mock:
             await _register_mock_validator(chain, wallet)
         await check_spec_version(chain, settings.netuid)
-        store = WatchedStore(open_task_store(settings))
+        metrics = TaskMetrics()  # fed by the store both the loop and the side-server write through
+        store = MeteredStore(open_task_store(settings), metrics)
         exits.push_async_callback(store.close)
         blobs = open_blob_store(settings)
         exits.push_async_callback(blobs.close)
@@ -77,14 +79,15 @@ async def run_validator(settings: Settings, stop: asyncio.Event, *, say: Callabl
         exits.push_async_callback(telemetry.close)
         validator = Validator(settings, keypair=wallet.hotkey, chain=chain, store=store, blobs=blobs,
                               scorer=EngineScorer(scoring, blobs), engines=engines,
-                              external_ip=LOOPBACK if mock else await external_ip(), telemetry=telemetry)
+                              external_ip=LOOPBACK if mock else await external_ip(), telemetry=telemetry,
+                              metrics=metrics)
         if not await validator.start(stop):  # waits for a readable chain; a stop ends the wait
             return
         exits.push_async_callback(validator.stop)
 
         if settings.proxy.enabled:
             app = create_app(settings, store=store, blobs=blobs, keys=keys, metagraph=validator.metagraph,
-                             own_hotkey=hotkey, miner_stats=validator.miner_stats)
+                             own_hotkey=hotkey, miner_stats=validator.miner_stats, monitor=validator.monitor)
             server = await start_server(app, settings)
             exits.push_async_callback(server.stop)  # runs first: no new requests while the loop drains
             if mock and settings.proxy.public_url is None:  # local miners deliver late answers over loopback

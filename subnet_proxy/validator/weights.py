@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -41,6 +42,23 @@ class WeightsPlan:
     block: int
     uids: tuple[int, ...]
     weights: tuple[float, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class WeightsAttempt:
+    """One try at setting weights, as health and the dashboard show it: ``at`` is ``time.monotonic()``;
+    ``block`` None when the chain could not even be read; ``message`` the chain's answer or error."""
+
+    at: float
+    block: int | None
+    success: bool
+    message: str
+    #: uids given a weight above zero.
+    weighted: int = 0
+
+
+#: attempts kept for the dashboard's weights history.
+HISTORY = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +110,10 @@ class WeightSetter:
         self._clock = clock
         self.last_set_block: int | None = None
         self.failures = 0
+        #: every attempt, newest last (bounded), and the counts since start (for /metrics).
+        self.history: deque[WeightsAttempt] = deque(maxlen=HISTORY)
+        self.successes_total = 0
+        self.failures_total = 0
         self._retry_at = 0.0
         self._warned_unregistered = False
 
@@ -102,7 +124,7 @@ class WeightSetter:
         try:
             block = await self._chain.current_block()
         except ChainError as exc:
-            self._failed(f"cannot read the current block: {exc}")
+            self._failed(f"cannot read the current block: {exc}", None)
             return None
         left = blocks_until_due(snapshot, block, self.own_hotkey, self.epoch_length, self.last_set_block)
         if left is None:
@@ -119,16 +141,29 @@ class WeightSetter:
             result = await self._chain.set_weights(list(plan.uids), list(plan.weights), version_key=self.version_key)
         except ChainError as exc:
             result = WeightsResult(False, str(exc))
+        weighted = sum(1 for w in plan.weights if w > 0)
         if result.success:
+            self.successes_total += 1
+            self.history.append(WeightsAttempt(self._clock(), block, True, result.message, weighted))
             self.last_set_block = block
             self.failures = 0
             self._book.record_weights(plan.uids, plan.weights)
             log.info("weights set at block %d for %d uids: %s", block, len(plan.uids), result.message)
         else:
-            self._failed(result.message)
+            self._failed(result.message, block, weighted)
         return WeightsOutcome(plan=plan, result=result)
 
-    def _failed(self, message: str) -> None:
+    @property
+    def last_attempt(self) -> WeightsAttempt | None:
+        return self.history[-1] if self.history else None
+
+    @property
+    def last_success(self) -> WeightsAttempt | None:
+        return next((a for a in reversed(self.history) if a.success), None)
+
+    def _failed(self, message: str, block: int | None, weighted: int = 0) -> None:
+        self.failures_total += 1
+        self.history.append(WeightsAttempt(self._clock(), block, False, message, weighted))
         self.failures += 1
         delay = min(RETRY_BASE_S * 2 ** (self.failures - 1), RETRY_MAX_S)
         self._retry_at = self._clock() + delay

@@ -60,3 +60,15 @@ async def test_a_cancelled_call_that_has_not_started_never_runs():
 def test_workers_must_be_positive():
     with pytest.raises(ValueError):
         WorkerPool(0)
+
+
+async def test_queued_counts_calls_waiting_for_a_worker():
+    pool = WorkerPool(1)
+    release = threading.Event()
+    calls = [asyncio.ensure_future(pool.run(release.wait, 5)) for _ in range(3)]
+    await asyncio.sleep(0.05)
+    assert (pool.in_use, pool.queued) == (3, 2)
+    release.set()
+    await asyncio.gather(*calls)
+    pool.close()
+    assert (pool.in_use, pool.queued) == (0, 0)
