@@ -14,7 +14,9 @@ from subnet_proxy.store import SQLiteTaskStore
 from subnet_proxy.tasks import Task, TaskInput, TaskKind, TaskStatus
 from subnet_proxy.validator.synthetic import SyntheticLoop
 
-SEED = 2  # draws all three kinds within six challenges
+SEED = 2
+#: challenges drawn at most until every kind has come up (weights 0.4/0.3/0.3: 15 draws miss one about 1% of seeds).
+MAX_CHALLENGES = 15
 
 
 
@@ -61,7 +63,7 @@ async def test_challenges_of_every_kind_are_stored_like_client_tasks(parts, engi
     store, blobs = parts
     synthetic = loop(parts, engines, rate=1.0, seed=SEED)
     kinds: Counter[TaskKind] = Counter()
-    for _ in range(6):
+    while set(kinds) != set(TaskKind) and sum(kinds.values()) < MAX_CHALLENGES:
         task = await synthetic.issue()
         stored = await store.get_task(task.task_id)
         kinds[stored.kind] += 1
@@ -75,8 +77,8 @@ async def test_challenges_of_every_kind_are_stored_like_client_tasks(parts, engi
         else:
             assert stored.input.text  # the bound named or left to the default rule, as a client may
     assert set(kinds) == set(TaskKind)
-    claimed = await store.claim_tasks("validator", limit=10, lease_s=5)
-    assert len(claimed) == 6  # the same queue, the same claim as client tasks
+    claimed = await store.claim_tasks("validator", limit=MAX_CHALLENGES, lease_s=5)
+    assert len(claimed) == sum(kinds.values())  # the same queue, the same claim as client tasks
 
 
 async def test_a_challenge_has_a_deadline_so_one_that_never_finishes_is_expired(parts, engines):
