@@ -25,7 +25,7 @@ import pytest
 
 from protocol import encode_audio, summary_word_bound
 from subnet_proxy.blobs.local import LocalBlobStore
-from subnet_proxy.rewards import score_task
+from subnet_proxy.kinds import score_task
 from subnet_proxy.rewards.text import sentences, words
 from subnet_proxy.tasks import MinerResponse, Task, TaskInput, TaskKind
 from tests.prose import ALL, BEES, CANALS, GLACIERS, LIGHTHOUSE, TIDE_POOLS
