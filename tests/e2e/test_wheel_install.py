@@ -3,13 +3,15 @@
 The README's "Install as an operator" commands are the source (``operator_section``): its first
 block runs as written in a copy of the checkout (the venv it makes, the ``pip install`` lines), its
 local trial (a validator, then a separately started miner) runs as written from a directory outside
-the checkout until the miner has answered a task, and its network commands, every other
-``subnet-proxy-validator``/``subnet-proxy-miner`` command of the README with its placeholders
-(``N``, ``W``, ``H``, ``NET``) filled in, must parse their flags. Only the trial's ports change
-(free ones, not 8000/8091, which another process may hold). pip runs offline through its environment
-(``PIP_NO_INDEX``, ``PIP_FIND_LINKS``) on a wheel directory this test fills with ``pip wheel``
+the checkout until the miner has answered a task, and every other ``subnet-proxy-validator`` /
+``subnet-proxy-miner`` command of the README (the network ones with their placeholders ``N``, ``W``,
+``H``, ``NET`` filled in) must parse its flags. Only the trial's ports change (free ones, not
+8000/8091, which another process may hold); its processes run unbuffered, so the test sees the banner
+an operator waits for. pip runs offline through its environment (``PIP_NO_INDEX``,
+``PIP_FIND_LINKS``) on a wheel directory this test fills with ``pip wheel``
 (``SUBNET_PROXY_WHEELHOUSE``, default ``.cache/wheelhouse``; kept between runs, so only the first run
 downloads): the install needs nothing but what the wheel declares.
+
 A base install prints ``--help`` and a one-line error naming the extra, and the commands of the
 systemd units and the pm2 file parse their flags against it (``systemd-analyze verify`` checks the
 units); ``[validator]`` then runs the local subnet (one reference miner): one task of each kind
@@ -82,9 +84,9 @@ def operator_section() -> OperatorSection:
     return OperatorSection(install=[c for c in install if not c.startswith(NEURONS)], trial=(validator, miner))
 
 
-def network_commands() -> list[str]:
-    """Every neuron command of the README outside the local trial, placeholders filled in ("..." ones are
-    fragments, not commands)."""
+def other_neuron_commands() -> list[str]:
+    """Every neuron command of the README but the local trial's (the network ones, the miner's own local
+    one), placeholders filled in; "..." ones are fragments, not commands."""
     trial = operator_section().trial
     found = [c for b in fenced_blocks(README.read_text()) for c in command_lines(b)
              if c.startswith(NEURONS) and c not in trial and "..." not in c]
@@ -229,12 +231,12 @@ def test_the_systemd_units_and_the_pm2_apps_run_the_installed_commands(base: Ins
         _flags_parsed(base.run(app["script"], *app["args"]), app)
 
 
-
 def test_the_readmes_other_neuron_commands_parse_on_the_installed_build(base: Install) -> None:
-    commands = network_commands()
+    commands = other_neuron_commands()
     assert len(commands) >= 4 and all(" N " not in c and not c.endswith(" NET") for c in commands), commands
     for command in commands:
         _flags_parsed(base.sh(command, cwd=base.outside), command)
+
 
 @pytest.fixture
 def local_subnet(full: Install) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
