@@ -120,10 +120,10 @@ class Subnet:
 class Client:
     """The HTTP client a user of the side-server would write."""
 
-    def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
+    def __init__(self, session: aiohttp.ClientSession, url: str, key: str = API_KEY) -> None:
         self.session = session
         self.url = url
-        self.headers = {"Authorization": f"Bearer {API_KEY}"}
+        self.headers = {"Authorization": f"Bearer {key}"}
 
     async def wait_ready(self, proc: subprocess.Popen[bytes], timeout: float = READY_S) -> None:
         loop = asyncio.get_running_loop()

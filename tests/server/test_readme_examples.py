@@ -19,9 +19,9 @@ from protocol import encode_audio
 from subnet_proxy.keys.base import Role
 from subnet_proxy.tasks import FinalResult, TaskStatus
 from tests.conftest import tone
+from tests.readme import README, command_lines, fenced_blocks
 from tests.server.conftest import ADMIN_KEY, CLIENT_KEY, Harness
 
-README = Path(__file__).resolve().parents[2] / "README.md"
 MAX_TIME_S = 20
 #: the README's stand-ins that are not shell variables: (placeholder, what it stands for).
 LOCAL_URL, DEV_KEY, EXAMPLE_KEY_ID = "http://127.0.0.1:8000", "spx_dev_...", "k_1a2b3c4d5e6f"
@@ -30,12 +30,7 @@ STATUS_MARK = "\n@status "
 
 def readme_curls(text: str) -> list[str]:
     """The curl commands of the README's fenced code blocks, continuation lines joined."""
-    commands = []
-    for block in re.findall(r"^```[^\n]*\n(.*?)^```", text, flags=re.S | re.M):
-        for line in block.replace("\\\n", " ").splitlines():
-            if line.strip().startswith("curl "):
-                commands.append(line.strip())
-    return commands
+    return [line for block in fenced_blocks(text) for line in command_lines(block) if line.startswith("curl ")]
 
 
 def as_run(command: str, url: str, key_id: str) -> str:
