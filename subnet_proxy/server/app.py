@@ -66,8 +66,10 @@ def create_app(
     own_hotkey: str,
     miner_stats: Callable[[], list[MinerStat]] | None = None,
     health_checks: Mapping[str, HealthCheck] | None = None,
+    quorum_members: Callable[[], frozenset[str] | None] | None = None,
 ) -> web.Application:
     """The side-server. ``metagraph`` returns the latest snapshot (None: signed endpoints answer 503);
+    ``quorum_members`` the validators taking part in quorums (``approval``; default: every permitted one);
     ``own_hotkey`` is the receiver hotkey signed requests must name; ``health_checks`` are extra
     readiness probes (name -> async callable that raises when unhealthy)."""
     context = ServerContext(
@@ -85,6 +87,8 @@ def create_app(
         metrics=Metrics(),
         decodes=DecodeBudget(per_key=settings.proxy.decodes_per_key, workers=settings.proxy.decode_workers),
     )
+    if quorum_members is not None:
+        context.quorum_members = quorum_members
     app = web.Application(middlewares=[request_middleware, error_middleware])
     app[CONTEXT] = context
     table = endpoints()

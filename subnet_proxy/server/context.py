@@ -39,6 +39,8 @@ class ServerContext:
     limiter: Limiter
     metrics: Metrics
     decodes: DecodeBudget
+    #: the validators a quorum counts (``approval``; None: every permitted validator).
+    quorum_members: Callable[[], frozenset[str] | None] = lambda: None
     ids: IdSource = field(default_factory=IdSource)
     started_at: float = field(default_factory=time.monotonic)
     #: set when shutdown begins: long-polls and event streams end early so in-flight requests finish.

@@ -88,6 +88,11 @@ class ForwardLoop(LoopRunner):
     def in_flight(self) -> int:
         return len(self._inflight)
 
+    @property
+    def evaluating(self) -> int:
+        """This validator's own evaluations waiting or running (peers' tasks yield to them)."""
+        return len(self._evaluating)
+
     def _free_slots(self) -> int:
         if len(self._evaluating) >= EVAL_BACKLOG * self.concurrency:
             return 0

@@ -20,7 +20,7 @@ from bittensor_wallet import Wallet
 
 from subnet_proxy.blobs import open_blob_store
 from subnet_proxy.chain import Chain, Registration, open_chain
-from subnet_proxy.config import Settings
+from subnet_proxy.config import MockSettings, Settings
 from subnet_proxy.engines import build_engines
 from subnet_proxy.keys import KeyStore, Role, open_key_store
 from subnet_proxy.offline import pin_external_ip
@@ -37,8 +37,8 @@ from subnet_proxy.wallets import open_wallet
 log = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
-#: stake the validator registers with on the local chain: enough to count as a validator.
-MOCK_VALIDATOR_STAKE = 10_000.0
+#: stake a validator registers with on the local chain by default (``--mock.validator_stake``).
+MOCK_VALIDATOR_STAKE = MockSettings.model_fields["validator_stake"].default
 
 
 async def run_validator(settings: Settings, stop: asyncio.Event, *, say: Callable[[str], None] = print) -> None:
@@ -52,7 +52,7 @@ async def run_validator(settings: Settings, stop: asyncio.Event, *, say: Callabl
         chain = open_chain(settings, wallet)
         exits.push_async_callback(chain.close)
         if mock:
-            await _register_mock_validator(chain, wallet)
+            await _register_mock_validator(chain, wallet, settings.mock.validator_stake)
         store = WatchedStore(open_task_store(settings))
         exits.push_async_callback(store.close)
         blobs = open_blob_store(settings)
@@ -75,6 +75,7 @@ async def run_validator(settings: Settings, stop: asyncio.Event, *, say: Callabl
         exits.push_async_callback(telemetry.close)
         validator = Validator(settings, keypair=wallet.hotkey, chain=chain, store=store, blobs=blobs,
                               scorer=EngineScorer(scoring, blobs), engines=engines,
+                              peer_scorer=lambda peer_blobs: EngineScorer(scoring, peer_blobs),
                               external_ip=LOOPBACK if mock else await external_ip(), telemetry=telemetry)
         if not await validator.start(stop):  # waits for a readable chain; a stop ends the wait
             return
@@ -82,9 +83,12 @@ async def run_validator(settings: Settings, stop: asyncio.Event, *, say: Callabl
 
         if settings.proxy.enabled:
             app = create_app(settings, store=store, blobs=blobs, keys=keys, metagraph=validator.metagraph,
-                             own_hotkey=hotkey, miner_stats=validator.miner_stats)
+                             own_hotkey=hotkey, miner_stats=validator.miner_stats,
+                             quorum_members=validator.quorum_members)
             server = await start_server(app, settings)
             exits.push_async_callback(server.stop)  # runs first: no new requests while the loop drains
+            if mock:  # peers reach a local validator on its loopback URL (a real one: --proxy.public_url)
+                await validator.serve_peers(server.url)
             if mock and settings.proxy.public_url is None:  # local miners deliver late answers over loopback
                 validator.dispatcher.offer_delivery(server.url)
             if mock:
@@ -95,9 +99,9 @@ async def run_validator(settings: Settings, stop: asyncio.Event, *, say: Callabl
         log.info("shutting down: stopping intake, finishing in-flight tasks")
 
 
-async def _register_mock_validator(chain: Chain, wallet: Wallet) -> None:
-    """On the local chain the validator registers itself, with a permit and validator-sized stake."""
-    await chain.register(Registration.of_wallet(wallet, stake=MOCK_VALIDATOR_STAKE, validator_permit=True))
+async def _register_mock_validator(chain: Chain, wallet: Wallet, stake: float) -> None:
+    """On the local chain the validator registers itself, with a permit and ``--mock.validator_stake``."""
+    await chain.register(Registration.of_wallet(wallet, stake=stake, validator_permit=True))
 
 
 async def external_ip() -> str:
