@@ -3,6 +3,9 @@
 # three reference miners as child processes, the side-server on 127.0.0.1:8000 (prints a dev API key and
 # ready curl commands). Creates .venv and installs what is missing on first use.
 # Extra arguments pass through to the validator, e.g. ./scripts/run_local.sh --proxy.port 8080
+# --validators N (first argument) starts N validators on one local chain, each with its own data dir
+# (DATA_DIR/validator-I: store, blobs, wallet, scores) and port (8000+I), stakes 4000, 3500, 2500, ...:
+# none holds a quorum alone, so their tasks are approved by peers' evaluations. Ctrl-C stops them all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,5 +35,24 @@ then
 fi
 
 export HF_HUB_OFFLINE=1 WANDB_MODE=offline WANDB_SILENT=true
+VALIDATORS=1
+if [ "${1:-}" = "--validators" ]; then
+  VALIDATORS=${2:?--validators needs a number}
+  shift 2
+fi
 # Loopback only unless overridden (e.g. --proxy.host 0.0.0.0): a dev key is printed in clear.
-exec python neurons/proxy_validator.py --mock --mock.miners 3 --neuron.data_dir "$DATA_DIR" --proxy.host 127.0.0.1 "$@"
+if [ "$VALIDATORS" -le 1 ]; then
+  exec python neurons/proxy_validator.py --mock --mock.miners 3 --neuron.data_dir "$DATA_DIR" --proxy.host 127.0.0.1 "$@"
+fi
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null; wait' INT TERM
+for ((i = 0; i < VALIDATORS; i++)); do
+  miners=0
+  [ "$i" -eq 0 ] && miners=3  # the first validator starts the reference miners; all share the chain
+  python neurons/proxy_validator.py --mock --mock.miners "$miners" --neuron.data_dir "$DATA_DIR/validator-$i" \
+    --mock.chain_file "$DATA_DIR/local_chain.json" --mock.validator_stake $((i < 7 ? 4000 - 500 * i : 500)) \
+    --proxy.host 127.0.0.1 --proxy.port $((8000 + i)) "$@" &
+  pids+=($!)
+done
+echo "local network: $VALIDATORS validators on http://127.0.0.1:8000 .. http://127.0.0.1:$((8000 + VALIDATORS - 1))"
+wait

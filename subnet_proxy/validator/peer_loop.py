@@ -10,7 +10,8 @@ validators see more of every miner and their weights converge.
 
 Own tasks first: peers' tasks are scored one at a time, and a visit ends as soon as this
 validator's own evaluations are waiting (``busy``). A peer that answers 429 or 5xx, or cannot be
-reached, is left alone for a growing pause (its ``Retry-After`` when longer); a peer that is slow
+reached, or refuses the listing (its metagraph may not show this validator yet), is left alone for a
+growing pause (its ``Retry-After`` when longer); a peer that is slow
 costs its budget and no more. A task judged (or refused for good: already evaluated, closed) is
 not fetched again.
 """
@@ -137,9 +138,7 @@ class PeerEvaluationLoop(LoopRunner):
             except TimeoutError:
                 log.info("peers: %s used its %.0f s budget; the rest waits for the next round", peer.url,
                          self.budget_s)
-            except PeerError as exc:
-                if not exc.back_off:
-                    raise
+            except PeerError as exc:  # down, overloaded, or refusing us (its metagraph may not show us yet)
                 state.delay = min(max(BACKOFF_S, state.delay * 2), MAX_BACKOFF_S)
                 pause = max(state.delay, min(exc.retry_after or 0.0, MAX_BACKOFF_S))
                 state.until = self.clock() + pause

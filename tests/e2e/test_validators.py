@@ -1,0 +1,126 @@
+"""A network of three validator processes on one local chain, each its own SQLite store, data dir and port,
+with stakes none of which holds the quorum alone: tasks of all three kinds submitted to each are approved
+by stake with evaluations from at least two validators; one validator killed mid-run, the others' tasks
+still approve (the grace), and its own resume when it restarts. Slow: real models and miners."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from subnet_proxy.store import SQLiteTaskStore
+from tests.conftest import free_port
+from tests.e2e.conftest import API_KEY, NETUID, ROOT, Client, Subnet
+
+pytestmark = pytest.mark.slow
+
+STAKES = (4000.0, 3500.0, 2500.0)  # of 10,000: none reaches the 0.5 quorum alone
+GRACE_S = 20
+SPOKEN = "The weather station reported light rain in the morning and a clear sky by the evening."
+TEXT = ("The river rose overnight after three days of heavy rain. Farmers moved their herds to higher ground "
+        "before dawn. The village council opened the school gym as a shelter for families from the low streets.")
+
+
+class Network(Subnet):
+    """The e2e subnet's chain and miners, plus validators of their own (one data dir and port each)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.ports = [free_port() for _ in STAKES]
+        self.procs: list[subprocess.Popen[bytes] | None] = [None] * len(STAKES)
+
+    def start(self, i: int) -> None:
+        argv = [sys.executable, str(ROOT / "neurons" / "proxy_validator.py"), "--mock", "--netuid", str(NETUID),
+                "--neuron.data_dir", str(self.root / f"v{i}"), "--mock.chain_file", str(self.chain_file),
+                "--mock.block_time_s", "1", "--mock.validator_stake", str(STAKES[i]), "--proxy.host", "127.0.0.1",
+                "--proxy.port", str(self.ports[i]), "--proxy.api_key", API_KEY, "--neuron.sample_size", "2",
+                "--neuron.synthetic_rate", "0", "--neuron.resync_s", "2", "--neuron.lease_s", "6",
+                "--neuron.timeout", "60", "--neuron.concurrency", "2", "--proxy.peer_poll_s", "1",
+                "--proxy.approval_grace_s", str(GRACE_S), "--neuron.recover_s", "5", "--wandb.off"]
+        self.procs[i] = self._spawn(f"validator{i}", argv)
+
+    def kill(self, i: int) -> None:
+        proc = self.procs[i]
+        assert proc is not None
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+
+    def url_of(self, i: int) -> str:
+        return f"http://127.0.0.1:{self.ports[i]}"
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs:
+            if proc is not None:
+                proc.wait(timeout=60)
+        super().stop_all()
+
+
+@pytest.fixture(scope="module")
+def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
+    net = Network(tmp_path_factory.mktemp("network"))
+    try:
+        port = net.start_reference_miner(0)
+        net.wait_serving([port])
+        for i in range(len(STAKES)):
+            net.start(i)
+        yield net
+    finally:
+        net.stop_all()
+
+
+@pytest.fixture
+async def clients(network: Network) -> AsyncIterator[list[Client]]:
+    async with aiohttp.ClientSession() as session:
+        clients = [Client(session, network.url_of(i)) for i in range(len(STAKES))]
+        for i, client in enumerate(clients):
+            proc = network.procs[i]
+            assert proc is not None
+            await client.wait_ready(proc)
+        yield clients
+
+
+async def evaluators(network: Network, i: int, task_id: str) -> set[str]:
+    store = SQLiteTaskStore(network.root / f"v{i}" / "tasks.db")
+    try:
+        return {e.validator_hotkey for e in await store.list_evaluations(task_id)}
+    finally:
+        await store.close()
+
+
+async def test_tasks_of_every_kind_are_approved_by_stake_with_peers_evaluations(network: Network,
+                                                                                clients: list[Client]) -> None:
+    submitted: list[tuple[int, str]] = []
+    for i, client in enumerate(clients):
+        submitted.append((i, await client.submit("summarization", text=f"{TEXT} Report {i}.")))
+        submitted.append((i, await client.submit("tts", text=f"Item {i}. {SPOKEN}")))
+    tts_id = submitted[1][1]
+    await clients[0].wait_status(tts_id, "approved", timeout=240)
+    submitted.append((1, await clients[1].submit_audio(await clients[0].audio_result(tts_id))))
+    for i, task_id in submitted:
+        status = await clients[i].wait_status(task_id, "approved", timeout=240)
+        assert status["result"] is not None
+        assert len(await evaluators(network, i, task_id)) >= 2, (i, status["timeline"])
+        assert not any("approval grace" in (step.get("reason") or "") for step in status["timeline"])
+
+
+async def test_a_killed_validator_delays_others_by_the_grace_and_resumes_its_own(network: Network,
+                                                                                 clients: list[Client]) -> None:
+    own = await clients[2].submit("summarization", text=f"{TEXT} Before the crash.")
+    network.kill(2)
+    others = [await clients[i].submit("summarization", text=f"{TEXT} While one is down {i}.") for i in (0, 1)]
+    for i, task_id in zip((0, 1), others, strict=True):
+        status = await clients[i].wait_status(task_id, "approved", timeout=GRACE_S * 6)
+        assert status["result"] is not None
+    network.start(2)
+    await clients[2].wait_ready(network.procs[2])  # type: ignore[arg-type]
+    status = await clients[2].wait_status(own, "approved", "failed", timeout=240)
+    assert status["status"] == "approved", status
