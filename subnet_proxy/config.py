@@ -110,8 +110,9 @@ class ProxySettings(_Section):
     peer_poll_s: float = Field(5.0, gt=0, description="Seconds between two rounds over the peers' done tasks.")
     peer_budget_s: float = Field(30.0, gt=0, description="Seconds one peer may take in one round (fetching, "
                                  "scoring, posting); a peer that is down or slow costs no more.")
-    delivery_window: float = Field(4.0, ge=1, le=20, description="A miner that answered a synapse empty where "
-                                   "delivery was offered may deliver until this many task timeouts after dispatch.")
+    delivery_window: float = Field(4.0, ge=1, le=20, description="A miner that answered a synapse empty, or let "
+                                   "it time out, where delivery was offered may deliver until this many task "
+                                   "timeouts after dispatch.")
 
 
 class StoreSettings(_Section):
