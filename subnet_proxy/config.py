@@ -124,11 +124,21 @@ class StoreSettings(_Section):
     poll_s: float = Field(2.0, gt=0, description="New-task poll interval where no listener can serve.")
     firestore_listen: bool = Field(True, description="Firestore: wake on new tasks through a snapshot listener "
                                    "(off: poll every poll_s, for networks that cut long-lived streams).")
+    shared: bool | None = Field(None, description="Other validators work on this same store (claiming and "
+                                "evaluating its tasks), so every permitted validator counts in its quorums, "
+                                "whether or not it published a side-server URL. Default: yes for firestore, no "
+                                "for sqlite (a file on one machine; set it when several processes share one).")
     fsync: bool = Field(False, description="Embedded stores: flush every SQLite commit and every local blob (file "
                         "and folder) to disk before answering, so accepted work survives a power loss, at a cost in "
                         "ingest throughput. Off: it survives any crash of the process, and a power loss or OS crash "
                         "may lose the last moments of work (SQLite's WAL default). Firestore and GCS are durable "
                         "either way.")
+
+
+    @property
+    def is_shared(self) -> bool:
+        """``shared``, or by default whether the backend is one validators share (a cloud store)."""
+        return self.backend == "firestore" if self.shared is None else self.shared
 
 
 class BlobSettings(_Section):

@@ -273,6 +273,8 @@ class HealthView(Strict):
     checks: dict[str, CheckView]
     tasks: dict[str, int]
     miners_available: int
+    #: validators counted in quorums (this one and the peers it found); None: every permitted one (a shared store)
+    quorum_members: int | None = None
     version: str
     uptime_s: float
 

@@ -53,6 +53,7 @@ async def get_health(request: web.Request) -> web.Response:
     ready = all(c.ok for c in checks.values())
     checks["chain"] = chain_check(context)
     counts = await context.store.count_by_status() if checks["store"].ok else {}
+    members = context.quorum_members()
     view = HealthView(
         status="ok" if all(c.ok for c in checks.values()) else "degraded",
         live=True,
@@ -60,6 +61,7 @@ async def get_health(request: web.Request) -> web.Response:
         checks=checks,
         tasks={status.value: n for status, n in counts.items()},
         miners_available=miners_available(context),
+        quorum_members=None if members is None else len(members),
         version=__version__,
         uptime_s=round(time.monotonic() - context.started_at, 3),
     )
@@ -82,7 +84,8 @@ async def get_miners(request: web.Request) -> web.Response:
 ENDPOINTS = [
     Endpoint("GET", "/api/v1/health", get_health, "Liveness and readiness", "public", "operations",
              response={"application/json": HealthView}, also={503: "Not ready (same body)."},
-             description="Readiness of the task store, blob store and chain; counts by status; miners available. "
+             description="Readiness of the task store, blob store and chain; counts by status; miners available; "
+                         "validators counted in quorums (null: every permitted one, on a shared store). "
                          "Nothing secret: failures are named by error class only."),
     Endpoint("GET", "/metrics", get_metrics, "Prometheus metrics", "public", "operations",
              response={"text/plain": None}),

@@ -142,8 +142,8 @@ class Validator:
 
     def quorum_members(self) -> frozenset[str] | None:
         """The validators a quorum counts (``approval``): this one and its peers; every permitted one
-        on a cloud store, which validators may share without publishing anything."""
-        return None if self.settings.store.backend == "firestore" else self.directory.members
+        on a shared store (``--store.shared``), where validators take part without publishing anything."""
+        return None if self.settings.store.is_shared else self.directory.members
 
     async def serve_peers(self, url: str) -> None:
         """Publish ``url`` (the side-server's, when no --proxy.public_url is set) now, not at the next resync."""

@@ -1,5 +1,6 @@
 """Peers: discovery from chain commitments, the peer evaluation loop against a real side-server over
-loopback (signed listing, blobs, evaluation), back-off, abuse refused, quorum members and the grace."""
+loopback (signed listing, blobs, evaluation), back-off, abuse refused, quorum members (all permitted
+validators on a shared store) and the grace."""
 
 from __future__ import annotations
 
@@ -11,16 +12,20 @@ from pathlib import Path
 import pytest
 
 from subnet_proxy import approval
+from subnet_proxy.blobs import LocalBlobStore
 from subnet_proxy.blobs.base import BlobStore
 from subnet_proxy.chain.local import LocalChain, Registration
+from subnet_proxy.config import build_settings
 from subnet_proxy.outbound import OutboundHTTP, OutboundPolicy
+from subnet_proxy.store import SQLiteTaskStore
 from subnet_proxy.tasks import Evaluation, MinerResponse, MinerReward, Task, TaskStatus, utcnow
 from subnet_proxy.validator.evaluation import Evaluator
+from subnet_proxy.validator.neuron import Validator
 from subnet_proxy.validator.peer_client import PeerClient
 from subnet_proxy.validator.peer_loop import PeerEvaluationLoop
 from subnet_proxy.validator.peers import Peer, PeerDirectory, find_peers, peer_url
 from subnet_proxy.validator.scores import ScoreBook
-from tests.conftest import free_port
+from tests.conftest import free_port, make_wallet
 from tests.server.conftest import Harness, error_of, start_harness, stop_harness
 
 LOCAL = OutboundPolicy(allow_private=True)
@@ -228,3 +233,25 @@ async def test_only_validators_taking_part_count_and_the_grace_decides(peer: Har
     # no evaluation yet: the grace waits for the task's own validator
     task = await peer.done_task()
     assert await approval.settle_after_grace(peer.store, task, snapshot, 0.5, grace_s=60, now=later) is None
+
+
+@pytest.mark.parametrize(("flags", "every_permitted"), [
+    (["--store", "sqlite"], False), (["--store", "firestore"], True),
+    (["--store", "sqlite", "--store.shared"], True), (["--store", "firestore", "--no-store.shared"], False)])
+async def test_whether_the_store_is_shared_is_a_setting_defaulting_from_the_backend(tmp_path: Path, flags: list[str],
+                                                                                    every_permitted: bool) -> None:
+    """On a shared store every permitted validator counts in quorums (they take part through the store,
+    publishing nothing); on one of its own only this validator and its peers do."""
+    settings = build_settings([*flags, "--neuron.data_dir", str(tmp_path)], "test")
+    me = make_wallet(tmp_path / "wallets", "me").hotkey
+    store, blobs = SQLiteTaskStore(tmp_path / "tasks.db"), LocalBlobStore(tmp_path / "blobs")
+    validator = Validator(settings, keypair=me, chain=LocalChain(tmp_path / "chain.json", netuid=1), store=store,
+                          blobs=blobs, scorer=FixedScorer())
+    validator.directory.peers = [Peer(hotkey="peer", url="http://127.0.0.1:9", stake=1.0)]
+    try:
+        assert validator.quorum_members() == (None if every_permitted else {me.ss58_address, "peer"})
+    finally:
+        await validator.dendrite.close()
+        await validator.peer_http.close()
+        await store.close()
+        await blobs.close()
