@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from subnet_proxy.api.schemas import EvaluationOutcome, EvaluationRequest, ValidatorTaskPage
 from subnet_proxy.blobs.base import blob_key, check_key
-from subnet_proxy.outbound import OutboundHTTP
+from subnet_proxy.outbound import OutboundHTTP, read_bounded
 from subnet_proxy.signing import sign_request
 from subnet_proxy.validator.peers import Peer
 
@@ -90,10 +90,8 @@ class PeerClient:
                                          timeout=self.timeout) as resp:
                 if resp.status != 200:
                     raise await _refusal(resp)
-                if resp.content_length is not None and resp.content_length > limit:
-                    raise PeerError(resp.status, "too_large", f"{path}: {resp.content_length} bytes")
-                data = await resp.content.read(limit + 1)
-                if len(data) > limit:
+                data = await read_bounded(resp, limit)  # to the end: one read() is one chunk's worth
+                if data is None:
                     raise PeerError(resp.status, "too_large", f"{path}: over {limit} bytes")
                 return data
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:

@@ -5,6 +5,7 @@ validators on a shared store) and the grace."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -21,7 +22,7 @@ from subnet_proxy.store import SQLiteTaskStore
 from subnet_proxy.tasks import Evaluation, MinerResponse, MinerReward, Task, TaskStatus, utcnow
 from subnet_proxy.validator.evaluation import Evaluator
 from subnet_proxy.validator.neuron import Validator
-from subnet_proxy.validator.peer_client import PeerClient
+from subnet_proxy.validator.peer_client import PeerClient, PeerError
 from subnet_proxy.validator.peer_loop import PeerEvaluationLoop
 from subnet_proxy.validator.peers import Peer, PeerDirectory, find_peers, peer_url
 from subnet_proxy.validator.scores import ScoreBook
@@ -255,3 +256,19 @@ async def test_whether_the_store_is_shared_is_a_setting_defaulting_from_the_back
         await validator.peer_http.close()
         await store.close()
         await blobs.close()
+
+
+async def test_a_peers_blob_larger_than_one_read_arrives_whole(peer: Harness) -> None:
+    """A blob streams in many chunks: the client reads to the end (bounded), not one chunk's worth."""
+    data = os.urandom(3 << 20)
+    ref = await peer.blobs.put(data, content_type="audio/flac")
+    http = OutboundHTTP(LOCAL)
+    try:
+        client = PeerClient(peer.neurons.validator_a, http, max_blob_bytes=4 << 20, timeout_s=10.0)
+        assert await client.blob(server_peer(peer), f"/api/v1/validator/blobs/{ref.key}") == data
+        small = PeerClient(peer.neurons.validator_a, http, max_blob_bytes=1 << 20, timeout_s=10.0)
+        with pytest.raises(PeerError) as refused:
+            await small.blob(server_peer(peer), f"/api/v1/validator/blobs/{ref.key}")
+        assert refused.value.code == "too_large"
+    finally:
+        await http.close()
