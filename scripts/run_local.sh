@@ -44,13 +44,20 @@ fi
 if [ "$VALIDATORS" -le 1 ]; then
   exec python neurons/proxy_validator.py --mock --mock.miners 3 --neuron.data_dir "$DATA_DIR" --proxy.host 127.0.0.1 "$@"
 fi
+stake() { echo $(($1 < 7 ? 4000 - 500 * $1 : 500)); }
+# Every validator is registered before any miner starts: a miner refuses a validator its metagraph
+# does not show yet (until its next resync), so one registering itself later would lose its first tasks.
+for ((i = 0; i < VALIDATORS; i++)); do
+  python scripts/local_subnet.py register --role validator --neuron.data_dir "$DATA_DIR/validator-$i" \
+    --mock.chain_file "$DATA_DIR/local_chain.json" --stake "$(stake "$i")"
+done
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait' INT TERM
 for ((i = 0; i < VALIDATORS; i++)); do
   miners=0
   [ "$i" -eq 0 ] && miners=3  # the first validator starts the reference miners; all share the chain
   python neurons/proxy_validator.py --mock --mock.miners "$miners" --neuron.data_dir "$DATA_DIR/validator-$i" \
-    --mock.chain_file "$DATA_DIR/local_chain.json" --mock.validator_stake $((i < 7 ? 4000 - 500 * i : 500)) \
+    --mock.chain_file "$DATA_DIR/local_chain.json" --mock.validator_stake "$(stake "$i")" \
     --proxy.host 127.0.0.1 --proxy.port $((8000 + i)) "$@" &
   pids+=($!)
 done
