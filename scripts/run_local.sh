@@ -56,9 +56,11 @@ trap 'kill "${pids[@]}" 2>/dev/null; wait' INT TERM
 for ((i = 0; i < VALIDATORS; i++)); do
   miners=0
   [ "$i" -eq 0 ] && miners=3  # the first validator starts the reference miners; all share the chain
+  # A resync every 10 s (a file read here): the others see those miners, and each other's URLs, soon
+  # after they register, not a default 120 s later with no miner to ask meanwhile.
   python neurons/proxy_validator.py --mock --mock.miners "$miners" --neuron.data_dir "$DATA_DIR/validator-$i" \
     --mock.chain_file "$DATA_DIR/local_chain.json" --mock.validator_stake "$(stake "$i")" \
-    --proxy.host 127.0.0.1 --proxy.port $((8000 + i)) "$@" &
+    --neuron.resync_s 10 --proxy.host 127.0.0.1 --proxy.port $((8000 + i)) "$@" &
   pids+=($!)
 done
 echo "local network: $VALIDATORS validators on http://127.0.0.1:8000 .. http://127.0.0.1:$((8000 + VALIDATORS - 1))"
