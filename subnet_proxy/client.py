@@ -41,7 +41,7 @@ from subnet_proxy.api.schemas import (
     TTSRequest,
     ValidatorTaskPage,
 )
-from subnet_proxy.outbound import OutboundHTTP, OutboundPolicy
+from subnet_proxy.outbound import OutboundHTTP, OutboundPolicy, read_bounded
 from subnet_proxy.signing import sign_request
 from subnet_proxy.tasks import MinerReward
 
@@ -81,14 +81,10 @@ class TaskResult:
 
 async def _read_bounded(resp: aiohttp.ClientResponse) -> bytes:
     """The body, refused (ProxyError ``response_too_large``) once it passes MAX_JSON_BYTES."""
-    if resp.content_length is not None and resp.content_length > MAX_JSON_BYTES:
+    data = await read_bounded(resp, MAX_JSON_BYTES)
+    if data is None:
         raise ProxyError(resp.status, "response_too_large", f"response body over {MAX_JSON_BYTES} bytes")
-    buf = bytearray()
-    async for chunk in resp.content.iter_any():
-        buf += chunk
-        if len(buf) > MAX_JSON_BYTES:
-            raise ProxyError(resp.status, "response_too_large", f"response body over {MAX_JSON_BYTES} bytes")
-    return bytes(buf)
+    return data
 
 
 def _loads(raw: bytes) -> Any:

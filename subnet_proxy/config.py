@@ -102,8 +102,17 @@ class ProxySettings(_Section):
                                    description="Base URL miners reach this side-server at (https://host:port); "
                                    "synapses then offer <public_url>/api/v1/miner/response for late answers. "
                                    "None = not offered (under --mock: this side-server's own loopback URL).")
-    delivery_window: float = Field(4.0, ge=1, le=20, description="A miner that answered a synapse empty where "
-                                   "delivery was offered may deliver until this many task timeouts after dispatch.")
+    approval_grace_s: float = Field(120.0, gt=0, description="A done task whose quorum (of the validators "
+                                    "taking part) is not reached in this many seconds is decided on the "
+                                    "evaluations it has; the reason is in its timeline.")
+    peers: bool = Field(True, description="Publish --proxy.public_url on chain (under --mock: this side-server's "
+                        "loopback URL) and evaluate the done tasks of the validators that publish theirs.")
+    peer_poll_s: float = Field(5.0, gt=0, description="Seconds between two rounds over the peers' done tasks.")
+    peer_budget_s: float = Field(30.0, gt=0, description="Seconds one peer may take in one round (fetching, "
+                                 "scoring, posting); a peer that is down or slow costs no more.")
+    delivery_window: float = Field(4.0, ge=1, le=20, description="A miner that answered a synapse empty, or let "
+                                   "it time out, where delivery was offered may deliver until this many task "
+                                   "timeouts after dispatch.")
 
 
 class MonitorSettings(_Section):
@@ -131,11 +140,21 @@ class StoreSettings(_Section):
     poll_s: float = Field(2.0, gt=0, description="New-task poll interval where no listener can serve.")
     firestore_listen: bool = Field(True, description="Firestore: wake on new tasks through a snapshot listener "
                                    "(off: poll every poll_s, for networks that cut long-lived streams).")
+    shared: bool | None = Field(None, description="Other validators work on this same store (claiming and "
+                                "evaluating its tasks), so every permitted validator counts in its quorums, "
+                                "whether or not it published a side-server URL. Default: yes for firestore, no "
+                                "for sqlite (a file on one machine; set it when several processes share one).")
     fsync: bool = Field(False, description="Embedded stores: flush every SQLite commit and every local blob (file "
                         "and folder) to disk before answering, so accepted work survives a power loss, at a cost in "
                         "ingest throughput. Off: it survives any crash of the process, and a power loss or OS crash "
                         "may lose the last moments of work (SQLite's WAL default). Firestore and GCS are durable "
                         "either way.")
+
+
+    @property
+    def is_shared(self) -> bool:
+        """``shared``, or by default whether the backend is one validators share (a cloud store)."""
+        return self.backend == "firestore" if self.shared is None else self.shared
 
 
 class BlobSettings(_Section):
@@ -175,6 +194,8 @@ class MockSettings(_Section):
     enabled: bool = Field(False, description="Run on the local chain (no subtensor), embedded stores, local miners.")
     miners: int = Field(0, ge=0, le=64, description="Reference miners started as child processes under --mock.")
     block_time_s: float = Field(12.0, gt=0, description="Seconds per block of the local chain (fixed at creation).")
+    validator_stake: float = Field(10_000.0, ge=0, description="Stake this validator registers with on the local "
+                                   "chain (several local validators: different stakes make a stake quorum).")
     chain_file: str | None = Field(None, description="Local chain JSON file shared by validator and miners "
                                    "(default: DATA_DIR/local_chain/netuid-NETUID.json).")
 

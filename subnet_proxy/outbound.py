@@ -11,7 +11,8 @@ goes through :class:`OutboundHTTP`, which holds three promises:
   once per connection, every address it gives must be public, and the socket is refused at its
   creation unless the exact address it is about to connect to is public; a name that answers a
   public address and then 127.0.0.1 (DNS rebinding) cannot slip between a check and a connect;
-- **bounded**: connections capped, timeouts from the caller.
+- **bounded**: connections capped, timeouts from the caller, bodies read whole up to the caller's
+  limit and no further (``read_bounded``).
 
 Local mode (loopback subnets, tests) allows private addresses explicitly: ``OutboundPolicy
 (allow_private=True)`` is passed down by whoever builds the client, never a global.
@@ -144,6 +145,21 @@ class OutboundHTTP:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+async def read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
+    """The whole body, or None (connection dropped, rest unread) when it is larger than ``limit``:
+    an answer from an address someone else chose is never buffered past what the caller allows."""
+    if response.content_length is not None and response.content_length > limit:
+        response.close()
+        return None
+    buf = bytearray()
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        buf += chunk
+        if len(buf) > limit:
+            response.close()
+            return None
+    return bytes(buf)
 
 
 def refused_address(exc: BaseException) -> bool:

@@ -303,6 +303,8 @@ class HealthView(Strict):
     reasons: list[str] = Field(default_factory=list, description="Why the answer is 503 (empty when 200).")
     tasks: dict[str, int]
     miners_available: int
+    #: validators counted in quorums (this one and the peers it found); None: every permitted one (a shared store)
+    quorum_members: int | None = None
     version: str
     uptime_s: float
 

@@ -6,14 +6,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from subnet_proxy.chain.base import Chain, ChainError, MetagraphSnapshot, Neuron, Registration, WeightsResult
+from subnet_proxy.chain.base import (
+    MAX_COMMITMENT_BYTES,
+    Chain,
+    ChainError,
+    MetagraphSnapshot,
+    Neuron,
+    Registration,
+    WeightsResult,
+)
 
 if TYPE_CHECKING:
     from bittensor_wallet import Wallet
 
     from subnet_proxy.config import Settings
 
-__all__ = ["Chain", "ChainError", "MetagraphSnapshot", "Neuron", "Registration", "WeightsResult", "open_chain"]
+__all__ = ["MAX_COMMITMENT_BYTES", "Chain", "ChainError", "MetagraphSnapshot", "Neuron", "Registration",
+           "WeightsResult", "open_chain"]
 
 
 def open_chain(settings: Settings, wallet: Wallet | None) -> Chain:

@@ -87,6 +87,18 @@ class Registration:
         return cls(hotkey=wallet.hotkey.ss58_address, coldkey=wallet.coldkeypub.ss58_address, **fields)
 
 
+#: the longest commitment: the Commitments pallet's largest ``Raw`` field is ``Raw128``.
+MAX_COMMITMENT_BYTES = 128
+
+
+def check_commitment(data: str) -> bytes:
+    """The commitment's bytes; ChainError when it cannot be committed (empty, or over 128 bytes)."""
+    raw = data.encode("utf-8")
+    if not 0 < len(raw) <= MAX_COMMITMENT_BYTES:
+        raise ChainError(f"a commitment is 1 to {MAX_COMMITMENT_BYTES} bytes, not {len(raw)}")
+    return raw
+
+
 @dataclass(frozen=True, slots=True)
 class WeightsResult:
     success: bool
@@ -122,6 +134,18 @@ class Chain(abc.ABC):
         """The subnet's ``weights_version`` hyperparameter: weights set with a lower ``version_key``
         are refused by the chain. A chain without the notion (a test fake) has none: 0."""
         return 0
+
+    @abc.abstractmethod
+    async def publish(self, data: str) -> None:
+        """Commit ``data`` (at most ``MAX_COMMITMENT_BYTES`` of UTF-8) as this neuron's commitment on the
+        netuid, replacing its previous one (bittensor's ``set_commitment``: a ``Raw`` field of the
+        Commitments pallet). Validators publish the URL peers reach their side-server at. Raises
+        ChainError when it cannot be written (too long, not registered, the extrinsic failed)."""
+
+    @abc.abstractmethod
+    async def commitments(self) -> dict[str, str]:
+        """Every neuron's current commitment on the netuid, by hotkey (bittensor's
+        ``get_all_commitments``). Anyone can commit anything: callers check what they read."""
 
     @abc.abstractmethod
     async def close(self) -> None: ...

@@ -6,7 +6,10 @@ never waits on the chain. A call that times out or fails drops the connection (t
 a fresh one); reads are retried with exponential backoff, then surface as ``ChainError``, which the
 loops log and survive. ``set_weights`` is not retried here (an extrinsic that timed out may still
 land); the weights loop tries again on its own cadence. Before any extrinsic the chain's
-``WeightsSetRateLimit`` is checked, so the validator never spams "too soon" transactions.
+``WeightsSetRateLimit`` is checked, so the validator never spams "too soon" transactions. Weights
+go through ``Subtensor.set_weights``, which itself takes the commit-reveal path (timelocked
+commits) on a subnet that enables it. Commitments (``publish``, ``commitments``) are
+``set_commitment`` / ``get_all_commitments``.
 """
 
 from __future__ import annotations
@@ -23,7 +26,15 @@ import numpy as np
 from bittensor.core.extrinsics.serving import serve_extrinsic
 from bittensor.utils.weight_utils import process_weights_for_netuid
 
-from subnet_proxy.chain.base import Chain, ChainError, MetagraphSnapshot, Neuron, Registration, WeightsResult
+from subnet_proxy.chain.base import (
+    Chain,
+    ChainError,
+    MetagraphSnapshot,
+    Neuron,
+    Registration,
+    WeightsResult,
+    check_commitment,
+)
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +162,26 @@ class BittensorChain(Chain):
         value = await self._read("weights version",
                                  lambda: self._client().get_hyperparameter("WeightsVersionKey", self.netuid))
         return int(value or 0)
+
+    async def publish(self, data: str) -> None:
+        """``Subtensor.set_commitment`` for this wallet's hotkey, waiting for inclusion (like serving an
+        axon it takes a few blocks, so it has the longer timeout); not retried here: the caller
+        publishes again at its next resync when the chain still shows the old value."""
+        check_commitment(data)
+
+        def commit() -> None:
+            result = self._client().set_commitment(wallet=self._wallet, netuid=self.netuid, data=data,
+                                                   wait_for_inclusion=True, wait_for_finalization=False)
+            if not result.success:
+                raise ChainError(f"the commitment was refused: {result.message}")
+
+        await self._call("set_commitment", commit, timeout=self._timeout * SERVE_TIMEOUT_FACTOR)
+
+    async def commitments(self) -> dict[str, str]:
+        def read() -> dict[str, str]:
+            return {str(hk): str(data) for hk, data in self._client().get_all_commitments(netuid=self.netuid).items()}
+
+        return await self._read("commitments", read)
 
     async def close(self) -> None:
         """Close the connection (bounded by the call timeout) and release the worker threads."""

@@ -5,7 +5,8 @@ broken for metagraph sync and ``set_weights``. So local runs keep the subnet in 
 validators and miners started separately register into it (under a file lock, so concurrent
 writers lose nothing), blocks advance with wall time from the genesis stamp, and ``set_weights``
 calls are processed with bittensor's own ``process_weights`` and recorded in a bounded history
-(a JSON-lines file beside the chain file, so reading the metagraph never parses it).
+(a JSON-lines file beside the chain file, so reading the metagraph never parses it). Commitments
+(``publish``: where a validator's side-server is reached) are kept by hotkey in the same file.
 
 Writers take the lock and replace the file atomically (tmp + ``os.replace``); readers need no lock
 because they only ever see a whole file. Every call runs in a worker thread: file I/O never blocks
@@ -22,17 +23,22 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 from bittensor.utils.weight_utils import process_weights
 from filelock import FileLock, Timeout
 
 from subnet_proxy.atomic_file import write_bytes_atomic, write_json_atomic
-from subnet_proxy.chain.base import Chain, ChainError, MetagraphSnapshot, Neuron, Registration, WeightsResult
-
-if TYPE_CHECKING:
-    pass
+from subnet_proxy.chain.base import (
+    Chain,
+    ChainError,
+    MetagraphSnapshot,
+    Neuron,
+    Registration,
+    WeightsResult,
+    check_commitment,
+)
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +126,12 @@ class LocalChain(Chain):
         """Fixed when the file is created (``weights_version``); files older than the field have 0."""
         return await self._run(lambda: int(self._read().get("weights_version", 0)))
 
+    async def publish(self, data: str) -> None:
+        await self._run(lambda: self.publish_sync(data))
+
+    async def commitments(self) -> dict[str, str]:
+        return await self._run(self.commitments_sync)
+
     async def close(self) -> None:
         """Nothing stays open between calls."""
 
@@ -163,6 +175,27 @@ class LocalChain(Chain):
             return uid
 
         return self._update(change)
+
+    def publish_sync(self, data: str) -> None:
+        """This handle's hotkey commits ``data`` (as ``set_commitment`` does: registered hotkeys only,
+        at most 128 bytes, the previous commitment replaced)."""
+        check_commitment(data)
+        hotkey = self.hotkey
+        if hotkey is None:
+            raise ChainError("this local chain handle has no hotkey to commit as")
+
+        def change(state: dict[str, Any]) -> None:
+            if not any(n["hotkey"] == hotkey for n in state["neurons"]):
+                raise ChainError(f"hotkey {hotkey} is not registered on netuid {self.netuid}")
+            state.setdefault("commitments", {})[hotkey] = data
+
+        self._update(change)
+
+    def commitments_sync(self) -> dict[str, str]:
+        """The commitments of the hotkeys registered now (a replaced hotkey's is gone with its uid)."""
+        state = self._read()
+        registered = {n["hotkey"] for n in state["neurons"]}
+        return {hk: str(data) for hk, data in state.get("commitments", {}).items() if hk in registered}
 
     def snapshot_sync(self) -> MetagraphSnapshot:
         state = self._read()

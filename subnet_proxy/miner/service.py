@@ -4,7 +4,9 @@ Every failure becomes a status on the synapse (400 bad input, 408 out of time, 4
 503 model unavailable), never an exception out of the handler, so one bad request cannot take the
 axon down or leave a caller without an answer. A transcription or TTS job that outlasts the synapse
 timeout, where the synapse offered ``task_id`` and ``delivery_url``, is not a 408: the synapse is
-answered empty on time and the job's output is delivered when done (``delivery.Deliverer``).
+answered empty on time and the job's output is delivered when done (``delivery.Deliverer``); should
+that empty answer reach the validator after its dendrite gave up (the upload and the axon's checks
+come before this clock starts), the validator still takes the delivery within its window.
 
 Decoding and encoding run in the engine workers with the model call: a 25 MB MP3 is seconds of CPU
 and must not stall the axon's event loop.

@@ -77,8 +77,10 @@ def create_app(
     miner_stats: Callable[[], list[MinerStat]] | None = None,
     health_checks: Mapping[str, HealthCheck] | None = None,
     monitor: Monitor | None = None,
+    quorum_members: Callable[[], frozenset[str] | None] | None = None,
 ) -> web.Application:
     """The side-server. ``metagraph`` returns the latest snapshot (None: signed endpoints answer 503);
+    ``quorum_members`` the validators taking part in quorums (``approval``; default: every permitted one);
     ``own_hotkey`` is the receiver hotkey signed requests must name; ``health_checks`` are extra
     readiness probes (name -> async callable that raises when unhealthy); ``monitor`` the validator's
     loops (health turns 503 on a stalled one; ``/metrics`` and ``/dashboard`` show them)."""
@@ -98,6 +100,8 @@ def create_app(
         decodes=DecodeBudget(per_key=settings.proxy.decodes_per_key, workers=settings.proxy.decode_workers),
         monitor=monitor,
     )
+    if quorum_members is not None:
+        context.quorum_members = quorum_members
     app = web.Application(middlewares=[request_middleware, error_middleware])
     app[CONTEXT] = context
     table = endpoints()

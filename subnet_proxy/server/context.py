@@ -43,6 +43,8 @@ class ServerContext:
     decodes: DecodeBudget
     #: the validator's loops (health, metrics, dashboard); None on an ingestion-only server.
     monitor: Monitor | None = None
+    #: the validators a quorum counts (``approval``; None: every permitted validator).
+    quorum_members: Callable[[], frozenset[str] | None] = lambda: None
     ids: IdSource = field(default_factory=IdSource)
     #: the dashboard's state, shared by every open page.
     dashboard: SharedState = field(default_factory=SharedState)

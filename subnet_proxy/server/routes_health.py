@@ -71,6 +71,7 @@ async def get_health(request: web.Request) -> web.Response:
     counts = await context.store.count_by_status() if checks["store"].ok else {}
     loops = {name: _loop_view(c) for name, c in context.monitor.loops(counts).items()} if context.monitor else {}
     reasons += [c.error or name for name, c in loops.items() if not c.ok]
+    members = context.quorum_members()
     view = HealthView(
         status="ok" if all(c.ok for c in checks.values()) and not reasons else "degraded",
         live=True,
@@ -80,6 +81,7 @@ async def get_health(request: web.Request) -> web.Response:
         reasons=reasons,
         tasks={status.value: n for status, n in counts.items()},
         miners_available=miners_available(context),
+        quorum_members=None if members is None else len(members),
         version=__version__,
         uptime_s=round(time.monotonic() - context.started_at, 3),
     )
@@ -126,8 +128,9 @@ ENDPOINTS = [
              "operations", response={"application/json": HealthView},
              also={503: "A store unreachable or a loop stalled (same body; `reasons` says why)."},
              description="Readiness of the task store, blob store and chain; each validator loop (metagraph resync, "
-                         "weights, dispatch and scoring backlogs, ...); counts by status; miners available. Nothing "
-                         "secret: failures are named by error class or a fixed phrase only."),
+                         "weights, dispatch and scoring backlogs, ...); counts by status; miners available; validators "
+                         "counted in quorums (null: every permitted one, on a shared store). Nothing secret: failures "
+                         "are named by error class or a fixed phrase only."),
     Endpoint("GET", "/api/v1/health/live", get_live, "Liveness probe: the process answers", "public", "operations",
              response={"application/json": ProbeView}),
     Endpoint("GET", "/api/v1/health/ready", get_ready, "Readiness probe: stores reachable, intake running",

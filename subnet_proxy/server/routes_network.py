@@ -139,7 +139,8 @@ async def post_validator_evaluation(request: web.Request) -> web.Response:
     context = ctx(request)
     req = parse_json(request[BODY], EvaluationRequest)
     evaluation = Evaluation(task_id=req.task_id, validator_hotkey=request[CALLER].hotkey, rewards=req.rewards)
-    outcome = await record_evaluation(context.store, evaluation, request[SNAPSHOT], context.settings.proxy.quorum)
+    outcome = await record_evaluation(context.store, evaluation, request[SNAPSHOT], context.settings.proxy.quorum,
+                                      members=context.quorum_members())
     if not outcome.recorded:
         raise ApiError(409, "already_evaluated", "this validator already evaluated this task")
     body = EvaluationOutcome(task_id=req.task_id, recorded=outcome.recorded, status=outcome.status,

@@ -38,7 +38,7 @@ from bittensor_wallet import Keypair
 from pydantic import ValidationError
 
 from subnet_proxy.chain import Neuron
-from subnet_proxy.outbound import OutboundHTTP, OutboundPolicy, refused_address
+from subnet_proxy.outbound import OutboundHTTP, OutboundPolicy, read_bounded, refused_address
 
 #: room for the terminal headers an axon adds to the echoed request in its answer.
 TERMINAL_SLACK_BYTES = 16 * 1024
@@ -220,7 +220,7 @@ class FanoutDendrite:
             url = f"http://{target.ip}:{target.port}{prepared.url_path}"
             async with asyncio.timeout(prepared.timeout):
                 async with self._http.post(url, data=body, headers=headers) as response:
-                    raw = await _read_bounded(response, prepared.max_body_bytes)
+                    raw = await read_bounded(response, prepared.max_body_bytes)
                     if raw is None:
                         return result("oversize", status_code=response.status,
                                       message=f"answer larger than {prepared.max_body_bytes} bytes")
@@ -238,20 +238,6 @@ class FanoutDendrite:
             return result("invalid", message=f"{type(exc).__name__}: {exc}"[:300])
         finally:
             self._lanes[target.hotkey].append(lane)
-
-
-async def _read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
-    """The body, or None (connection dropped, rest unread) when it is larger than ``limit``."""
-    if response.content_length is not None and response.content_length > limit:
-        response.close()
-        return None
-    buf = bytearray()
-    async for chunk in response.content.iter_chunked(64 * 1024):
-        buf += chunk
-        if len(buf) > limit:
-            response.close()
-            return None
-    return bytes(buf)
 
 
 def _error_message(raw: bytes, response: aiohttp.ClientResponse) -> str:

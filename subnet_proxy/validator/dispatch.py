@@ -11,11 +11,19 @@ miner-response endpoint (same store, keyed by task and hotkey); the delivered an
 counts, and the empty one is recorded as missing only if nothing was delivered by then. Where the
 synapse offered a ``delivery_url`` (``--proxy.public_url``, or the side-server's own loopback URL
 under ``--mock``) such a miner has ``--proxy.delivery_window`` task timeouts from dispatch to deliver
-(long audio can take longer than a synapse may stay open), and the task's answers are then judged
-against that window; otherwise it has the timeout. The wait ends as soon as every such miner has
-delivered: the side-server writes deliveries through the same ``WatchedStore``, whose change feed
-wakes the wait at once (a re-read every ``--proxy.watch_poll_s`` is the backstop for deliveries taken
-by a separate ingestion process).
+(long audio can take longer than a synapse may stay open); otherwise it has the timeout. A miner
+offered delivery whose synapse *timed out* is waited for the same way: its clock starts when its
+handler does, after the upload and the axon's checks, so an empty answer sent just before its own
+deadline can reach us after ours; it still delivers, and its answer must not meet a task failed a
+second earlier. (The cost: a miner that hangs keeps the task out until the window closes, as one
+that answers empty and never delivers does; the client has the first answer meanwhile.) The wait
+ends as soon as every such miner has delivered: the side-server writes deliveries through the same
+``WatchedStore``, whose change feed wakes the wait at once (a re-read every ``--proxy.watch_poll_s``
+is the backstop for deliveries taken by a separate ingestion process).
+
+Answers are judged against the delivery window when one of them used it (a valid answer later than
+any synapse could bring it), else against the timeout: ``judging_timeout``, the one rule this
+validator applies to its own tasks, to a recovered task and to a peer's.
 """
 
 from __future__ import annotations
@@ -114,9 +122,9 @@ class Dispatcher:
         return MAX_ROUNDS * timeout * max(1.0, self.settings.proxy.delivery_window)
 
     def judging_timeout(self, task: Task, responses: Sequence[MinerResponse]) -> float:
-        """What ``task``'s answers are judged against when its ``DispatchOutcome`` is not at hand (a
-        recovery sweep, another validator's task): the delivery window when a valid answer came later
-        than a synapse can answer (it was delivered), else the timeout, as ``run`` decides."""
+        """What ``task``'s answers are judged against (by ``run``, a recovery sweep, a peer): the
+        delivery window when a valid answer came later than a synapse can answer (it was delivered),
+        else the timeout."""
         timeout = task_timeout(task, self.settings.neuron.timeout)
         if any(r.valid and r.latency_s is not None and r.latency_s > timeout for r in responses):
             return timeout * self.settings.proxy.delivery_window
@@ -134,7 +142,6 @@ class Dispatcher:
         responses = await self.store.list_responses(task.task_id)  # a re-claimed task may have some
         answered = {r.hotkey for r in responses}
         tried = set(answered)
-        deferred = False
         # A re-claimed task: the miners its previous dispatcher asked but never heard back from (that
         # validator died or lost its lease) answered into the void; they are asked again first,
         # whatever else was recorded, so one early junk answer cannot end the task on its own.
@@ -144,7 +151,7 @@ class Dispatcher:
                         and neuron.is_serving}.values())
         if unheard:
             tried.update(n.hotkey for n in unheard)
-            deferred = await self._fan_out(task, synapse, unheard, timeout)
+            await self._fan_out(task, synapse, unheard, timeout)
             responses = await self.store.list_responses(task.task_id)
         for _ in range(MAX_ROUNDS):
             if any(r.valid for r in responses):
@@ -154,7 +161,7 @@ class Dispatcher:
                 break
             tried.update(m.hotkey for m in miners)
             task = await self.store.assign_miners(task.task_id, self.claimer, [(m.uid, m.hotkey) for m in miners])
-            deferred = await self._fan_out(task, synapse, miners, timeout) or deferred
+            await self._fan_out(task, synapse, miners, timeout)
             responses = await self.store.list_responses(task.task_id)
 
         if any(r.valid for r in responses):
@@ -163,40 +170,39 @@ class Dispatcher:
             task = await self.store.transition(task.task_id, TaskStatus.FAILED, reason="no valid answer",
                                                error=("no_valid_response", _failure_reason(responses, tried)),
                                                claimer=self.claimer)
-        return DispatchOutcome(task, responses, timeout * self.settings.proxy.delivery_window if deferred else timeout)
+        return DispatchOutcome(task, responses, self.judging_timeout(task, responses))
 
-    async def _fan_out(self, task: Task, synapse: AudioSynapse, miners: Sequence[Neuron], timeout: float) -> bool:
-        """Query the miners; record each answer as it completes. True when a miner deferred its answer
-        (answered empty where delivery was offered)."""
+    async def _fan_out(self, task: Task, synapse: AudioSynapse, miners: Sequence[Neuron], timeout: float) -> None:
+        """Query the miners; record each answer as it completes, and wait out the ones that may still
+        deliver (answered empty, or timed out where delivery was offered)."""
         started = time.monotonic()
-        empty: list[MinerResponse] = []
+        offered = synapse.delivery_url is not None
+        pending: list[MinerResponse] = []
         stream = self.dendrite.fanout(synapse, miners, timeout=timeout,
                                       max_output_bytes=task_spec(task.kind).max_output_bytes)
         async with aclosing(stream) as answers:
             async for result in answers:
                 response = await decode_result(task, result, self.blobs)
-                if response.message == NO_OUTPUT:
-                    empty.append(response)
+                if response.message == NO_OUTPUT or (offered and response.state == "timeout"):
+                    pending.append(response)
                     continue
                 await self._record(response)
-        if not empty:
-            return False
-        deferred = synapse.delivery_url is not None
-        window = timeout * self.settings.proxy.delivery_window if deferred else timeout
-        await self._await_deliveries(task, empty, started + window)
-        return deferred
+        if pending:
+            window = timeout * self.settings.proxy.delivery_window if offered else timeout
+            await self._await_deliveries(task, pending, started + window)
 
-    async def _await_deliveries(self, task: Task, empty: list[MinerResponse], deadline: float) -> None:
-        """Give miners that answered empty until the deadline to deliver through the side-server; stop
-        waiting once every one of them has."""
-        waiting = {r.hotkey for r in empty}
+    async def _await_deliveries(self, task: Task, pending: list[MinerResponse], deadline: float) -> None:
+        """Give miners that may still deliver until the deadline to do so through the side-server; stop
+        waiting once every one of them has. Then their own answers (empty, timeout) are recorded for
+        those that did not."""
+        waiting = {r.hotkey for r in pending}
         backstop_s = self.settings.proxy.watch_poll_s  # deliveries taken by another process are not published
         while (delay := deadline - time.monotonic()) > 0:
             with self.store.events.watching(task.task_id) as changed:
                 if waiting <= {r.hotkey for r in await self.store.list_responses(task.task_id)}:
                     break
                 await until_changed(changed, min(backstop_s, delay))
-        for response in empty:
+        for response in pending:
             await self._record(response)  # a delivered answer is kept; this one is dropped
 
     async def _record(self, response: MinerResponse) -> None:

@@ -100,6 +100,7 @@ class Evaluator:
         validator_hotkey: str,
         quorum: float,
         observers: Sequence[TaskObserver] = (),
+        members: Callable[[], frozenset[str] | None] = lambda: None,
     ) -> None:
         self.store = store
         self.scorer = scorer
@@ -108,6 +109,7 @@ class Evaluator:
         self.hotkey = validator_hotkey
         self.quorum = quorum
         self.observers = list(observers)
+        self.members = members
 
     async def evaluate(self, task: Task, *, timeout_s: float) -> EvaluationOutcome:
         """Score every stored answer (those delivered through the side-server included); for a DONE
@@ -119,11 +121,19 @@ class Evaluator:
         status = task.status
         if task.status is TaskStatus.DONE:
             evaluation = Evaluation(task_id=task.task_id, validator_hotkey=self.hotkey, rewards=rewards)
-            result = await approval.record_evaluation(self.store, evaluation, snapshot, self.quorum)
+            result = await approval.record_evaluation(self.store, evaluation, snapshot, self.quorum,
+                                                      members=self.members())
             status = result.status
             if not result.recorded:  # judged before (a sweep raced this one): the scores already moved
                 log.info("task %s: already evaluated by %s; scores left as they are", task.task_id, self.hotkey)
                 return EvaluationOutcome(task, rewards, status)
+        await self.learn(task, responses, rewards)
+        log.debug("task %s %s: rewards %s", task.task_id, status.value,
+                  {r.uid: round(r.reward, 3) for r in rewards})
+        return EvaluationOutcome(task, rewards, status)
+
+    async def learn(self, task: Task, responses: Sequence[MinerResponse], rewards: Sequence[MinerReward]) -> None:
+        """Move the miners' scores by the rewards (this validator's tasks, and peers' tasks it judged)."""
         # A valid answer is a success even when it earns nothing (a later duplicate of an honest
         # answer, say): backoff is for miners that fail to answer, the EMA judges the quality.
         latency = {r.hotkey: r.latency_s for r in responses if r.valid}
@@ -133,6 +143,3 @@ class Evaluator:
         await self.scores.persist()
         for observer in self.observers:
             observer.task_evaluated(task, responses, rewards)
-        log.debug("task %s %s: rewards %s", task.task_id, status.value,
-                  {r.uid: round(r.reward, 3) for r in rewards})
-        return EvaluationOutcome(task, rewards, status)

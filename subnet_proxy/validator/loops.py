@@ -1,4 +1,5 @@
-"""The validator's background loops besides forward: metagraph resync, weights, retention, recovery.
+"""The validator's background loops besides forward: metagraph resync (and peers), weights, retention,
+approval grace, recovery.
 
 Each runs on its own cadence, off the hot path: the forward loop only ever reads the latest
 snapshot held by ``MetagraphView``, so a slow chain endpoint delays a resync, never a task.
@@ -9,15 +10,18 @@ from __future__ import annotations
 import dataclasses
 import logging
 
+from subnet_proxy.approval import settle_after_grace
 from subnet_proxy.blobs.base import BlobStore
 from subnet_proxy.chain import Chain, MetagraphSnapshot
 from subnet_proxy.config import RetentionSettings
 from subnet_proxy.outbound import is_public
 from subnet_proxy.retention import run_retention
-from subnet_proxy.store.base import StoreMaintenance
+from subnet_proxy.store.base import StoreMaintenance, TaskStore
+from subnet_proxy.tasks import TaskStatus, utcnow
 from subnet_proxy.telemetry import Telemetry
 from subnet_proxy.validator.forward import ForwardLoop
 from subnet_proxy.validator.loop_runner import LoopRunner
+from subnet_proxy.validator.peers import PeerDirectory
 from subnet_proxy.validator.scores import ScoreBook
 from subnet_proxy.validator.weights import WeightSetter, WeightsOutcome
 
@@ -57,12 +61,13 @@ class ResyncLoop(LoopRunner):
     name = "resync"
 
     def __init__(self, chain: Chain, view: MetagraphView, scores: ScoreBook, *, interval_s: float,
-                 public_axons_only: bool = True) -> None:
+                 public_axons_only: bool = True, directory: PeerDirectory | None = None) -> None:
         super().__init__(interval_s=interval_s)
         self.chain = chain
         self.view = view
         self.scores = scores
         self.public_axons_only = public_axons_only
+        self.directory = directory
 
     async def run_step(self) -> None:
         snapshot = await self.chain.snapshot()
@@ -74,6 +79,8 @@ class ResyncLoop(LoopRunner):
         reset = self.scores.sync(snapshot)
         self.view.update(snapshot)
         await self.scores.persist()
+        if self.directory is not None:  # the peers and their URLs, read with the metagraph they are checked on
+            await self.directory.refresh(snapshot)
         if reset:
             log.info("resync at block %d: uids %s have new hotkeys and start from zero", snapshot.block, reset)
 
@@ -119,6 +126,38 @@ class RetentionLoop(LoopRunner):
         if report.expired or report.purged_count or report.blobs_deleted:
             log.info("retention: %d expired, %d purged, %d blobs deleted", len(report.expired),
                      report.purged_count, len(report.blobs_deleted))
+
+
+class GraceLoop(LoopRunner):
+    """Decide the DONE tasks whose quorum was not reached within ``grace_s`` on the evaluations they
+    have (``approval.settle_after_grace``): a peer that is down or never evaluates delays a task by
+    the grace at most. Runs every quarter of the grace."""
+
+    name = "grace"
+
+    def __init__(self, store: TaskStore, view: MetagraphView, *, quorum: float, grace_s: float) -> None:
+        super().__init__(interval_s=max(grace_s / 4, 0.5))
+        self.store = store
+        self.view = view
+        self.quorum = quorum
+        self.grace_s = grace_s
+        self.settled = 0
+
+    async def run_step(self) -> None:
+        cursor = None
+        while not self.stopping:
+            page = await self.store.list_tasks(status=TaskStatus.DONE, limit=100, cursor=cursor)
+            now = utcnow()
+            for task in page.tasks:
+                status = await settle_after_grace(self.store, task, self.view(), self.quorum, grace_s=self.grace_s,
+                                                  now=now)
+                if status is not None:
+                    self.settled += 1
+                    log.info("task %s: %s after the approval grace of %.0f s", task.task_id, status.value,
+                             self.grace_s)
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
 
 
 class RecoveryLoop(LoopRunner):

@@ -5,7 +5,7 @@ same object runs on the local chain and on a real subtensor. ``start`` syncs the
 before any task is taken, then starts the loops: forward (tasks), resync (metagraph), weights (each
 epoch), retention, recovery (done tasks left unjudged: its first sweep, at once, evaluates what a
 previous run left DONE, alongside intake, so a backlog of them never holds the start back),
-synthetic challenges.
+synthetic challenges, the approval grace, and peers (their done tasks judged: ``peer_loop``).
 ``stop`` ends intake, lets in-flight tasks finish or releases them, and saves the scores.
 """
 
@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 from bittensor_wallet import Keypair
@@ -25,7 +26,7 @@ from subnet_proxy.config import Settings
 from subnet_proxy.engines import Engines
 from subnet_proxy.kinds.challenges import Corpus
 from subnet_proxy.monitoring.task_metrics import TaskMetrics
-from subnet_proxy.outbound import OutboundPolicy
+from subnet_proxy.outbound import OutboundHTTP, OutboundPolicy
 from subnet_proxy.store.base import TaskStore
 from subnet_proxy.tasks import MinerStat
 from subnet_proxy.telemetry import Telemetry
@@ -34,8 +35,18 @@ from subnet_proxy.validator.dispatch import Dispatcher, ScoredSelector
 from subnet_proxy.validator.evaluation import Evaluator, Scorer, TelemetryObserver, TimedScorer
 from subnet_proxy.validator.forward import ForwardLoop
 from subnet_proxy.validator.loop_runner import LoopRunner
-from subnet_proxy.validator.loops import MetagraphView, RecoveryLoop, ResyncLoop, RetentionLoop, WeightsLoop
+from subnet_proxy.validator.loops import (
+    GraceLoop,
+    MetagraphView,
+    RecoveryLoop,
+    ResyncLoop,
+    RetentionLoop,
+    WeightsLoop,
+)
 from subnet_proxy.validator.monitor import ValidatorMonitor
+from subnet_proxy.validator.peer_client import PeerClient
+from subnet_proxy.validator.peer_loop import PeerEvaluationLoop
+from subnet_proxy.validator.peers import PeerDirectory
 from subnet_proxy.validator.scores import ScoreBook
 from subnet_proxy.validator.synthetic import SyntheticLoop
 from subnet_proxy.validator.weights import WeightSetter
@@ -46,6 +57,8 @@ log = logging.getLogger(__name__)
 #: first pause before the start reads the metagraph again; doubled per failure up to the max.
 START_RETRY_S = 1.0
 MAX_START_RETRY_S = 60.0
+#: a peer's listing and blobs may carry up to its upload bound, base64 and JSON framing included.
+PEER_BODY_FACTOR = 1.4
 
 
 def scores_path(settings: Settings) -> Path:
@@ -64,6 +77,7 @@ class Validator:
         store: TaskStore,
         blobs: BlobStore,
         scorer: Scorer,
+        peer_scorer: Callable[[BlobStore], Scorer] | None = None,
         engines: Engines | None = None,
         external_ip: str = "127.0.0.1",
         telemetry: Telemetry | None = None,
@@ -87,8 +101,12 @@ class Validator:
                                      ScoredSelector(self.scores, self.hotkey, rng), self.metagraph, claimer=self.hotkey)
         #: the lifecycle metrics: fed by the store when it is the ``MeteredStore`` made with them (run.py).
         self.metrics = metrics or TaskMetrics()
+        outbound = OutboundPolicy(allow_private=local)
+        self.directory = PeerDirectory(chain, own_hotkey=self.hotkey, own_url=settings.proxy.public_url,
+                                       policy=outbound)
         self.evaluator = Evaluator(store, TimedScorer(scorer, self.metrics), self.scores, self.metagraph,
                                    validator_hotkey=self.hotkey, quorum=settings.proxy.quorum,
+                                   members=self.quorum_members,
                                    observers=[TelemetryObserver(telemetry, self.scores)] if telemetry else [])
         self.synthetic: SyntheticLoop | None = None
         if engines is not None and neuron.synthetic_rate > 0:
@@ -103,21 +121,48 @@ class Validator:
         )
         block_s = settings.mock.block_time_s if settings.mock.enabled else 12.0
         self.resync = ResyncLoop(chain, self.metagraph, self.scores, interval_s=neuron.resync_s,
-                                 public_axons_only=not local)
+                                 public_axons_only=not local,
+                                 directory=self.directory if settings.proxy.peers else None)
         self.weights = WeightsLoop(
             WeightSetter(chain, self.scores, own_hotkey=self.hotkey, epoch_length=neuron.epoch_length),
             self.metagraph, self.scores, interval_s=block_s, telemetry=telemetry,
         )
         self.retention = RetentionLoop(store, blobs, settings.retention)
         self.recovery = RecoveryLoop(self.forward, interval_s=neuron.recover_s)
-        self._background: list[LoopRunner] = [self.resync, self.weights, self.retention, self.recovery]
+        self.grace = GraceLoop(store, self.metagraph, quorum=settings.proxy.quorum,
+                               grace_s=settings.proxy.approval_grace_s)
+        self._background: list[LoopRunner] = [self.resync, self.weights, self.retention, self.recovery, self.grace]
         if self.synthetic is not None:
             self._background.append(self.synthetic)
+        self.peer_http = OutboundHTTP(outbound)
+        self.peer_loop: PeerEvaluationLoop | None = None
+        if peer_scorer is not None and settings.proxy.peers:
+            client = PeerClient(keypair, self.peer_http, timeout_s=settings.proxy.peer_budget_s,
+                                max_blob_bytes=int(settings.proxy.max_upload_mb * 1024 * 1024 * PEER_BODY_FACTOR))
+            self.peer_loop = PeerEvaluationLoop(
+                self.directory, client, self.evaluator, scorer_for=peer_scorer,
+                judging_timeout=self.dispatcher.judging_timeout,
+                busy=lambda: self.forward.scoring_backlog >= neuron.concurrency,
+                interval_s=settings.proxy.peer_poll_s, budget_s=settings.proxy.peer_budget_s)
+            self._background.append(self.peer_loop)
         #: what the side-server shows of these loops (health, metrics, dashboard).
         self.monitor = ValidatorMonitor(settings, forward=self.forward, resync=self.resync, setter=self.weights.setter,
                                         background=self._background, metagraph=self.metagraph, own_hotkey=self.hotkey,
                                         metrics=self.metrics, engines=engines)
         self.evaluator.observers.append(self.monitor.kind_scores)
+
+    def quorum_members(self) -> frozenset[str] | None:
+        """The validators a quorum counts (``approval``): this one and its peers; every permitted one
+        on a shared store (``--store.shared``), where validators take part without publishing anything."""
+        return None if self.settings.store.is_shared else self.directory.members
+
+    async def serve_peers(self, url: str) -> None:
+        """Publish ``url`` (the side-server's, when no --proxy.public_url is set) now, not at the next resync."""
+        if not self.settings.proxy.peers:
+            return
+        if self.directory.own_url is None:
+            self.directory.own_url = url
+        await self.directory.refresh(self.metagraph())
 
     def miner_stats(self) -> list[MinerStat]:
         """The public miners listing (``GET /api/v1/miners``)."""
@@ -159,4 +204,5 @@ class Validator:
             await loop.stop()
         await self.scores.persist()
         await self.dendrite.close()
+        await self.peer_http.close()
         log.info("validator stopped; scores saved to %s", self.scores.path)

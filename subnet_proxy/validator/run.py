@@ -21,7 +21,7 @@ from bittensor_wallet import Wallet
 from protocol import __spec_version__, __version__
 from subnet_proxy.blobs import open_blob_store
 from subnet_proxy.chain import Chain, ChainError, Registration, open_chain
-from subnet_proxy.config import Settings
+from subnet_proxy.config import MockSettings, Settings
 from subnet_proxy.engines import build_engines
 from subnet_proxy.keys import KeyStore, Role, open_key_store
 from subnet_proxy.monitoring.metered import MeteredStore
@@ -39,8 +39,8 @@ from subnet_proxy.wallets import open_wallet
 log = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
-#: stake the validator registers with on the local chain: enough to count as a validator.
-MOCK_VALIDATOR_STAKE = 10_000.0
+#: stake a validator registers with on the local chain by default (``--mock.validator_stake``).
+MOCK_VALIDATOR_STAKE = MockSettings.model_fields["validator_stake"].default
 
 
 async def run_validator(settings: Settings, stop: asyncio.Event, *, say: Callable[[str], None] = print) -> None:
@@ -54,7 +54,7 @@ async def run_validator(settings: Settings, stop: asyncio.Event, *, say: Callabl
         chain = open_chain(settings, wallet)
         exits.push_async_callback(chain.close)
         if mock:
-            await _register_mock_validator(chain, wallet)
+            await _register_mock_validator(chain, wallet, settings.mock.validator_stake)
         await check_spec_version(chain, settings.netuid)
         metrics = TaskMetrics()  # fed by the store both the loop and the side-server write through
         store = MeteredStore(open_task_store(settings), metrics)
@@ -79,6 +79,7 @@ async def run_validator(settings: Settings, stop: asyncio.Event, *, say: Callabl
         exits.push_async_callback(telemetry.close)
         validator = Validator(settings, keypair=wallet.hotkey, chain=chain, store=store, blobs=blobs,
                               scorer=EngineScorer(scoring, blobs), engines=engines,
+                              peer_scorer=lambda peer_blobs: EngineScorer(scoring, peer_blobs),
                               external_ip=LOOPBACK if mock else await external_ip(), telemetry=telemetry,
                               metrics=metrics)
         if not await validator.start(stop):  # waits for a readable chain; a stop ends the wait
@@ -87,9 +88,12 @@ async def run_validator(settings: Settings, stop: asyncio.Event, *, say: Callabl
 
         if settings.proxy.enabled:
             app = create_app(settings, store=store, blobs=blobs, keys=keys, metagraph=validator.metagraph,
-                             own_hotkey=hotkey, miner_stats=validator.miner_stats, monitor=validator.monitor)
+                             own_hotkey=hotkey, miner_stats=validator.miner_stats, monitor=validator.monitor,
+                             quorum_members=validator.quorum_members)
             server = await start_server(app, settings)
             exits.push_async_callback(server.stop)  # runs first: no new requests while the loop drains
+            if mock:  # peers reach a local validator on its loopback URL (a real one: --proxy.public_url)
+                await validator.serve_peers(server.url)
             if mock and settings.proxy.public_url is None:  # local miners deliver late answers over loopback
                 validator.dispatcher.offer_delivery(server.url)
             if mock:
@@ -120,9 +124,9 @@ async def check_spec_version(chain: Chain, netuid: int, *, spec_version: int = _
     log.info("spec version %d, subnet weights version %d", spec_version, required)
 
 
-async def _register_mock_validator(chain: Chain, wallet: Wallet) -> None:
-    """On the local chain the validator registers itself, with a permit and validator-sized stake."""
-    await chain.register(Registration.of_wallet(wallet, stake=MOCK_VALIDATOR_STAKE, validator_permit=True))
+async def _register_mock_validator(chain: Chain, wallet: Wallet, stake: float) -> None:
+    """On the local chain the validator registers itself, with a permit and ``--mock.validator_stake``."""
+    await chain.register(Registration.of_wallet(wallet, stake=stake, validator_permit=True))
 
 
 async def external_ip() -> str:

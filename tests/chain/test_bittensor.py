@@ -310,3 +310,102 @@ async def test_register_refuses_a_hotkey_without_a_uid_or_a_failed_serve() -> No
         await chain.register(Registration(hotkey="m1", coldkey="cold"))
     await unknown.close()
     await chain.close()
+
+
+class CommittingSubtensor(SignatureCheckingSubtensor):
+    """The signature-checked fake with the Commitments pallet: ``set_commitment`` / ``get_all_commitments``."""
+
+    def set_commitment(self, wallet: Any, netuid: int, data: str, **kwargs: Any) -> ExtrinsicResponse:
+        self.committed[str(wallet.hotkey.ss58_address)] = data  # type: ignore[attr-defined]
+        return ExtrinsicResponse(True, "Success")
+
+    def get_all_commitments(self, netuid: int, block: int | None = None) -> dict[str, str]:
+        return dict(self.committed)  # type: ignore[attr-defined]
+
+
+async def test_commitments_are_written_and_read_through_the_real_signatures() -> None:
+    sub = CommittingSubtensor(graph())
+    sub.called, sub.committed = set(), {"m1": "junk"}  # type: ignore[attr-defined]
+    chain, _ = make(sub)
+    await chain.publish("https://val.example:8000")
+    assert await chain.commitments() == {"m1": "junk", "val": "https://val.example:8000"}
+    with pytest.raises(ChainError, match="1 to 128 bytes"):
+        await chain.publish("https://" + "x" * 121)  # 129 bytes: no Raw field holds it
+    assert {"set_commitment", "get_all_commitments"} <= sub.called  # type: ignore[attr-defined]
+    await chain.close()
+
+
+async def test_a_refused_commitment_is_a_chain_error() -> None:
+    sub = CommittingSubtensor(graph())
+    sub.called, sub.committed = set(), {}  # type: ignore[attr-defined]
+
+    def refuse(**kwargs: Any) -> ExtrinsicResponse:
+        return ExtrinsicResponse(False, "Not registered")
+
+    sub.set_commitment = refuse  # type: ignore[method-assign]
+    chain, _ = make(sub)
+    with pytest.raises(ChainError, match="Not registered"):
+        await chain.publish("https://val.example")
+    await chain.close()
+
+
+@dataclass
+class EpochSchedule:
+    last_epoch_block: int = 900
+    pending_epoch_at: int = 0
+    subnet_epoch_index: int = 9
+    tempo: int = 360
+    blocks_since_last_step: int = 100
+    current_block: int = 1000
+
+
+@dataclass
+class Hyperparameters:
+    commit_reveal_period: int = 1
+
+
+class CommitRevealSubtensor(SignatureCheckingSubtensor):
+    """A subnet with commit-reveal on. ``set_weights`` is bittensor's own method, so it picks the
+    timelocked-commit extrinsic and encrypts the weights (bittensor-drand) itself; only the node's
+    side (composing and sending the call) is faked."""
+
+    set_weights = bt.Subtensor.set_weights  # type: ignore[assignment]
+
+    def commit_reveal_enabled(self, netuid: int, block: int | None = None) -> bool:
+        return True
+
+    def blocks_since_last_update(self, netuid: int, uid: int, block: int | None = None) -> int:
+        return 200
+
+    def get_subnet_hyperparameters(self, netuid: int, block: int | None = None) -> Hyperparameters:
+        return Hyperparameters()
+
+    def get_epoch_schedule_state(self, netuid: int, block: int | None = None) -> EpochSchedule:
+        return EpochSchedule()
+
+    def compose_call(self, call_module: str, call_function: str, call_params: dict[str, Any],
+                     block: int | None = None) -> dict[str, Any]:
+        return {"module": call_module, "function": call_function, **call_params}
+
+    def sign_and_send_extrinsic(self, call: Any, wallet: Any, sign_with: str = "coldkey", **kwargs: Any) -> Any:
+        self.sent.append((call, sign_with))  # type: ignore[attr-defined]
+        return ExtrinsicResponse(True, "Success")
+
+
+async def test_set_weights_on_a_commit_reveal_subnet_commits_through_bittensors_path(tmp_path: Any) -> None:
+    from subnet_proxy.wallets import local_wallet
+
+    wallet = local_wallet(tmp_path, "val")
+    hotkey = wallet.hotkey.ss58_address
+    sub = CommitRevealSubtensor(real_metagraph([hotkey, "m1", "m2"], 1000, [800, 0, 0], [True, False, False]))
+    sub.called, sub.sent = set(), []  # type: ignore[attr-defined]
+    chain = BittensorChain(lambda: sub, netuid=3, wallet=wallet, call_timeout=10.0)
+    result = await chain.set_weights([1, 2], [0.75, 0.25], version_key=1000)
+    assert result.success, result.message
+    [(call, signer)] = sub.sent  # type: ignore[attr-defined]
+    assert (call["module"], call["function"], signer) == ("SubtensorModule", "commit_timelocked_mechanism_weights",
+                                                           "hotkey")
+    assert call["netuid"] == 3 and isinstance(call["commit"], bytes) and call["reveal_round"] > 0
+    assert b"0.75" not in call["commit"]  # encrypted until its drand round
+    assert {"commit_reveal_enabled", "get_epoch_schedule_state", "compose_call"} <= sub.called  # type: ignore[attr-defined]
+    await chain.close()

@@ -232,3 +232,25 @@ async def test_concurrent_writers_in_separate_processes_lose_nothing(tmp_path: P
     history = await chain.weights_history()
     assert [r.version_key for r in history] == list(range(10))  # every accepted call recorded, in order
     assert snap.by_hotkey("val").last_update == history[-1].block
+
+
+async def test_commitments_are_published_by_registered_hotkeys_and_shared(tmp_path: Path) -> None:
+    clock = Clock()
+    path = tmp_path / "c.json"
+    admin = chain(path, clock)
+    for hk in ("hk-a", "hk-b"):
+        await admin.register(Registration(hotkey=hk, coldkey="ck"))
+    a, b = chain(path, clock, hotkey="hk-a"), chain(path, clock, hotkey="hk-b")
+    await a.publish("http://127.0.0.1:8001")
+    await b.publish("http://127.0.0.1:8002")
+    await a.publish("http://127.0.0.1:9001")  # replaces its previous one
+    assert await chain(path, clock).commitments() == {"hk-a": "http://127.0.0.1:9001", "hk-b": "http://127.0.0.1:8002"}
+    with pytest.raises(ChainError, match="not registered"):
+        await chain(path, clock, hotkey="hk-z").publish("http://x")
+    with pytest.raises(ChainError, match="no hotkey"):
+        await admin.publish("http://x")
+    with pytest.raises(ChainError, match="1 to 128 bytes"):
+        await a.publish("")
+    # a uid taken over by another hotkey: the old hotkey's commitment is gone with it
+    await admin.register(Registration(hotkey="hk-c", coldkey="ck"), uid=1)
+    assert await admin.commitments() == {"hk-a": "http://127.0.0.1:9001"}

@@ -31,7 +31,8 @@ READY_S = 240.0
 class Subnet:
     """Processes of one local subnet sharing a data dir and a local chain file."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, validator: bool = True) -> None:
+        """``validator``: register the one validator of ``start_validator`` (its wallet under ``root``)."""
         self.root = root
         self.chain_file = root / "chain.json"
         self.chain = LocalChain(self.chain_file, netuid=NETUID, block_time_s=1.0)
@@ -40,9 +41,14 @@ class Subnet:
         self.validator: subprocess.Popen[bytes] | None = None
         self.miners: dict[str, subprocess.Popen[bytes]] = {}
         self.env = {**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-        wallet = local_wallet(root, "default")
-        self.validator_hotkey = wallet.hotkey.ss58_address
-        self.chain.register_sync(Registration.of_wallet(wallet, stake=MOCK_VALIDATOR_STAKE, validator_permit=True))
+        self.validator_hotkey = self.register_validator(root, MOCK_VALIDATOR_STAKE) if validator else None
+
+    def register_validator(self, data_dir: Path, stake: float) -> str:
+        """Register the validator whose data dir is ``data_dir`` before any miner starts, so every miner's
+        first metagraph knows it (a validator registering itself later is refused until they resync)."""
+        wallet = local_wallet(data_dir, "default")
+        self.chain.register_sync(Registration.of_wallet(wallet, stake=stake, validator_permit=True))
+        return str(wallet.hotkey.ss58_address)
 
     def settings(self) -> Settings:
         return Settings(netuid=NETUID, neuron=NeuronSettings(data_dir=str(self.root), resync_s=2.0),

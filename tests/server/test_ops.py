@@ -32,6 +32,7 @@ async def test_health_reports_readiness_counts_and_miners(harness: Harness) -> N
     assert health["checks"]["chain"]["detail"] == {"netuid": 1, "block": 100, "neurons": 5}
     assert health["tasks"]["pending"] == 1 and health["tasks"]["approved"] == 0
     assert health["miners_available"] == 4  # every serving neuron but this server
+    assert health["quorum_members"] is None  # no peers given: every permitted validator counts
     assert health["version"] and health["uptime_s"] >= 0
     assert CLIENT_KEY not in await resp.text()
 
@@ -46,7 +47,7 @@ async def test_health_not_ready_when_a_check_fails(tmp_path: Path) -> None:
         raise ConnectionRefusedError("wandb at 10.1.2.3 refused")
 
     app = create_app(settings, store=store, blobs=blobs, keys=keys, metagraph=lambda: None, own_hotkey="",
-                     health_checks={"telemetry": broken})
+                     health_checks={"telemetry": broken}, quorum_members=lambda: frozenset({"me", "peer"}))
     gc.unfreeze()
     async with aiohttp.ClientSession() as session:
         server = await start_server(app, settings, host="127.0.0.1", port=0)
@@ -63,6 +64,7 @@ async def test_health_not_ready_when_a_check_fails(tmp_path: Path) -> None:
     assert health["ready"] is False and health["status"] == "degraded"
     assert health["checks"]["telemetry"] == {"ok": False, "error": "ConnectionRefusedError", "detail": None}
     assert health["checks"]["chain"]["ok"] is False and health["miners_available"] == 0
+    assert health["quorum_members"] == 2  # this validator and the peer it found
     assert "10.1.2.3" not in json.dumps(health)  # nothing secret: class names only
 
 

@@ -1,6 +1,7 @@
 """The dispatcher against a real axon on 127.0.0.1: a slow answer to a task another validator took over
 and finished is dropped, not recorded on the finished task; a late delivery wakes the dispatcher through
-the store's change feed (a re-read is only the backstop for writes of another process)."""
+the store's change feed (a re-read is only the backstop for writes of another process); a miner offered
+delivery that let the synapse time out may still deliver within the window."""
 # No "from __future__ import annotations": bt.Axon.attach inspects real annotation objects.
 
 import asyncio
@@ -40,7 +41,7 @@ class OnlyMiner:
 
 
 @asynccontextmanager
-async def dispatching(tmp_path, wallet_factory, forward, *, store, claimer: str,
+async def dispatching(tmp_path, wallet_factory, forward, *, store, claimer: str, timeout: float = 5.0,
                       **proxy: float) -> AsyncIterator[tuple[Dispatcher, Task, Neuron]]:
     """A summarization task claimed by ``claimer``, a real axon serving ``forward``, and a dispatcher
     that asks only that miner."""
@@ -55,7 +56,7 @@ async def dispatching(tmp_path, wallet_factory, forward, *, store, claimer: str,
         wallet = wallet_factory("miner")
         with running_axon(wallet, forward) as port:
             miner = neuron(1, wallet.hotkey.ss58_address, port)
-            settings = Settings(neuron=NeuronSettings(data_dir=str(tmp_path), timeout=5.0, sample_size=1),
+            settings = Settings(neuron=NeuronSettings(data_dir=str(tmp_path), timeout=timeout, sample_size=1),
                                 proxy=ProxySettings(**proxy))
             yield (Dispatcher(settings, store, blobs, dendrite, OnlyMiner(miner),
                               lambda: MetagraphSnapshot(netuid=1, block=1, neurons=(miner,)), claimer), task, miner)
@@ -120,3 +121,42 @@ async def test_a_late_delivery_ends_the_wait_through_the_change_feed(tmp_path, w
         outcome = await asyncio.wait_for(run, 10)
     assert outcome.task.status is TaskStatus.DONE
     assert [r.text for r in outcome.responses] == ["River rose; herds moved."]
+
+
+HANG_S = 4.0
+
+
+async def hanging_summarizer(synapse: SummarizationSynapse) -> SummarizationSynapse:
+    await asyncio.sleep(HANG_S)  # past the synapse timeout: its empty answer (if any) comes too late
+    return synapse
+
+
+@pytest.mark.parametrize("offered", [True, False])
+async def test_a_miner_that_timed_out_may_still_deliver_within_the_window(tmp_path, wallet_factory, offered):
+    """The miner's clock starts when its handler does, after the upload and the axon's checks, so its
+    empty answer can reach the validator after the dendrite gave up: where delivery was offered, a
+    timed-out miner is waited for like one that answered empty, and its delivery within the window is
+    the answer that counts. Where none was offered the timeout is final at once."""
+    store = WatchedStore(SQLiteTaskStore(tmp_path / "tasks.db"))
+    async with dispatching(tmp_path, wallet_factory, hanging_summarizer, store=store, claimer="validator",
+                           timeout=1.0, delivery_window=20) as (dispatcher, task, miner):
+        if offered:
+            dispatcher.offer_delivery("http://127.0.0.1:9")
+        run = asyncio.create_task(dispatcher.run(task))
+        while not (await store.get_task(task.task_id)).assigned:
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(2.5)  # the synapse timed out (1 s and the summary's size) a while ago
+        if not offered:
+            outcome = await asyncio.wait_for(run, 10)
+            assert outcome.task.status is TaskStatus.FAILED
+            assert [r.state for r in outcome.responses] == ["timeout"]
+            return
+        assert not run.done()
+        delivered = MinerResponse(task_id=task.task_id, hotkey=miner.hotkey, uid=1, state="ok",
+                                  text="River rose; herds moved.", latency_s=2.5)
+        _, created = await store.record_response(delivered, only_if=frozenset({TaskStatus.DISTRIBUTED}))
+        assert created  # the side-server's write: taken, not refused as already answered
+        outcome = await asyncio.wait_for(run, 10)
+    assert outcome.task.status is TaskStatus.DONE
+    assert [(r.state, r.text) for r in outcome.responses] == [("ok", "River rose; herds moved.")]
+    assert outcome.timeout_s > 2.5  # judged against the delivery window it used

@@ -124,6 +124,12 @@ class FlakyChain(Chain):
         self.calls.append((list(uids), list(weights), version_key))
         return WeightsResult(not self.refuse, "refused" if self.refuse else "ok")
 
+    async def publish(self, data: str) -> None:
+        raise ChainError("no commitments on this chain")
+
+    async def commitments(self) -> dict[str, str]:
+        return {}
+
     async def close(self) -> None:
         pass
 
