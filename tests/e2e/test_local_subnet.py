@@ -159,7 +159,9 @@ async def test_a_hotkey_replaced_on_a_uid_starts_from_zero(subnet: Subnet, roles
 
 async def test_sigterm_stops_the_validator_cleanly(subnet: Subnet, roles: Roles, client: Client):
     task_id = await client.submit("summarization", text=f"{SOURCE} Final bulletin.")
-    await client.wait_status(task_id, "distributed", "done", "approved")
+    # the loop has taken it (whatever its miners answer: on a loaded machine the reference miners may
+    # still be busy with the earlier tests' audio and refuse, and the bad ones' answers fail it)
+    await client.wait_status(task_id, "distributed", "done", "approved", "failed")
     assert subnet.stop_validator(signal.SIGTERM) == 0
     book = subnet.root / "scores" / f"netuid-{subnet.chain.netuid}.json"
     assert book.exists() and roles.honest
