@@ -29,6 +29,7 @@ from subnet_proxy.validator.dashboard import KindScores, weights_history
 from subnet_proxy.validator.forward import ForwardLoop
 from subnet_proxy.validator.gauges import ValidatorGauges
 from subnet_proxy.validator.loop_runner import LoopRunner
+from subnet_proxy.validator.peer_loop import PeerEvaluationLoop
 from subnet_proxy.validator.weights import WeightsAttempt, WeightSetter
 
 
@@ -38,8 +39,9 @@ class ValidatorMonitor:
     def __init__(self, settings: Settings, *, forward: ForwardLoop, resync: LoopRunner, setter: WeightSetter,
                  background: Sequence[LoopRunner], metagraph: Callable[[], MetagraphSnapshot], own_hotkey: str,
                  metrics: TaskMetrics | None = None, engines: Engines | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 peers: PeerEvaluationLoop | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
+        self.peers = peers
         self.forward = forward
         self.resync = resync
         self.setter = setter
@@ -82,9 +84,19 @@ class ValidatorMonitor:
         now = self.clock()
         checks = {"resync": self._resync(now), "weights": self._weights(now), "dispatch": self._dispatch(now, counts),
                   "scoring": self._scoring(now)}
-        for loop in self.background:  # the weights and resync loops have their own checks above
+        if self.peers is not None:
+            checks["peers"] = self._peers(self.peers, now)
+        for loop in self.background:  # the weights, resync and peer loops have their own checks above
             checks.setdefault(loop.name, self._failing(loop, now))
         return checks
+
+    def _peers(self, loop: PeerEvaluationLoop, now: float) -> LoopCheck:
+        """Peers known and reachable, and what was judged for them. An unreachable peer is its own
+        problem (it is left alone for a while), so only this loop's own failures make it not ok."""
+        known, reachable = loop.reachable()
+        detail = {"known": known, "reachable": reachable, "evaluated": loop.evaluated,
+                  "failures_in_a_row": loop.consecutive_failures, "last_error": loop.last_error}
+        return self._failing(loop, now, detail)
 
     @staticmethod
     def _since(loop: LoopRunner, at: float | None, now: float) -> float | None:

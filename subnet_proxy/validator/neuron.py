@@ -148,7 +148,7 @@ class Validator:
         #: what the side-server shows of these loops (health, metrics, dashboard).
         self.monitor = ValidatorMonitor(settings, forward=self.forward, resync=self.resync, setter=self.weights.setter,
                                         background=self._background, metagraph=self.metagraph, own_hotkey=self.hotkey,
-                                        metrics=self.metrics, engines=engines)
+                                        metrics=self.metrics, engines=engines, peers=self.peer_loop)
         self.evaluator.observers.append(self.monitor.kind_scores)
 
     def quorum_members(self) -> frozenset[str] | None:

@@ -124,6 +124,13 @@ class PeerEvaluationLoop(LoopRunner):
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._backoff: dict[str, _Backoff] = {}
 
+    def reachable(self) -> tuple[int, int]:
+        """(peers known, peers not backed off now): what health shows of the network."""
+        now = self.clock()
+        peers = list(self.directory.peers)
+        backed_off = sum(1 for p in peers if (s := self._backoff.get(p.hotkey)) is not None and now < s.until)
+        return len(peers), len(peers) - backed_off
+
     async def run_step(self) -> None:
         for peer in list(self.directory.peers):
             if self.stopping or self.busy():

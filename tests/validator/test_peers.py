@@ -160,6 +160,7 @@ async def test_own_work_first_and_an_unreachable_peer_is_backed_off(peer: Harnes
         await loop.run_step()  # the dead peer costs a refused connection; the live one is judged
         assert len(scorer.scored) == 1
         assert loop._backoff[dead.hotkey].until > 0
+        assert loop.reachable() == (2, 1)  # what health shows: two peers known, one reachable now
     finally:
         await http.close()
 
