@@ -15,8 +15,11 @@ waited for (see ``approval``).
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -78,16 +81,27 @@ def find_peers(snapshot: MetagraphSnapshot, commitments: dict[str, str], *, own_
     return peers, ignored
 
 
+#: seconds a published URL is given to show in the chain's commitments before it is published again.
+PUBLISH_SETTLE_S = 300.0
+
+
 class PeerDirectory:
     """The current peers and quorum members; ``refresh`` at each resync publishes and reads."""
 
-    def __init__(self, chain: Chain, *, own_hotkey: str, own_url: str | None, policy: OutboundPolicy) -> None:
+    def __init__(self, chain: Chain, *, own_hotkey: str, own_url: str | None, policy: OutboundPolicy,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.chain = chain
         self.own_hotkey = own_hotkey
         self.own_url = own_url
         self.policy = policy
+        self.clock = clock
         self.peers: list[Peer] = []
         self._logged: dict[str, str] = {}
+        # One refresh at a time, and what was last published when: a commitment costs a fee on a real
+        # chain, and a read may lag the write by a few blocks; neither a concurrent refresh (the first
+        # resync beside ``serve_peers``) nor a lagging read may publish the same URL twice.
+        self._refreshing = asyncio.Lock()
+        self._published: tuple[str, float] | None = None
 
     @property
     def members(self) -> frozenset[str]:
@@ -95,19 +109,28 @@ class PeerDirectory:
         return frozenset({self.own_hotkey, *(p.hotkey for p in self.peers)})
 
     async def refresh(self, snapshot: MetagraphSnapshot) -> None:
-        """Read the commitments; publish ours when the chain shows another value (a failure to publish
-        is logged and tried again at the next resync). A chain that cannot be read keeps the peers."""
+        """Read the commitments; publish ours when the chain shows another value and this URL was not
+        published within ``PUBLISH_SETTLE_S`` (a failure to publish is logged and tried again at the
+        next resync). A chain that cannot be read keeps the peers."""
+        async with self._refreshing:
+            await self._refresh(snapshot)
+
+    async def _refresh(self, snapshot: MetagraphSnapshot) -> None:
         try:
             commitments = await self.chain.commitments()
         except ChainError as exc:
             log.warning("peers: cannot read the commitments, keeping %d peer(s): %s", len(self.peers), exc)
             return
-        if self.own_url is not None and commitments.get(self.own_hotkey) != self.own_url:
+        url = self.own_url
+        settling = self._published is not None and self._published[0] == url and \
+            self.clock() - self._published[1] < PUBLISH_SETTLE_S
+        if url is not None and commitments.get(self.own_hotkey) != url and not settling:
             try:
-                await self.chain.publish(self.own_url)
-                log.info("peers: published %s on chain", self.own_url)
+                await self.chain.publish(url)
+                self._published = (url, self.clock())
+                log.info("peers: published %s on chain", url)
             except ChainError as exc:
-                log.warning("peers: publishing %s failed, retried at the next resync: %s", self.own_url, exc)
+                log.warning("peers: publishing %s failed, retried at the next resync: %s", url, exc)
         peers, ignored = find_peers(snapshot, commitments, own_hotkey=self.own_hotkey, policy=self.policy)
         for hotkey, why in ignored.items():
             if self._logged.get(hotkey) != why:

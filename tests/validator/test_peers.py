@@ -4,6 +4,7 @@ validators on a shared store) and the grace."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import AsyncIterator, Sequence
@@ -24,7 +25,7 @@ from subnet_proxy.validator.evaluation import Evaluator
 from subnet_proxy.validator.neuron import Validator
 from subnet_proxy.validator.peer_client import PeerClient, PeerError
 from subnet_proxy.validator.peer_loop import PeerEvaluationLoop
-from subnet_proxy.validator.peers import Peer, PeerDirectory, find_peers, peer_url
+from subnet_proxy.validator.peers import PUBLISH_SETTLE_S, Peer, PeerDirectory, find_peers, peer_url
 from subnet_proxy.validator.scores import ScoreBook
 from tests.conftest import free_port, make_wallet
 from tests.server.conftest import Harness, error_of, start_harness, stop_harness
@@ -79,6 +80,40 @@ async def test_directory_publishes_its_url_and_reads_its_peers(tmp_path: Path) -
     lone = PeerDirectory(admin, own_hotkey="x", own_url=None, policy=PUBLIC)  # loopback peers refused outside local
     await lone.refresh(await admin.snapshot())
     assert lone.peers == [] and lone.members == {"x"}
+
+
+class CountingChain(LocalChain):
+    """The local chain, counting publications and showing them late (a real chain's read lags its write)."""
+
+    def __init__(self, *args, **kw) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kw)
+        self.published: list[str] = []
+
+    async def publish(self, data: str) -> None:
+        self.published.append(data)
+        await asyncio.sleep(0.05)  # a write takes blocks; a refresh beside it must not publish again
+
+    async def commitments(self) -> dict[str, str]:
+        return {}  # the new value does not show yet
+
+
+async def test_a_url_is_published_once_however_the_refreshes_overlap_or_the_reads_lag(tmp_path: Path) -> None:
+    path = tmp_path / "chain.json"
+    admin = LocalChain(path, netuid=1)
+    await admin.register(Registration(hotkey="me", coldkey="ck", stake=10.0, validator_permit=True))
+    chain = CountingChain(path, netuid=1, hotkey="me")
+    now = [0.0]
+    directory = PeerDirectory(chain, own_hotkey="me", own_url="http://127.0.0.1:9001", policy=LOCAL,
+                              clock=lambda: now[0])
+    snapshot = await admin.snapshot()
+    await asyncio.gather(directory.refresh(snapshot), directory.refresh(snapshot))  # first resync beside serve_peers
+    await directory.refresh(snapshot)  # the chain still shows nothing: settling, not published again
+    assert chain.published == ["http://127.0.0.1:9001"]
+    now[0] = PUBLISH_SETTLE_S + 1  # still not on chain long after: the write was lost, publish again
+    await directory.refresh(snapshot)
+    directory.own_url = "http://127.0.0.1:9009"  # a new URL is published at once
+    await directory.refresh(snapshot)
+    assert chain.published == ["http://127.0.0.1:9001", "http://127.0.0.1:9001", "http://127.0.0.1:9009"]
 
 
 class FixedScorer:
