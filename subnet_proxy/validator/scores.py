@@ -20,7 +20,7 @@ import math
 import os
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -180,10 +180,15 @@ class ScoreBook:
         self._dirty = True
         return True
 
-    def record_weights(self, uids: Sequence[int], weights: Sequence[float]) -> None:
-        """Remember the weights last set (shown by the miners endpoint); uids not named get 0."""
+    def record_weights(self, uids: Sequence[int], weights: Sequence[float], *,
+                       computed_for: Mapping[int, str] | None = None) -> None:
+        """Remember the weights last set (shown by the miners endpoint); uids not named get 0.
+        ``computed_for`` (uid -> hotkey when the weights were computed): a uid whose hotkey changed
+        while they were being set keeps none, as they were its previous holder's."""
         by_uid = dict(zip((int(u) for u in uids), (float(w) for w in weights), strict=True))
         for uid, record in enumerate(self._records):
+            if computed_for is not None and computed_for.get(uid) != record.hotkey:
+                continue
             record.last_weight = by_uid.get(uid, 0.0)
             record.cached = None
         self._dirty = True

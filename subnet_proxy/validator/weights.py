@@ -136,7 +136,8 @@ class WeightSetter:
         self._warned_unregistered = False
         if left > 0:
             return None
-        plan = compute_weights(self._book.stats(), snapshot, self.own_hotkey, validator_stake=self._validator_stake)
+        stats = self._book.stats()
+        plan = compute_weights(stats, snapshot, self.own_hotkey, validator_stake=self._validator_stake)
         try:
             result = await self._chain.set_weights(list(plan.uids), list(plan.weights), version_key=self.version_key)
         except ChainError as exc:
@@ -147,7 +148,7 @@ class WeightSetter:
             self.history.append(WeightsAttempt(self._clock(), block, True, result.message, weighted))
             self.last_set_block = block
             self.failures = 0
-            self._book.record_weights(plan.uids, plan.weights)
+            self._book.record_weights(plan.uids, plan.weights, computed_for={s.uid: s.hotkey for s in stats})
             log.info("weights set at block %d for %d uids: %s", block, len(plan.uids), result.message)
         else:
             self._failed(result.message, block, weighted)

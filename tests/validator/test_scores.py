@@ -92,6 +92,17 @@ def test_stats_rows_follow_every_change() -> None:
     assert book.stats()[1].hotkey == "c" and book.stats()[1].ema_score == 0.0
 
 
+def test_weights_computed_for_a_replaced_hotkey_are_not_shown_on_its_successor() -> None:
+    """The weights loop computes, then waits for the chain; a resync meanwhile may hand a uid to a new
+    hotkey, which must not show the weight its predecessor earned (seen in the e2e: 0.93 on a new uid)."""
+    book = ScoreBook(alpha=0.5)
+    book.sync(snap("a", "b"))
+    computed_for = {s.uid: s.hotkey for s in book.stats()}
+    book.sync(snap("a", "c"))  # uid 1 replaced while the weights were being set
+    book.record_weights([0, 1], [0.07, 0.93], computed_for=computed_for)
+    assert [s.last_weight for s in book.stats()] == [0.07, None]
+
+
 def test_record_weights_and_stats() -> None:
     book = ScoreBook(alpha=0.5)
     book.sync(snap("a", "b", "c"))
