@@ -32,6 +32,7 @@ import os
 import sqlite3
 from collections.abc import AsyncGenerator
 from pathlib import Path
+from typing import BinaryIO
 
 from protocol import mime_type, sniff_format
 from subnet_proxy.atomic_file import write_bytes_atomic
@@ -64,6 +65,22 @@ def _verified(key: str, data: bytes) -> bytes:
     if blob_key(data) != key:
         raise BlobCorrupt(f"blob {key}: stored bytes do not match the key")
     return data
+
+
+async def _open_for_reading(path: Path) -> BinaryIO:
+    """``path`` opened in a worker thread. A caller cancelled meanwhile (a client gone, a server
+    stopping) does not leak the file the thread still opens: it is closed when the open completes."""
+    opening: asyncio.Future[BinaryIO] = asyncio.ensure_future(asyncio.to_thread(path.open, "rb"))
+    try:
+        return await asyncio.shield(opening)
+    except asyncio.CancelledError:
+        opening.add_done_callback(_close_opened)
+        raise
+
+
+def _close_opened(opening: asyncio.Future[BinaryIO]) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        opening.result().close()
 
 
 class LocalBlobStore(BlobStore):
@@ -179,7 +196,7 @@ class LocalBlobStore(BlobStore):
             _verified(key, data)
             return
         try:
-            fh = await asyncio.to_thread(self.path_for(key).open, "rb")
+            fh = await _open_for_reading(self.path_for(key))
         except FileNotFoundError:
             raise BlobNotFound(key) from None
         digest = hashlib.sha256()
@@ -188,7 +205,7 @@ class LocalBlobStore(BlobStore):
                 digest.update(chunk)
                 yield chunk
         finally:
-            await asyncio.to_thread(fh.close)
+            fh.close()  # at once, not in a thread: a reader cancelled again meanwhile must not leak the file
         if digest.hexdigest() != key:
             raise BlobCorrupt(f"blob {key}: stored bytes do not match the key")
 

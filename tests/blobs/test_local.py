@@ -3,8 +3,10 @@ root, each whole or absent, each as durable as ``--store.fsync`` asks."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -121,3 +123,38 @@ async def test_fsync_flag_makes_every_blob_durable(tmp_path: Path, monkeypatch: 
     await relaxed.put(os.urandom(100), content_type="text/plain")
     assert len(synced) == before, "without the flag nothing is fsynced"
     await relaxed.close()
+
+
+async def test_a_reader_cancelled_while_the_file_opens_leaves_it_closed(store: LocalBlobStore,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client gone (or a server stopping) while the worker thread still opens the file: the file it
+    then opens is closed, not left to the collector (a ResourceWarning, an error under this suite)."""
+    ref = await store.put(os.urandom(300_000), content_type="audio/flac")  # large: a file, not a row
+    opened: list[object] = []
+    release = threading.Event()
+    real_open = Path.open
+
+    def slow_open(self: Path, *args: object, **kwargs: object) -> object:
+        release.wait(5)
+        fh = real_open(self, *args, **kwargs)  # type: ignore[call-overload]
+        opened.append(fh)
+        return fh
+
+    monkeypatch.setattr(Path, "open", slow_open)
+
+    async def first_chunk() -> bytes:
+        async for chunk in store.stream(ref.key):
+            return chunk
+        return b""
+
+    reader = asyncio.create_task(first_chunk())
+    await asyncio.sleep(0.05)  # the open is under way in its thread
+    reader.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reader
+    release.set()
+    for _ in range(100):
+        if opened and opened[0].closed:  # type: ignore[attr-defined]
+            break
+        await asyncio.sleep(0.01)
+    assert len(opened) == 1 and opened[0].closed  # type: ignore[attr-defined]
