@@ -9,6 +9,7 @@ and without the largest (killed) the other two cannot reach it, so their tasks w
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 import sys
@@ -100,7 +101,22 @@ async def clients(network: Network) -> AsyncIterator[list[Client]]:
             proc = network.procs[i]
             assert proc is not None
             await client.wait_ready(proc)
+        for client in clients:  # each counts the others before a task is sent: a validator that knows no
+            await quorum_of_all(client)  # peer yet is a lone one and approves its own tasks at once, by rule
         yield clients
+
+
+async def quorum_of_all(client: Client, timeout: float = 120.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        async with client.session.get(f"{client.url}/api/v1/health") as resp:
+            members = (await resp.json()).get("quorum_members")
+        if members == len(STAKES):
+            return
+        if loop.time() > deadline:
+            raise TimeoutError(f"{client.url} counts {members} quorum members, not {len(STAKES)}")
+        await asyncio.sleep(0.5)
 
 
 async def evaluators(network: Network, i: int, task_id: str) -> set[str]:
