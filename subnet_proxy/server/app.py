@@ -37,6 +37,7 @@ from subnet_proxy.server import (
 )
 from subnet_proxy.server.connections import ConnectionGuard
 from subnet_proxy.server.context import CONTEXT, HealthCheck, ServerContext
+from subnet_proxy.server.cors import add_cors_on_prepare, cors_middleware
 from subnet_proxy.server.decoding import DecodeBudget
 from subnet_proxy.server.errors import error_middleware
 from subnet_proxy.server.limits import Limiter
@@ -102,7 +103,7 @@ def create_app(
     )
     if quorum_members is not None:
         context.quorum_members = quorum_members
-    app = web.Application(middlewares=[request_middleware, error_middleware])
+    app = web.Application(middlewares=[request_middleware, cors_middleware, error_middleware])
     app[CONTEXT] = context
     table = endpoints()
     add_endpoints(app, table)
@@ -110,6 +111,7 @@ def create_app(
     app.on_startup.append(_seed_keys)
     app.on_shutdown.append(_begin_shutdown)
     app.on_response_prepare.append(add_request_id_on_prepare)
+    app.on_response_prepare.append(add_cors_on_prepare)
     return app
 
 
