@@ -110,10 +110,14 @@ class TaskRecords(abc.ABC):
         *,
         status: TaskStatus | None = None,
         owner: str | None = None,
+        kind: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        newest_first: bool = False,
     ) -> Page:
-        """Tasks oldest first, optionally filtered, paged by an opaque cursor."""
+        """Tasks oldest first (``newest_first``: newest first, as a client's own listing shows them),
+        optionally filtered, paged by an opaque cursor. A cursor from another listing (other filters or
+        order) or none at all is InvalidCursor."""
 
     @abc.abstractmethod
     async def transition(

@@ -83,9 +83,11 @@ class WatchedStore(TaskStore):
     async def get_task(self, task_id: str) -> Task:
         return await self.inner.get_task(task_id)
 
-    async def list_tasks(self, *, status: TaskStatus | None = None, owner: str | None = None, limit: int = 50,
-                         cursor: str | None = None) -> Page:
-        return await self.inner.list_tasks(status=status, owner=owner, limit=limit, cursor=cursor)
+    async def list_tasks(self, *, status: TaskStatus | None = None, owner: str | None = None,
+                         kind: str | None = None, limit: int = 50, cursor: str | None = None,
+                         newest_first: bool = False) -> Page:
+        return await self.inner.list_tasks(status=status, owner=owner, kind=kind, limit=limit, cursor=cursor,
+                                           newest_first=newest_first)
 
     async def transition(self, task_id: str, target: TaskStatus, *, reason: str | None = None,
                          error: tuple[str, str] | None = None, claimer: str | None = None,
