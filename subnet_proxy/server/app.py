@@ -31,6 +31,7 @@ from subnet_proxy.server import (
     routes_admin,
     routes_dashboard,
     routes_health,
+    routes_my_tasks,
     routes_network,
     routes_results,
     routes_tasks,
@@ -58,8 +59,8 @@ log = logging.getLogger("subnet_proxy.server")
 def endpoints() -> list[Endpoint]:
     """Every route: one submit endpoint per registered task kind, then the fixed ones. A kind whose
     submit path another endpoint already serves (a kind named ``health``) is a ValueError at start."""
-    fixed = [*routes_results.ENDPOINTS, *routes_network.ENDPOINTS, *routes_admin.ENDPOINTS, *routes_health.ENDPOINTS,
-             *routes_dashboard.ENDPOINTS]
+    fixed = [*routes_my_tasks.ENDPOINTS, *routes_results.ENDPOINTS, *routes_network.ENDPOINTS,
+             *routes_admin.ENDPOINTS, *routes_health.ENDPOINTS, *routes_dashboard.ENDPOINTS]
     submits = routes_tasks.endpoints()
     taken = {e.path for e in fixed}
     if clashes := sorted(e.path for e in submits if e.path in taken):

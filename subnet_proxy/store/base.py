@@ -129,9 +129,12 @@ class TaskRecords(abc.ABC):
         error: tuple[str, str] | None = None,
         claimer: str | None = None,
         result: FinalResult | None = None,
+        only_if: frozenset[TaskStatus] | None = None,
     ) -> Task:
         """Move a task along the lifecycle (checked by ``subnet_proxy.tasks.check_transition``),
-        atomically. With ``claimer`` the caller must hold the lease (LeaseLost otherwise).
+        atomically. With ``claimer`` the caller must hold the lease (LeaseLost otherwise); with
+        ``only_if`` the task must be in one of those statuses (IllegalTransition otherwise: a client's
+        cancel must not fail a task that became DONE since it was read).
         ``error`` (code, message) is recorded on FAILED/EXPIRED. ``result`` (only with APPROVED) is
         stored as the final result in the same atomic step, so of two validators approving at once
         only the one whose move succeeds writes it; the other gets IllegalTransition and writes

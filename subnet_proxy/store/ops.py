@@ -14,7 +14,15 @@ import json
 from datetime import datetime, timedelta
 
 from subnet_proxy.store.base import InvalidCursor, LeaseLost, Page, TaskNotAccepting
-from subnet_proxy.tasks import FinalResult, MinerResponse, Task, TaskError, TaskStatus, utcnow
+from subnet_proxy.tasks import (
+    FinalResult,
+    IllegalTransition,
+    MinerResponse,
+    Task,
+    TaskError,
+    TaskStatus,
+    utcnow,
+)
 
 #: statuses a passed ``deadline`` moves to EXPIRED (the others are final already).
 OVERDUE_STATUSES = (TaskStatus.PENDING, TaskStatus.DISTRIBUTED, TaskStatus.DONE)
@@ -108,14 +116,18 @@ def transitioned(
     error: tuple[str, str] | None,
     claimer: str | None,
     now: datetime,
+    only_if: frozenset[TaskStatus] | None = None,
 ) -> Task:
-    """The checked move behind ``TaskStore.transition``: lease first, then the lifecycle table."""
+    """The checked move behind ``TaskStore.transition``: lease first, then the caller's ``only_if``
+    statuses, then the lifecycle table."""
     if target is TaskStatus.DISTRIBUTED:
         raise ValueError("a task becomes distributed only by claim_tasks (it needs a lease)")
     if error is not None and target not in (TaskStatus.FAILED, TaskStatus.EXPIRED):
         raise ValueError(f"an error is recorded only on failed/expired, not {target.value}")
     if claimer is not None:
         require_lease(task, claimer)
+    if only_if is not None and task.status not in only_if:
+        raise IllegalTransition(task.task_id, task.status, target)
     moved = task.moved(target, at=now, reason=reason)
     if error is not None:
         moved = moved.model_copy(update={"error": TaskError(code=error[0], message=error[1])})

@@ -91,9 +91,9 @@ class WatchedStore(TaskStore):
 
     async def transition(self, task_id: str, target: TaskStatus, *, reason: str | None = None,
                          error: tuple[str, str] | None = None, claimer: str | None = None,
-                         result: FinalResult | None = None) -> Task:
+                         result: FinalResult | None = None, only_if: frozenset[TaskStatus] | None = None) -> Task:
         return self._changed(await self.inner.transition(task_id, target, reason=reason, error=error,
-                                                         claimer=claimer, result=result))
+                                                         claimer=claimer, result=result, only_if=only_if))
 
     async def count_by_status(self) -> dict[TaskStatus, int]:
         return await self.inner.count_by_status()

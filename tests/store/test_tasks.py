@@ -153,6 +153,20 @@ async def test_a_cursor_is_refused_by_a_listing_it_was_not_made_for(task_store: 
         await task_store.list_tasks(owner="a", limit=1, cursor=newest)
 
 
+async def test_a_transition_only_if_refuses_a_task_in_another_status(task_store: TaskStore) -> None:
+    task, _ = await task_store.create_task(make_task(1))
+    await task_store.claim_tasks("v1", limit=1, lease_s=60)
+    await task_store.transition(task.task_id, TaskStatus.DONE, claimer="v1")
+    with pytest.raises(IllegalTransition):  # DONE -> FAILED is legal, but not what the caller asked for
+        await task_store.transition(task.task_id, TaskStatus.FAILED, error=("cancelled", "by the client"),
+                                    only_if=frozenset({TaskStatus.PENDING, TaskStatus.DISTRIBUTED}))
+    assert (await task_store.get_task(task.task_id)).status is TaskStatus.DONE
+    other, _ = await task_store.create_task(make_task(2))
+    failed = await task_store.transition(other.task_id, TaskStatus.FAILED, error=("cancelled", "by the client"),
+                                         only_if=frozenset({TaskStatus.PENDING}))
+    assert failed.status is TaskStatus.FAILED and failed.error is not None and failed.error.code == "cancelled"
+
+
 async def test_lifecycle_transitions_are_stamped_in_the_timeline(task_store: TaskStore) -> None:
     task, _ = await task_store.create_task(make_task(1))
     [claimed] = await task_store.claim_tasks("v1", limit=1, lease_s=60)

@@ -75,11 +75,13 @@ class FirestoreRecords(FirestoreCore, TaskRecords):
         error: tuple[str, str] | None = None,
         claimer: str | None = None,
         result: FinalResult | None = None,
+        only_if: frozenset[TaskStatus] | None = None,
     ) -> Task:
         ops.check_decision(task_id, target, result)
         task, _ = await self._update_if(
             task_id,
-            lambda t: ops.transitioned(t, target, reason=reason, error=error, claimer=claimer, now=utcnow()),
+            lambda t: ops.transitioned(t, target, reason=reason, error=error, claimer=claimer, now=utcnow(),
+                                       only_if=only_if),
             result=result,
         )
         if target is TaskStatus.PENDING:

@@ -91,11 +91,13 @@ class SQLiteRecords(SQLiteCore, TaskRecords):
         error: tuple[str, str] | None = None,
         claimer: str | None = None,
         result: FinalResult | None = None,
+        only_if: frozenset[TaskStatus] | None = None,
     ) -> Task:
         ops.check_decision(task_id, target, result)
         return await self._update(
             task_id,
-            lambda t: ops.transitioned(t, target, reason=reason, error=error, claimer=claimer, now=utcnow()),
+            lambda t: ops.transitioned(t, target, reason=reason, error=error, claimer=claimer, now=utcnow(),
+                                       only_if=only_if),
             wake=target is TaskStatus.PENDING,
             result=result,
         )
