@@ -16,7 +16,7 @@ from subnet_proxy.server.context import CONTEXT
 from subnet_proxy.server.errors import Handler
 
 #: request headers a browser client sends besides the safelisted ones.
-ALLOWED_HEADERS = ("Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID")
+ALLOWED_HEADERS = ("Authorization", "X-API-Key", "Content-Type", "Idempotency-Key", "X-Request-ID")
 #: response headers a browser client needs to read (others than the safelisted ones are hidden from it).
 EXPOSED_HEADERS = ("Retry-After", "Idempotent-Replayed", "X-Request-ID")
 #: seconds a browser may reuse a preflight's answer.

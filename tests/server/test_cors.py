@@ -27,7 +27,7 @@ async def cors(tmp_path: Path) -> AsyncIterator[Harness]:
 
 def preflight_headers(origin: str, method: str = "POST") -> dict[str, str]:
     return {"Origin": origin, "Access-Control-Request-Method": method,
-            "Access-Control-Request-Headers": "authorization, content-type, idempotency-key"}
+            "Access-Control-Request-Headers": "authorization, x-api-key, content-type, idempotency-key"}
 
 
 def cors_headers(headers: object) -> set[str]:
@@ -40,13 +40,16 @@ async def test_preflight_of_an_allowed_origin_is_answered_204(cors: Harness) -> 
     assert resp.headers["Access-Control-Allow-Origin"] == ALLOWED
     assert "POST" in resp.headers["Access-Control-Allow-Methods"].split(", ")
     allowed = {h.strip().lower() for h in resp.headers["Access-Control-Allow-Headers"].split(",")}
-    assert {"authorization", "content-type", "idempotency-key"} <= allowed
+    assert {"authorization", "x-api-key", "content-type", "idempotency-key"} <= allowed
     assert resp.headers["Access-Control-Max-Age"] == str(PREFLIGHT_MAX_AGE_S)
     assert "Origin" in resp.headers.getall("Vary")
     # a GET route's preflight names the route's own methods
     resp = await cors.client.options("/api/v1/task/abc/status", headers=preflight_headers(ALLOWED, "GET"))
     assert resp.status == 204 and "GET" in resp.headers["Access-Control-Allow-Methods"]
     assert "POST" not in resp.headers["Access-Control-Allow-Methods"]
+    for path, method in (("/api/v1/tasks", "GET"), ("/api/v1/task/abc/cancel", "POST")):
+        resp = await cors.client.options(path, headers=preflight_headers(ALLOWED, method))
+        assert resp.status == 204 and method in resp.headers["Access-Control-Allow-Methods"], path
 
 
 async def test_preflight_of_a_refused_origin_gets_no_cors_headers(cors: Harness) -> None:
