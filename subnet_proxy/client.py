@@ -368,6 +368,12 @@ class SyncProxyClient:
     def status(self, task_id: str) -> TaskStatusView:
         return self._runner.run(self._client.status(task_id))
 
+    def list_tasks(self, **kw: Any) -> TaskPage:
+        return self._runner.run(self._client.list_tasks(**kw))
+
+    def cancel(self, task_id: str) -> TaskStatusView:
+        return self._runner.run(self._client.cancel(task_id))
+
     def result(self, task_id: str, **kw: Any) -> TaskResult | None:
         return self._runner.run(self._client.result(task_id, **kw))
 

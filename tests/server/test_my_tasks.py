@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from subnet_proxy.client import ProxyClient, ProxyError
+from subnet_proxy.client import ProxyClient, ProxyError, SyncProxyClient
 from subnet_proxy.store.base import LeaseLost
 from subnet_proxy.tasks import TaskKind, TaskStatus
 from tests.server.conftest import ADMIN_KEY, CLIENT_KEY, OTHER_KEY, Harness, auth, error_of
@@ -153,3 +155,17 @@ async def test_the_client_lists_and_cancels(harness: Harness) -> None:
         with pytest.raises(ProxyError) as bad:
             await client.list_tasks(cursor="not-a-cursor")
         assert (bad.value.status, bad.value.code) == (400, "invalid_cursor")
+
+
+async def test_the_sync_client_lists_and_cancels(harness: Harness) -> None:
+    url = str(harness.client.make_url("")).rstrip("/")
+
+    def use_sync() -> tuple[list[str], str, str]:
+        with SyncProxyClient(url, api_key=CLIENT_KEY) as client:
+            accepted = client.submit_summarization("A text for the blocking client. " * 3)
+            listed = [t.task_id for t in client.list_tasks(status="pending").tasks]
+            cancelled = client.cancel(accepted.task_id)
+            return listed, accepted.task_id, cancelled.error.code if cancelled.error else ""
+
+    listed, task_id, code = await asyncio.to_thread(use_sync)
+    assert listed == [task_id] and code == "cancelled"
