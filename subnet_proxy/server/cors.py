@@ -18,7 +18,7 @@ from subnet_proxy.server.errors import Handler
 #: request headers a browser client sends besides the safelisted ones.
 ALLOWED_HEADERS = ("Authorization", "X-API-Key", "Content-Type", "Idempotency-Key", "X-Request-ID")
 #: response headers a browser client needs to read (others than the safelisted ones are hidden from it).
-EXPOSED_HEADERS = ("Retry-After", "Idempotent-Replayed", "X-Request-ID")
+EXPOSED_HEADERS = ("Retry-After", "Idempotent-Replayed", "X-Request-ID", "X-Result-Stage", "Location")
 #: seconds a browser may reuse a preflight's answer.
 PREFLIGHT_MAX_AGE_S = 600
 

@@ -75,6 +75,7 @@ async def test_responses_to_an_allowed_origin_carry_the_origin_and_exposed_heade
     assert "Origin" in resp.headers.getall("Vary")
     exposed = {h.strip() for h in resp.headers["Access-Control-Expose-Headers"].split(",")}
     assert exposed == set(EXPOSED_HEADERS) and "X-Request-ID" in resp.headers
+    assert {"Retry-After", "Idempotent-Replayed", "X-Request-ID", "X-Result-Stage", "Location"} <= exposed
     # the other allowed origin is echoed as itself, never as the first one
     resp = await cors.client.get("/api/v1/health", headers={"Origin": "http://localhost:5173"})
     assert resp.headers["Access-Control-Allow-Origin"] == "http://localhost:5173"
