@@ -58,6 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--wait", action="store_true")
     rs.add_argument("--final", action="store_true")
     rs.add_argument("-o", "--output", type=Path)
+    ls = sub.add_parser("tasks", help="List your own tasks, newest first (one page, as JSON).")
+    ls.add_argument("--status", help="Only tasks in this status.")
+    ls.add_argument("--kind", help="Only tasks of this kind.")
+    ls.add_argument("--limit", type=int, default=20)
+    ls.add_argument("--cursor", help="The previous page's next_cursor (same filters).")
+    cn = sub.add_parser("cancel", help="Cancel a pending or distributed task.")
+    cn.add_argument("task_id")
     sub.add_parser("health", help="Show the server's health.")
     sub.add_parser("miners", help="Show the miner table.")
     return parser
@@ -125,6 +132,11 @@ async def run(args: argparse.Namespace) -> int:
             print((await client.miners()).model_dump_json(indent=2))
         elif args.command == "status":
             print((await client.status(args.task_id)).model_dump_json(indent=2))
+        elif args.command == "tasks":
+            page = await client.list_tasks(status=args.status, kind=args.kind, limit=args.limit, cursor=args.cursor)
+            print(page.model_dump_json(indent=2))
+        elif args.command == "cancel":
+            print((await client.cancel(args.task_id)).model_dump_json(indent=2))
         elif args.command == "result":
             if args.wait:
                 await _wait_and_emit(client, args.task_id, args)

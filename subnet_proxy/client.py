@@ -36,6 +36,7 @@ from subnet_proxy.api.schemas import (
     ResultPending,
     SummarizationRequest,
     TaskAccepted,
+    TaskPage,
     TaskStatusView,
     TextResult,
     TTSRequest,
@@ -218,6 +219,19 @@ class ProxyClient:
     async def status(self, task_id: str) -> TaskStatusView:
         return await self._json("GET", f"/api/v1/task/{task_id}/status", TaskStatusView)
 
+    async def list_tasks(self, *, status: str | None = None, kind: str | None = None, limit: int = 20,
+                         cursor: str | None = None) -> TaskPage:
+        """One page of this key's own tasks, newest first; pass ``next_cursor`` back (with the same
+        filters) for the next, older page."""
+        given = {"status": status, "kind": kind, "cursor": cursor}
+        params = {"limit": str(limit), **{k: v for k, v in given.items() if v is not None}}
+        return await self._json("GET", "/api/v1/tasks", TaskPage, params=params)
+
+    async def cancel(self, task_id: str) -> TaskStatusView:
+        """Cancel a pending or distributed task (it ends failed, error code ``cancelled``); ProxyError
+        409 ``task_closed`` when it is past that."""
+        return await self._json("POST", f"/api/v1/task/{task_id}/cancel", TaskStatusView)
+
     async def result(self, task_id: str, *, wait: float = 0.0, stage: str = "any") -> TaskResult | None:
         """The result, or None when there is none yet after ``wait`` seconds."""
         params = {"wait": f"{wait:g}", "stage": stage}
@@ -353,6 +367,12 @@ class SyncProxyClient:
 
     def status(self, task_id: str) -> TaskStatusView:
         return self._runner.run(self._client.status(task_id))
+
+    def list_tasks(self, **kw: Any) -> TaskPage:
+        return self._runner.run(self._client.list_tasks(**kw))
+
+    def cancel(self, task_id: str) -> TaskStatusView:
+        return self._runner.run(self._client.cancel(task_id))
 
     def result(self, task_id: str, **kw: Any) -> TaskResult | None:
         return self._runner.run(self._client.result(task_id, **kw))

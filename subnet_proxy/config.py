@@ -18,9 +18,9 @@ import types
 import typing
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 
 class _Section(BaseModel):
@@ -72,6 +72,9 @@ class ProxySettings(_Section):
     port: int = Field(8000, ge=0, le=65535, description="Side-server port (0 = any free port).")
     api_key: list[str] = Field(default_factory=list, description="Client API key seeded at start (repeatable).")
     admin_key: str | None = Field(None, description="Key for the admin endpoints (keys management).")
+    cors_origins: list[Annotated[str, StringConstraints(pattern=r"^https?://[^/\s]+$")]] = Field(
+        default_factory=list, description="Browser origin allowed to call the API (CORS), exactly as the browser "
+        "sends it: scheme://host[:port] (repeatable; none = no CORS headers).")
     max_upload_mb: float = Field(25.0, gt=0, description="Largest request body accepted, in MB.")
     max_audio_s: float = Field(600.0, gt=0, description="Longest audio accepted for transcription, in seconds.")
     rate_per_s: float = Field(10.0, gt=0, description="Default per-key request rate (token bucket refill).")

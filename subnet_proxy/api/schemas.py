@@ -149,6 +149,24 @@ class TaskStatusView(Strict):
     error: TaskError | None = None
 
 
+class TaskSummary(Strict):
+    """One line of a client's own listing: enough to pick a task and follow its URLs."""
+
+    task_id: str
+    kind: KindName
+    status: TaskStatus
+    created_at: datetime
+    updated_at: datetime
+    error: TaskError | None = None
+    status_url: str
+    result_url: str
+
+
+class TaskPage(Strict):
+    tasks: list[TaskSummary]
+    next_cursor: str | None = Field(None, description="Pass as ?cursor= for the next (older) page; null: no more.")
+
+
 class TextResult(Strict):
     """A text result (transcription, summarization); audio results are served as audio bytes."""
 

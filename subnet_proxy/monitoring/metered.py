@@ -70,8 +70,9 @@ class MeteredStore(WatchedStore):
 
     async def transition(self, task_id: str, target: TaskStatus, *, reason: str | None = None,
                          error: tuple[str, str] | None = None, claimer: str | None = None,
-                         result: FinalResult | None = None) -> Task:
-        task = await super().transition(task_id, target, reason=reason, error=error, claimer=claimer, result=result)
+                         result: FinalResult | None = None, only_if: frozenset[TaskStatus] | None = None) -> Task:
+        task = await super().transition(task_id, target, reason=reason, error=error, claimer=claimer, result=result,
+                                        only_if=only_if)
         kind = str(task.kind)
         if target is TaskStatus.APPROVED:
             self.metrics.task_approved(kind, task_id, (task.updated_at - task.created_at).total_seconds())

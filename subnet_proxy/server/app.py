@@ -31,12 +31,14 @@ from subnet_proxy.server import (
     routes_admin,
     routes_dashboard,
     routes_health,
+    routes_my_tasks,
     routes_network,
     routes_results,
     routes_tasks,
 )
 from subnet_proxy.server.connections import ConnectionGuard
 from subnet_proxy.server.context import CONTEXT, HealthCheck, ServerContext
+from subnet_proxy.server.cors import add_cors_on_prepare, cors_middleware
 from subnet_proxy.server.decoding import DecodeBudget
 from subnet_proxy.server.errors import error_middleware
 from subnet_proxy.server.limits import Limiter
@@ -57,8 +59,8 @@ log = logging.getLogger("subnet_proxy.server")
 def endpoints() -> list[Endpoint]:
     """Every route: one submit endpoint per registered task kind, then the fixed ones. A kind whose
     submit path another endpoint already serves (a kind named ``health``) is a ValueError at start."""
-    fixed = [*routes_results.ENDPOINTS, *routes_network.ENDPOINTS, *routes_admin.ENDPOINTS, *routes_health.ENDPOINTS,
-             *routes_dashboard.ENDPOINTS]
+    fixed = [*routes_my_tasks.ENDPOINTS, *routes_results.ENDPOINTS, *routes_network.ENDPOINTS,
+             *routes_admin.ENDPOINTS, *routes_health.ENDPOINTS, *routes_dashboard.ENDPOINTS]
     submits = routes_tasks.endpoints()
     taken = {e.path for e in fixed}
     if clashes := sorted(e.path for e in submits if e.path in taken):
@@ -102,7 +104,7 @@ def create_app(
     )
     if quorum_members is not None:
         context.quorum_members = quorum_members
-    app = web.Application(middlewares=[request_middleware, error_middleware])
+    app = web.Application(middlewares=[request_middleware, cors_middleware, error_middleware])
     app[CONTEXT] = context
     table = endpoints()
     add_endpoints(app, table)
@@ -110,6 +112,7 @@ def create_app(
     app.on_startup.append(_seed_keys)
     app.on_shutdown.append(_begin_shutdown)
     app.on_response_prepare.append(add_request_id_on_prepare)
+    app.on_response_prepare.append(add_cors_on_prepare)
     return app
 
 

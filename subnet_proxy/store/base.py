@@ -110,10 +110,14 @@ class TaskRecords(abc.ABC):
         *,
         status: TaskStatus | None = None,
         owner: str | None = None,
+        kind: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        newest_first: bool = False,
     ) -> Page:
-        """Tasks oldest first, optionally filtered, paged by an opaque cursor."""
+        """Tasks oldest first (``newest_first``: newest first, as a client's own listing shows them),
+        optionally filtered, paged by an opaque cursor. A cursor from another listing (other filters or
+        order) or none at all is InvalidCursor."""
 
     @abc.abstractmethod
     async def transition(
@@ -125,9 +129,12 @@ class TaskRecords(abc.ABC):
         error: tuple[str, str] | None = None,
         claimer: str | None = None,
         result: FinalResult | None = None,
+        only_if: frozenset[TaskStatus] | None = None,
     ) -> Task:
         """Move a task along the lifecycle (checked by ``subnet_proxy.tasks.check_transition``),
-        atomically. With ``claimer`` the caller must hold the lease (LeaseLost otherwise).
+        atomically. With ``claimer`` the caller must hold the lease (LeaseLost otherwise); with
+        ``only_if`` the task must be in one of those statuses (IllegalTransition otherwise: a client's
+        cancel must not fail a task that became DONE since it was read).
         ``error`` (code, message) is recorded on FAILED/EXPIRED. ``result`` (only with APPROVED) is
         stored as the final result in the same atomic step, so of two validators approving at once
         only the one whose move succeeds writes it; the other gets IllegalTransition and writes

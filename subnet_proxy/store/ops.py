@@ -9,11 +9,20 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 from datetime import datetime, timedelta
 
 from subnet_proxy.store.base import InvalidCursor, LeaseLost, Page, TaskNotAccepting
-from subnet_proxy.tasks import FinalResult, MinerResponse, Task, TaskError, TaskStatus, utcnow
+from subnet_proxy.tasks import (
+    FinalResult,
+    IllegalTransition,
+    MinerResponse,
+    Task,
+    TaskError,
+    TaskStatus,
+    utcnow,
+)
 
 #: statuses a passed ``deadline`` moves to EXPIRED (the others are final already).
 OVERDUE_STATUSES = (TaskStatus.PENDING, TaskStatus.DISTRIBUTED, TaskStatus.DONE)
@@ -107,14 +116,18 @@ def transitioned(
     error: tuple[str, str] | None,
     claimer: str | None,
     now: datetime,
+    only_if: frozenset[TaskStatus] | None = None,
 ) -> Task:
-    """The checked move behind ``TaskStore.transition``: lease first, then the lifecycle table."""
+    """The checked move behind ``TaskStore.transition``: lease first, then the caller's ``only_if``
+    statuses, then the lifecycle table."""
     if target is TaskStatus.DISTRIBUTED:
         raise ValueError("a task becomes distributed only by claim_tasks (it needs a lease)")
     if error is not None and target not in (TaskStatus.FAILED, TaskStatus.EXPIRED):
         raise ValueError(f"an error is recorded only on failed/expired, not {target.value}")
     if claimer is not None:
         require_lease(task, claimer)
+    if only_if is not None and task.status not in only_if:
+        raise IllegalTransition(task.task_id, task.status, target)
     moved = task.moved(target, at=now, reason=reason)
     if error is not None:
         moved = moved.model_copy(update={"error": TaskError(code=error[0], message=error[1])})
@@ -160,27 +173,41 @@ def first_marked(response: MinerResponse, *, first_exists: bool) -> MinerRespons
     return response.model_copy(update={"is_first": response.valid and not first_exists})
 
 
-def page_of(fetched: list[Task], limit: int) -> Page:
+def listing_scope(*, status: TaskStatus | None, owner: str | None, kind: str | None, newest_first: bool) -> str | None:
+    """What a newest-first cursor is bound to (its filters), so a cursor handed out for one listing is
+    refused by another instead of silently skipping into it. Oldest-first cursors carry none: the peers'
+    DONE listings keep reading the cursors they were given before newest-first listings existed."""
+    if not newest_first:
+        return None
+    filters = json.dumps(["desc", None if status is None else TaskStatus(status).value, owner,
+                          None if kind is None else str(kind)])
+    return hashlib.sha256(filters.encode()).hexdigest()[:16]
+
+
+def page_of(fetched: list[Task], limit: int, scope: str | None = None) -> Page:
     """A listing page from up to ``limit + 1`` tasks in listing order: the one past the limit only
     says that there is a next page, whose cursor is the last task shown."""
     tasks = fetched[:limit]
-    return Page(tasks=tasks, next_cursor=encode_cursor(tasks[-1]) if len(fetched) > limit else None)
+    return Page(tasks=tasks, next_cursor=encode_cursor(tasks[-1], scope) if len(fetched) > limit else None)
 
 
-def encode_cursor(task: Task) -> str:
-    """The position after ``task`` in (created_at, task_id) order, opaque to callers."""
-    raw = json.dumps([task.created_at.isoformat(), task.task_id]).encode()
+def encode_cursor(task: Task, scope: str | None = None) -> str:
+    """The position after ``task`` in (created_at, task_id) order (and the listing it belongs to, see
+    ``listing_scope``), opaque to callers."""
+    position: list[str] = [task.created_at.isoformat(), task.task_id]
+    raw = json.dumps(position if scope is None else [*position, scope]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
+def decode_cursor(cursor: str, scope: str | None = None) -> tuple[datetime, str]:
+    """The position in ``cursor``; InvalidCursor when it is not one, or belongs to another listing."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created, task_id = json.loads(raw)
+        created, task_id, *rest = json.loads(raw)
         at = datetime.fromisoformat(created)
     except (binascii.Error, ValueError, TypeError) as exc:
         raise InvalidCursor(cursor) from exc
-    if not isinstance(task_id, str) or at.tzinfo is None:
+    if not isinstance(task_id, str) or at.tzinfo is None or rest != ([] if scope is None else [scope]):
         raise InvalidCursor(cursor)
     return at, task_id
 

@@ -83,15 +83,17 @@ class WatchedStore(TaskStore):
     async def get_task(self, task_id: str) -> Task:
         return await self.inner.get_task(task_id)
 
-    async def list_tasks(self, *, status: TaskStatus | None = None, owner: str | None = None, limit: int = 50,
-                         cursor: str | None = None) -> Page:
-        return await self.inner.list_tasks(status=status, owner=owner, limit=limit, cursor=cursor)
+    async def list_tasks(self, *, status: TaskStatus | None = None, owner: str | None = None,
+                         kind: str | None = None, limit: int = 50, cursor: str | None = None,
+                         newest_first: bool = False) -> Page:
+        return await self.inner.list_tasks(status=status, owner=owner, kind=kind, limit=limit, cursor=cursor,
+                                           newest_first=newest_first)
 
     async def transition(self, task_id: str, target: TaskStatus, *, reason: str | None = None,
                          error: tuple[str, str] | None = None, claimer: str | None = None,
-                         result: FinalResult | None = None) -> Task:
+                         result: FinalResult | None = None, only_if: frozenset[TaskStatus] | None = None) -> Task:
         return self._changed(await self.inner.transition(task_id, target, reason=reason, error=error,
-                                                         claimer=claimer, result=result))
+                                                         claimer=claimer, result=result, only_if=only_if))
 
     async def count_by_status(self) -> dict[TaskStatus, int]:
         return await self.inner.count_by_status()

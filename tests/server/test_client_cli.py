@@ -133,3 +133,18 @@ async def test_cli_submit_wait_status_and_download(harness: Harness, tmp_path: P
 
     code, _, err = await run_cli(harness, "status", "no-such-task")
     assert code == 2 and "task_not_found" in err
+
+
+async def test_cli_lists_and_cancels_your_tasks(harness: Harness) -> None:
+    async with ProxyClient(base_url(harness), api_key=CLIENT_KEY) as client:
+        accepted = await client.submit_summarization("Cancel this one. " * 3)
+    code, out, err = await run_cli(harness, "tasks", "--status", "pending")
+    assert code == 0, err
+    assert [t["task_id"] for t in json.loads(out)["tasks"]] == [accepted.task_id]
+    code, out, err = await run_cli(harness, "cancel", accepted.task_id)
+    assert code == 0, err
+    assert json.loads(out)["error"]["code"] == "cancelled"
+    code, _, err = await run_cli(harness, "cancel", accepted.task_id)
+    assert code == 2 and "task_closed" in err
+    code, _, err = await run_cli(harness, "tasks", "--kind", "poetry")
+    assert code == 2 and "invalid_request" in err

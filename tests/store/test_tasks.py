@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from subnet_proxy.store import InvalidCursor, LeaseLost, TaskNotFound, TaskStore
-from subnet_proxy.tasks import IllegalTransition, TaskInput, TaskStatus
+from subnet_proxy.tasks import IllegalTransition, TaskInput, TaskKind, TaskStatus
 from tests.store.factories import make_task
 
 
@@ -110,6 +110,61 @@ async def test_list_with_a_cursor_it_did_not_make_raises(task_store: TaskStore) 
     for bad in ("garbage", "", "eyJ4IjogMX0"):
         with pytest.raises(InvalidCursor):
             await task_store.list_tasks(cursor=bad)
+
+
+async def test_a_clients_own_listing_pages_newest_first_with_filters(task_store: TaskStore) -> None:
+    mine = [make_task(n, owner="a", kind=TaskKind.TTS if n % 3 == 0 else TaskKind.SUMMARIZATION)
+            for n in range(10)]
+    for task in [*mine, *(make_task(n, owner="b") for n in range(10, 14))]:
+        await task_store.create_task(task)
+    # two created at the same instant: the task id breaks the tie, and paging splits them exactly
+    twins = [make_task(20, owner="a"), make_task(20, owner="a")]
+    for task in twins:
+        await task_store.create_task(task)
+    newest = [*sorted((t.task_id for t in twins), reverse=True), *(t.task_id for t in reversed(mine))]
+    seen, cursor = [], None
+    while True:
+        page = await task_store.list_tasks(owner="a", limit=3, cursor=cursor, newest_first=True)
+        seen += [t.task_id for t in page.tasks]
+        if (cursor := page.next_cursor) is None:
+            break
+    assert seen == newest
+    tts = await task_store.list_tasks(owner="a", kind=TaskKind.TTS, newest_first=True)
+    assert [t.task_id for t in tts.tasks] == [t.task_id for t in reversed(mine) if t.kind is TaskKind.TTS]
+    await task_store.claim_tasks("v1", limit=1, lease_s=60)  # the oldest: mine[0]
+    distributed = await task_store.list_tasks(owner="a", status=TaskStatus.DISTRIBUTED, kind=TaskKind.TTS,
+                                              newest_first=True)
+    assert [t.task_id for t in distributed.tasks] == [mine[0].task_id]
+
+
+async def test_a_cursor_is_refused_by_a_listing_it_was_not_made_for(task_store: TaskStore) -> None:
+    for n in range(4):
+        await task_store.create_task(make_task(n, owner="a"))
+    newest = (await task_store.list_tasks(owner="a", limit=1, newest_first=True)).next_cursor
+    oldest = (await task_store.list_tasks(owner="a", limit=1)).next_cursor
+    assert newest is not None and oldest is not None
+    with pytest.raises(InvalidCursor):
+        await task_store.list_tasks(owner="b", limit=1, cursor=newest, newest_first=True)  # another owner's
+    with pytest.raises(InvalidCursor):
+        await task_store.list_tasks(owner="a", limit=1, cursor=newest, kind=TaskKind.TTS, newest_first=True)
+    with pytest.raises(InvalidCursor):
+        await task_store.list_tasks(owner="a", limit=1, cursor=oldest, newest_first=True)  # the other order
+    with pytest.raises(InvalidCursor):
+        await task_store.list_tasks(owner="a", limit=1, cursor=newest)
+
+
+async def test_a_transition_only_if_refuses_a_task_in_another_status(task_store: TaskStore) -> None:
+    task, _ = await task_store.create_task(make_task(1))
+    await task_store.claim_tasks("v1", limit=1, lease_s=60)
+    await task_store.transition(task.task_id, TaskStatus.DONE, claimer="v1")
+    with pytest.raises(IllegalTransition):  # DONE -> FAILED is legal, but not what the caller asked for
+        await task_store.transition(task.task_id, TaskStatus.FAILED, error=("cancelled", "by the client"),
+                                    only_if=frozenset({TaskStatus.PENDING, TaskStatus.DISTRIBUTED}))
+    assert (await task_store.get_task(task.task_id)).status is TaskStatus.DONE
+    other, _ = await task_store.create_task(make_task(2))
+    failed = await task_store.transition(other.task_id, TaskStatus.FAILED, error=("cancelled", "by the client"),
+                                         only_if=frozenset({TaskStatus.PENDING}))
+    assert failed.status is TaskStatus.FAILED and failed.error is not None and failed.error.code == "cancelled"
 
 
 async def test_lifecycle_transitions_are_stamped_in_the_timeline(task_store: TaskStore) -> None:

@@ -8,6 +8,7 @@ import typing
 import aiohttp
 
 from protocol import SummarizationSynapse
+from subnet_proxy.keys import Role
 from subnet_proxy.keys.sqlite import SqliteKeyStore
 from subnet_proxy.server.app import create_app, start_server
 from subnet_proxy.signing import sign_request
@@ -206,6 +207,45 @@ async def test_an_answer_delivered_later_through_the_side_server_is_merged(harne
     assert result is not None and result.uid == uid and result.text == GOOD
     [response] = await harness.store.list_responses(task.task_id)
     assert response.state == "ok" and response.latency_s is not None  # measured by the server, not claimed
+
+
+async def test_a_task_cancelled_while_out_with_miners_is_dropped_by_the_loop(harness):
+    """A client cancels through the side-server while the miner is still working: the lease keeper
+    finds the lease gone and stops the worker, the task stays FAILED ``cancelled`` with no answer
+    recorded, and the slot is free for the next task at once (not after the miner's answer)."""
+    asked: list[str] = []
+
+    async def slow_for_the_first(synapse: SummarizationSynapse) -> SummarizationSynapse:
+        asked.append(synapse.text)
+        if "Cancel me." in synapse.text:
+            await asyncio.sleep(2.5)
+        synapse.summary = GOOD
+        return synapse
+
+    await harness.add_miner("slow-first", slow_for_the_first)
+    validator = await harness.validator(sample_size=1, concurrency=1, lease_s=0.6, timeout=5.0)
+    async with harness.served(validator) as (url, keys), aiohttp.ClientSession() as session:
+        _, key = await keys.create(name="client", role=Role.CLIENT)
+        headers = {"Authorization": f"Bearer {key}"}
+        async with session.post(f"{url}/api/v1/summarization", json={"text": f"{SOURCE} Cancel me."},
+                                headers=headers) as resp:
+            assert resp.status == 202, await resp.text()
+            task_id = (await resp.json())["task_id"]
+        loop = asyncio.get_running_loop()
+        while not asked:  # the synapse reached the miner
+            await asyncio.sleep(0.02)
+        async with session.post(f"{url}/api/v1/task/{task_id}/cancel", headers=headers) as resp:
+            assert resp.status == 200, await resp.text()
+        cancelled_at = loop.time()
+        while validator.forward.in_flight:
+            await asyncio.sleep(0.02)
+        assert loop.time() - cancelled_at < 1.5  # the keeper (every lease_s / 3), not the miner's 2.5 s
+        task, _ = await harness.store.create_task(summary_task())
+        await harness.wait_status(task.task_id, TaskStatus.APPROVED)
+    cancelled = await harness.store.get_task(task_id)
+    assert cancelled.status is TaskStatus.FAILED and cancelled.error is not None
+    assert cancelled.error.code == "cancelled"
+    assert await harness.store.list_responses(task_id) == []
 
 
 async def test_unusable_input_fails_the_task_with_a_clear_error(harness):

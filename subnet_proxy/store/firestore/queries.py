@@ -47,16 +47,22 @@ def listing(
     *,
     status: TaskStatus | None,
     owner: str | None,
+    kind: str | None,
     after: tuple[datetime, str] | None,
     limit: int,
+    newest_first: bool,
 ) -> Any:
-    """Tasks oldest first, (created_at, id) order so the cursor is exact even on equal times."""
+    """Tasks in (created_at, id) order, oldest or newest first, so the cursor is exact even on equal
+    times. Every filtered order needs its composite index (firestore.indexes.json)."""
     query = tasks
     if status is not None:
         query = query.where(filter=_eq("status", TaskStatus(status).value))
     if owner is not None:
         query = query.where(filter=_eq("owner", owner))
-    query = query.order_by("created_at").order_by("__name__")
+    if kind is not None:
+        query = query.where(filter=_eq("kind", str(kind)))
+    direction = firestore.Query.DESCENDING if newest_first else firestore.Query.ASCENDING
+    query = query.order_by("created_at", direction=direction).order_by("__name__", direction=direction)
     if after is not None:
         query = query.start_after({"created_at": after[0], "__name__": after[1]})
     return query.limit(limit)

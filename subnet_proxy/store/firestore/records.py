@@ -53,14 +53,18 @@ class FirestoreRecords(FirestoreCore, TaskRecords):
         *,
         status: TaskStatus | None = None,
         owner: str | None = None,
+        kind: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        newest_first: bool = False,
     ) -> Page:
         ops.check_limit(limit)
-        after = ops.decode_cursor(cursor) if cursor is not None else None
-        query = queries.listing(self._col.tasks, status=status, owner=owner, after=after, limit=limit + 1)
+        scope = ops.listing_scope(status=status, owner=owner, kind=kind, newest_first=newest_first)
+        after = ops.decode_cursor(cursor, scope) if cursor is not None else None
+        query = queries.listing(self._col.tasks, status=status, owner=owner, kind=kind, after=after,
+                                limit=limit + 1, newest_first=newest_first)
         tasks = [codec.decode_task(s.to_dict()) async for s in query.stream()]
-        return ops.page_of(tasks, limit)
+        return ops.page_of(tasks, limit, scope)
 
     async def transition(
         self,
@@ -71,11 +75,13 @@ class FirestoreRecords(FirestoreCore, TaskRecords):
         error: tuple[str, str] | None = None,
         claimer: str | None = None,
         result: FinalResult | None = None,
+        only_if: frozenset[TaskStatus] | None = None,
     ) -> Task:
         ops.check_decision(task_id, target, result)
         task, _ = await self._update_if(
             task_id,
-            lambda t: ops.transitioned(t, target, reason=reason, error=error, claimer=claimer, now=utcnow()),
+            lambda t: ops.transitioned(t, target, reason=reason, error=error, claimer=claimer, now=utcnow(),
+                                       only_if=only_if),
             result=result,
         )
         if target is TaskStatus.PENDING:

@@ -57,26 +57,30 @@ class SQLiteRecords(SQLiteCore, TaskRecords):
         *,
         status: TaskStatus | None = None,
         owner: str | None = None,
+        kind: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        newest_first: bool = False,
     ) -> Page:
         ops.check_limit(limit)
+        scope = ops.listing_scope(status=status, owner=owner, kind=kind, newest_first=newest_first)
         where: list[str] = ["1 = 1"]
         params: list[object] = []
-        if status is not None:
-            where.append("status = ?")
-            params.append(TaskStatus(status).value)
-        if owner is not None:
-            where.append("owner = ?")
-            params.append(owner)
+        filters = (("status", None if status is None else TaskStatus(status).value), ("owner", owner), ("kind", kind))
+        for column, value in filters:
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(str(value))
         if cursor is not None:
-            after_at, after_id = ops.decode_cursor(cursor)
-            where.append("(created_ts > ? OR (created_ts = ? AND task_id > ?))")
+            after_at, after_id = ops.decode_cursor(cursor, scope)
+            past = "<" if newest_first else ">"
+            where.append(f"(created_ts {past} ? OR (created_ts = ? AND task_id {past} ?))")
             params += [after_at.timestamp(), after_at.timestamp(), after_id]
-        sql = f"SELECT doc FROM tasks WHERE {' AND '.join(where)} ORDER BY created_ts, task_id LIMIT ?"
+        order = "created_ts DESC, task_id DESC" if newest_first else "created_ts, task_id"
+        sql = f"SELECT doc FROM tasks WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?"
 
         tasks = await self._docs(Task, sql, *params, limit + 1)
-        return ops.page_of(tasks, limit)
+        return ops.page_of(tasks, limit, scope)
 
     async def transition(
         self,
@@ -87,11 +91,13 @@ class SQLiteRecords(SQLiteCore, TaskRecords):
         error: tuple[str, str] | None = None,
         claimer: str | None = None,
         result: FinalResult | None = None,
+        only_if: frozenset[TaskStatus] | None = None,
     ) -> Task:
         ops.check_decision(task_id, target, result)
         return await self._update(
             task_id,
-            lambda t: ops.transitioned(t, target, reason=reason, error=error, claimer=claimer, now=utcnow()),
+            lambda t: ops.transitioned(t, target, reason=reason, error=error, claimer=claimer, now=utcnow(),
+                                       only_if=only_if),
             wake=target is TaskStatus.PENDING,
             result=result,
         )

@@ -36,6 +36,8 @@ CREATE TABLE IF NOT EXISTS tasks (
 CREATE UNIQUE INDEX IF NOT EXISTS tasks_idem ON tasks(owner, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS tasks_status_order ON tasks(status, created_ts, task_id);
+-- a client's own listing (newest first: the index read backwards)
+CREATE INDEX IF NOT EXISTS tasks_owner_order ON tasks(owner, created_ts, task_id);
 DROP INDEX IF EXISTS tasks_order;
 DROP INDEX IF EXISTS tasks_status_updated;
 DROP INDEX IF EXISTS tasks_deadline;
