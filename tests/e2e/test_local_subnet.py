@@ -100,7 +100,7 @@ async def test_weights_set_on_chain_favour_the_honest_miners(subnet: Subnet, rol
     weights = dict(zip(record.uids, record.weights, strict=True))
     honest = [weights.get(u, 0.0) for u in roles.honest]
     bad = [weights.get(u, 0.0) for u in roles.bad]
-    # Identical honest answers are credited once (to the earliest), so one honest miner may trail the
+    # Identical honest answers each earn, speed may separate them, so one honest miner may trail the
     # other; together they hold the weight, and each bad miner is below the better honest one.
     assert sum(honest) > 0.9 * sum(weights.values())
     assert max(bad) < max(honest)

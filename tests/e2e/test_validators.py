@@ -151,6 +151,12 @@ async def test_tasks_of_every_kind_are_approved_by_stake_with_peers_evaluations(
         assert approval_reason(status) == "quorum reached", status["timeline"]
         judges = await evaluators(network, i, task_id)
         assert len(judges) >= 2 and network.stake_share(judges) >= QUORUM, (i, judges)
+    # each validator learnt from what it judged and set weights on the one chain
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + SETTLE_S
+    while (setters := {r.hotkey for r in network.chain.weights_history_sync()}) < set(network.hotkeys):
+        assert loop.time() < deadline, f"weights only from {setters}"
+        await asyncio.sleep(1.0)
 
 
 async def test_a_killed_validator_delays_others_by_the_grace_and_resumes_its_own(network: Network,
