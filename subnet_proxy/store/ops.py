@@ -11,6 +11,7 @@ import base64
 import binascii
 import hashlib
 import json
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from subnet_proxy.store.base import InvalidCursor, LeaseLost, Page, TaskNotAccepting
@@ -48,6 +49,15 @@ def check_lease_s(lease_s: float) -> float:
     if not lease_s > 0:
         raise ValueError(f"lease_s must be positive, not {lease_s!r}")
     return lease_s
+
+
+def check_claim(*, limit: int, lease_s: float, now: datetime | None,
+                kinds: Iterable[str] | None) -> tuple[datetime, list[str] | None]:
+    """A claim's arguments checked: its instant, and the kind names it may take (None: any; an empty
+    list: none, the claim takes nothing)."""
+    check_limit(limit)
+    check_lease_s(lease_s)
+    return instant(now), None if kinds is None else [str(kind) for kind in kinds]
 
 
 def check_new(task: Task) -> None:

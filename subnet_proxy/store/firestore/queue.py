@@ -44,10 +44,7 @@ class FirestoreQueue(FirestoreCore, TaskQueue):
         kinds: Iterable[str] | None = None,
         now: datetime | None = None,
     ) -> list[Task]:
-        ops.check_limit(limit)
-        ops.check_lease_s(lease_s)
-        now = ops.instant(now)
-        kind_list = None if kinds is None else [str(k) for k in kinds]
+        now, kind_list = ops.check_claim(limit=limit, lease_s=lease_s, now=now, kinds=kinds)
         if kind_list == []:
             return []
         taken: dict[str, Task] = {}

@@ -30,10 +30,7 @@ class SQLiteQueue(SQLiteCore, TaskQueue):
         kinds: Iterable[str] | None = None,
         now: datetime | None = None,
     ) -> list[Task]:
-        ops.check_limit(limit)
-        ops.check_lease_s(lease_s)
-        at = ops.instant(now)
-        kind_values = None if kinds is None else [str(kind) for kind in kinds]
+        at, kind_values = ops.check_claim(limit=limit, lease_s=lease_s, now=now, kinds=kinds)
         if kind_values == []:
             return []
         sql = (
