@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import math
 import threading
+from bisect import bisect_right
+from collections.abc import Sequence
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +30,15 @@ from subnet_proxy.engines.base import (
     Transcript,
     TranscriptSegment,
 )
+from subnet_proxy.engines.listening import ListeningWindow, listening_windows
 from subnet_proxy.engines.resample import resample
 
 #: how far back from a chunk boundary to look for the quietest point to cut at.
 CUT_SEARCH_S = 5.0
 #: the window whose energy decides where the quietest point is.
 CUT_WINDOW_S = 0.1
+#: the most text tokens read against one window (Whisper's decoder holds 448 with the start sequence).
+MAX_WINDOW_TOKENS = 440
 
 
 def chunk_bounds(samples: np.ndarray, rate: int, chunk_s: float) -> list[tuple[int, int]]:
@@ -150,3 +156,48 @@ class WhisperTranscriber(Transcriber):
             # Later chunks keep the language of the first, so one file is never read as two languages.
             detected = detected or info.language
         return Transcript(text=" ".join(s.text for s in segments), segments=tuple(segments), language=detected)
+
+    def word_probabilities(self, audio: DecodedAudio, heard: Transcript, heard_words: Sequence[Sequence[str]],
+                           hypotheses: Sequence[Sequence[str]]) -> list[list[float]]:
+        """Each hypothesis read to the model window by window (teacher forcing, CTranslate2's ``align``).
+
+        A word's probability is the mean of its tokens' (as faster-whisper's word timestamps have it).
+        Each window's audio is encoded once, whatever the number of hypotheses.
+        """
+        self.load()
+        from faster_whisper.audio import pad_or_trim
+        from faster_whisper.tokenizer import Tokenizer
+
+        model = self._model
+        samples = resample(audio.samples, audio.sample_rate, WHISPER_SAMPLE_RATE)
+        tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe",
+                              language=self._language(heard.language) if model.model.is_multilingual else None)
+        duration = samples.size / WHISPER_SAMPLE_RATE
+        encoded: dict[tuple[float, float], tuple[Any, int]] = {}
+
+        def encode(window: ListeningWindow) -> tuple[Any, int]:
+            key = (window.start, window.end)
+            if key not in encoded:
+                piece = samples[int(window.start * WHISPER_SAMPLE_RATE):int(window.end * WHISPER_SAMPLE_RATE)]
+                features = model.feature_extractor(piece)
+                frames = min(features.shape[-1], model.feature_extractor.nb_max_frames)
+                encoded[key] = (model.encode(pad_or_trim(features)), frames)
+            return encoded[key]
+
+        results: list[list[float]] = []
+        for words in hypotheses:
+            probabilities = [0.0] * len(words)
+            for window in listening_windows(heard.segments, heard_words, words, duration_s=duration):
+                tokens = [tokenizer.encode(" " + words[index]) for index in window.words]
+                kept = list(accumulate(len(word) for word in tokens))
+                kept = kept[:bisect_right(kept, MAX_WINDOW_TOKENS)]  # words past the decoder's reach: not heard
+                if not kept:
+                    continue
+                output, frames = encode(window)
+                flat = [token for word in tokens[:len(kept)] for token in word]
+                token_probs = model.model.align(output, tokenizer.sot_sequence, [flat], frames)[0].text_token_probs
+                for index, end, word in zip(window.words, kept, tokens, strict=False):
+                    probabilities[index] = float(np.mean(token_probs[end - len(word):end])) if word else 0.0
+            results.append(probabilities)
+        return results
+

@@ -15,6 +15,7 @@ Errors::
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -81,6 +82,18 @@ class Transcriber(abc.ABC):
     @abc.abstractmethod
     def transcribe(self, audio: DecodedAudio, language: str | None = None) -> Transcript:
         """Transcribe decoded mono audio; ``language`` None means detect (or the model's only one)."""
+
+    def word_probabilities(self, audio: DecodedAudio, heard: Transcript, heard_words: Sequence[Sequence[str]],
+                           hypotheses: Sequence[Sequence[str]]) -> list[list[float]] | None:
+        """For each hypothesis (a list of words), the probability the model gives each word when made to
+        read that hypothesis against the audio: how well the audio supports it, whatever the model's own
+        transcript says. ``heard`` is this engine's transcript of ``audio`` (it places the words in time),
+        ``heard_words[k]`` the words of its segment k spelled as the hypotheses are.
+
+        None: this engine cannot read a given text against audio (the reward then falls back to a
+        tolerance around the engine's own transcript).
+        """
+        return None
 
 
 class Synthesizer(abc.ABC):

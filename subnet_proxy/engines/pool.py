@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
@@ -79,6 +79,10 @@ class Engines:
 
     async def transcribe(self, audio: DecodedAudio, language: str | None = None) -> Transcript:
         return await self.pool.run(self.transcriber.transcribe, audio, language)
+
+    async def word_probabilities(self, audio: DecodedAudio, heard: Transcript, heard_words: Sequence[Sequence[str]],
+                                 hypotheses: Sequence[Sequence[str]]) -> list[list[float]] | None:
+        return await self.pool.run(self.transcriber.word_probabilities, audio, heard, heard_words, hypotheses)
 
     async def synthesize(self, text: str, voice: str | None = None, sample_rate: int | None = None) -> Speech:
         return await self.pool.run(self.synthesizer.synthesize, text, voice, sample_rate)

@@ -18,15 +18,15 @@ import numpy as np
 from protocol import DecodedAudio, decode_audio, summary_word_bound, summary_words
 from subnet_proxy.blobs.base import BlobError, BlobStore
 from subnet_proxy.config import EngineSettings
-from subnet_proxy.engines.base import EngineError
+from subnet_proxy.engines.base import EngineError, Transcript
 from subnet_proxy.engines.embeddings import SentenceEmbedder
 from subnet_proxy.engines.pool import Engines
 from subnet_proxy.engines.vad import SpeechActivity, SpeechDetector
 from subnet_proxy.languages import language_supported
 from subnet_proxy.rewards.audio_checks import AudioFacts, audio_problem, inspect_audio
 from subnet_proxy.rewards.summarization import ZERO_LENGTH_RATIO, SummarizationReferences
-from subnet_proxy.rewards.text import sentences
-from subnet_proxy.rewards.transcription import TranscriptionReferences
+from subnet_proxy.rewards.text import normalize, sentences, words
+from subnet_proxy.rewards.transcription import TranscriptionReferences, oversize
 from subnet_proxy.rewards.tts import MIN_SPEECH_RATIO, TTSReferences
 from subnet_proxy.tasks import MinerResponse, Task
 
@@ -49,17 +49,39 @@ class ScoringEngines:
                    speech=SpeechDetector.load())
 
 
-async def _transcribe(scoring: ScoringEngines, audio: DecodedAudio, language: str | None) -> str:
+async def _transcript(scoring: ScoringEngines, audio: DecodedAudio, language: str | None) -> Transcript | None:
     try:
-        return (await scoring.engines.transcribe(audio, language)).text
+        return await scoring.engines.transcribe(audio, language)
     except EngineError:
-        return ""  # nothing intelligible: judged as an empty transcript
+        return None  # nothing intelligible
+
+
+async def _transcribe(scoring: ScoringEngines, audio: DecodedAudio, language: str | None) -> str:
+    heard = await _transcript(scoring, audio, language)
+    return heard.text if heard is not None else ""  # nothing intelligible: judged as an empty transcript
+
+
+async def _read_against_audio(scoring: ScoringEngines, audio: DecodedAudio, heard: Transcript,
+                              responses: Sequence[MinerResponse]) -> dict[str, list[float]]:
+    """Word probabilities of each distinct answer read against the audio ({} if the engine cannot)."""
+    own = normalize(heard.text)
+    texts = list(dict.fromkeys(text for r in responses if r.valid
+                               and (text := normalize(r.text)) and not oversize(own, text)))
+    if not texts:
+        return {}
+    try:
+        read = await scoring.engines.word_probabilities(audio, heard, [words(s.text) for s in heard.segments],
+                                                        [text.split() for text in texts])
+    except EngineError:
+        return {}
+    return dict(zip(texts, read, strict=True)) if read is not None else {}
 
 
 async def transcription_references(task: Task, responses: Sequence[MinerResponse], ground_truth: str | None,
                                    scoring: ScoringEngines, blobs: BlobStore) -> TranscriptionReferences:
-    """The validator's own transcript of the task's audio (skipped when the ground truth is known, no
-    answer is valid, or the language is one the validator cannot score)."""
+    """The validator's own transcript of the task's audio and each answer read against that audio
+    (skipped when the ground truth is known, no answer is valid, or the language is one the validator
+    cannot score)."""
     if ground_truth is not None or not task.input.audio_blob or not any(r.valid for r in responses):
         return TranscriptionReferences(validator_transcript=None)
     if not language_supported(task.input.language):  # refused at the door; one that got in is not judged
@@ -69,7 +91,11 @@ async def transcription_references(task: Task, responses: Sequence[MinerResponse
         audio = await scoring.engines.pool.run(decode_audio, data)
     except (BlobError, ValueError):
         return TranscriptionReferences(validator_transcript=None)
-    return TranscriptionReferences(validator_transcript=await _transcribe(scoring, audio, task.input.language))
+    heard = await _transcript(scoring, audio, task.input.language)
+    if heard is None or not normalize(heard.text):
+        return TranscriptionReferences(validator_transcript="")
+    return TranscriptionReferences(validator_transcript=heard.text,
+                                   word_probabilities=await _read_against_audio(scoring, audio, heard, responses))
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,9 +8,10 @@ reference miner's and every cheap trick scores far below it. Each test prints it
   above); keyword salad, the reference miner's words shuffled, another text's summary, random words
   and the source handed back trail it by at least 0.3;
 * transcription (client task, no ground truth): 2 and 3 colluding hotkeys sending one transcript with
-  a third of the words changed (identical, or each slightly different) trail the honest miner by at
-  least 0.1, even answering faster; the exact text (better than the validator's tiny.en) is within
-  0.05 of the reference miner;
+  a third of the words changed (identical, or each slightly different), and a transcript of the first
+  half only, trail the honest miner by at least 0.1, even answering faster; the exact text (better than
+  the validator's tiny.en, by more or less from one Piper reading to the next) is within 0.05 of the
+  reference miner;
 * TTS: a correct reading with dead air before it scores at least 0.1 below the clean reading.
 """
 
@@ -146,15 +147,16 @@ async def test_colluders_cannot_capture_a_client_transcription(colluders: int, e
                        "twin": {"text": heard, "latency": 3.5}}  # a second honest miner, same model, same words
             for k in range(colluders):
                 answers[f"colluder{k}"] = {"text": changed_third(text, k if variants else None), "latency": 0.2}
+            answers["half"] = {"text": " ".join(words(text)[: len(words(text)) // 2]), "latency": 0.2}
             rewards = await rewards_of(task, answers, scoring_engines, blobs)
             honest = rewards["reference"]
-            worst_gap = min(honest - rewards[f"colluder{k}"] for k in range(colluders))
+            worst_gap = min(honest - rewards[name] for name in (*(f"colluder{k}" for k in range(colluders)), "half"))
             report.append((prose.name, variants, round(honest, 2), round(worst_gap, 2),
                            round(honest - rewards["truth"], 2), round(rewards["twin"], 2)))
             assert worst_gap >= COLLUSION_MARGIN, (prose.name, variants, rewards)
             assert honest - rewards["truth"] <= TRUTH_MARGIN, (prose.name, rewards)
             assert rewards["twin"] > 0.5 * honest, rewards  # identical answers both earn
-    print(f"\n{colluders} colluders: (text, variants, honest, honest - best colluder, honest - truth, twin)")
+    print(f"\n{colluders} colluders: (text, variants, honest, honest - best cheat, honest - truth, twin)")
     for row in report:
         print("  ", row)
 

@@ -79,6 +79,26 @@ def test_long_audio_is_chunked_with_absolute_timestamps(engines):
 
 
 @pytest.mark.slow
+def test_words_read_against_long_audio_are_heard_in_their_own_window(engines):
+    """Two sentences 33 s apart (two Whisper windows): the validator's words read back are all heard;
+    a changed word is not, wherever it falls; words after the audio's last sentence are not."""
+    first, second = _speech(engines, SENTENCE), _speech(engines, SECOND)
+    samples = np.concatenate([first, np.zeros(33 * 16_000 - len(first), dtype=np.float32), second])
+    audio = DecodedAudio(samples, 16_000, "wav")
+    heard = engines.transcriber.transcribe(audio)
+    own = _normalize(heard.text).split()
+    late, early = own.index("sister"), own.index("harbor")
+    changed = [("zebra" if i in (late, early) else w) for i, w in enumerate(own)]
+    padded = own + "and then the dog ate my homework".split()
+    read = engines.transcriber.word_probabilities(audio, heard, [_normalize(s.text).split() for s in heard.segments],
+                                                  [own, changed, padded])
+    assert min(read[0]) > 0.01, list(zip(own, read[0], strict=True))
+    assert read[1][late] < 0.01 and read[1][early] < 0.01
+    assert sum(p < 0.01 for p in read[1]) <= 4  # the changed words and at most a neighbour each
+    assert sum(p < 0.01 for p in read[2][len(own):]) >= 5
+
+
+@pytest.mark.slow
 def test_silence_gives_an_empty_transcript(engines):
     transcript = engines.transcriber.transcribe(DecodedAudio(np.zeros(3 * 16_000, np.float32), 16_000, "wav"))
     assert transcript.text == "" and transcript.segments == ()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from subnet_proxy.rewards.text import normalize
 from subnet_proxy.rewards.transcription import (
     OWN_MODEL_TOLERANCE_WER,
     TranscriptionReferences,
@@ -92,3 +93,40 @@ def test_without_the_validator_transcript_nobody_is_credited() -> None:
 def test_an_empty_validator_transcript_is_no_anchor(own: str) -> None:
     rewards = score(None, own, {"a": TRUTH})
     assert "rejected_no_reference" in rewards["a"].breakdown
+
+
+# -- answers read against the audio (word probabilities from the validator's model) -------------------
+
+def heard(own: str, probabilities: dict[str, list[float]], texts: dict[str, str]) -> dict:
+    responses = [response(TASK, hotkey, uid=i, order=i, text=text) for i, (hotkey, text) in enumerate(texts.items())]
+    references = TranscriptionReferences(own, word_probabilities=probabilities)
+    return by_hotkey(reward_transcription(TASK, None, responses, references, timeout_s=10.0))
+
+
+def test_an_answer_the_audio_supports_scores_full_however_far_from_the_validators_words() -> None:
+    own = "the keeper kept a careful lock of the whether and every passing vessels"  # four words off
+    truth = normalize(TRUTH)
+    rewards = heard(own, {truth: [0.4] * len(truth.split()), own: [0.6] * len(own.split())},
+                    {"truth": TRUTH, "reference_miner": own})
+    assert rewards["truth"].breakdown["error"] == 0.0 and rewards["truth"].breakdown["unheard"] == 0
+    assert abs(rewards["truth"].reward - rewards["reference_miner"].reward) <= 0.01
+
+
+def test_unheard_words_and_left_out_words_both_cost() -> None:
+    own = normalize(TRUTH)
+    n = len(own.split())
+    changed = normalize(_changed(TRUTH, 3, "zz"))
+    half = " ".join(own.split()[: n // 2])
+    probabilities = {own: [0.5] * n, half: [0.5] * (n // 2),
+                     changed: [0.001 if i % 3 == 2 else 0.5 for i in range(n)]}
+    rewards = heard(own, probabilities, {"honest": own, "changed": changed, "half": half})
+    assert rewards["changed"].breakdown["unheard"] == n // 3 and rewards["changed"].breakdown["left_out"] == 0
+    assert rewards["half"].breakdown["unheard"] == 0 and rewards["half"].breakdown["left_out"] == n - n // 2
+    for cheat in ("changed", "half"):
+        assert rewards["honest"].reward - rewards[cheat].reward >= 0.3, rewards
+
+
+def test_an_answer_not_read_against_the_audio_falls_back_to_the_tolerance() -> None:
+    own = normalize(TRUTH)
+    rewards = heard(own, {}, {"close": CLOSE})
+    assert "wer" in rewards["close"].breakdown and "unheard" not in rewards["close"].breakdown
