@@ -35,6 +35,7 @@ scripts/emulators.sh start
 
 echo "== pytest"
 # The wheel test (tests/e2e/test_wheel_install.py) installs the built wheel into a fresh venv from this
-# directory of wheels only; it fills it with `pip wheel` on its first run and reuses it after.
+# directory of wheels only; it fills it with `pip wheel` on its first run and reuses it after. The 30
+# slowest tests are listed at the end: the whole command must stay within about 15 minutes on 2 cores.
 export SUBNET_PROXY_WHEELHOUSE=${SUBNET_PROXY_WHEELHOUSE:-$PWD/.cache/wheelhouse}
-python -m pytest -q "$@"
+python -m pytest -q --durations=30 "$@"
