@@ -21,11 +21,11 @@ from subnet_proxy.server.errors import ApiError
 from subnet_proxy.server.routes_results import owned_task, status_view
 from subnet_proxy.server.routes_tasks import result_url, status_url
 from subnet_proxy.server.routing import Endpoint, QueryParam
+from subnet_proxy.store import ops
 from subnet_proxy.tasks import IllegalTransition, Task, TaskStatus
 
 #: the statuses a client may still cancel: nothing is decided yet (DONE has answers under evaluation).
 CANCELLABLE = frozenset({TaskStatus.PENDING, TaskStatus.DISTRIBUTED})
-CANCELLED = "cancelled"
 
 
 class MyTasksQuery(BaseModel):
@@ -59,7 +59,7 @@ async def cancel_task(request: web.Request) -> web.Response:
     try:
         # only_if: a task the loop moved on meanwhile (DONE, decided) is not cancelled after all
         cancelled = await context.store.transition(task.task_id, TaskStatus.FAILED, reason="cancelled by the client",
-                                                   error=(CANCELLED, "cancelled by the client"),
+                                                   error=(ops.CANCELLED_ERROR, "cancelled by the client"),
                                                    only_if=CANCELLABLE)
     except IllegalTransition as exc:
         current = (await context.store.get_task(task.task_id)).status

@@ -28,6 +28,8 @@ from subnet_proxy.tasks import (
 #: statuses a passed ``deadline`` moves to EXPIRED (the others are final already).
 OVERDUE_STATUSES = (TaskStatus.PENDING, TaskStatus.DISTRIBUTED, TaskStatus.DONE)
 DEADLINE_ERROR = "deadline"
+#: the error code of a task its client cancelled (a FAILED task, not a status of its own).
+CANCELLED_ERROR = "cancelled"
 
 
 def instant(at: datetime | None) -> datetime:

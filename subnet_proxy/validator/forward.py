@@ -155,7 +155,7 @@ class ForwardLoop(LoopRunner):
             else:
                 self.completed += 1
         except LeaseLost:
-            log.warning("task %s: lease lost; another validator has it now", task.task_id)
+            await self._log_lost_lease(task.task_id)
         except TimeoutError:
             log.exception("task %s: dispatch timed out (its budget is %.0f s); abandoned, claimed again when its "
                           "lease runs out", task.task_id, budget)
@@ -188,6 +188,20 @@ class ForwardLoop(LoopRunner):
             self._evaluating.discard(asyncio.current_task())
             self._slot_freed.set()
 
+    async def _log_lost_lease(self, task_id: str) -> None:
+        """A lease is lost when another validator took the task over, or when the task ended under it:
+        its client cancelled it (nothing to warn about) or it expired."""
+        try:
+            current = await self.store.get_task(task_id)
+        except Exception:  # noqa: BLE001 - only the log line depends on it
+            current = None
+        if current is not None and current.error is not None and current.error.code == ops.CANCELLED_ERROR:
+            log.info("task %s: cancelled by its client while out with miners; abandoned", task_id)
+        elif current is not None and current.status.is_terminal:
+            log.warning("task %s: ended %s while out with miners; abandoned", task_id, current.status.value)
+        else:
+            log.warning("task %s: lease lost; another validator has it now", task_id)
+
     async def _keep_lease(self, task_id: str, worker: asyncio.Task[object] | None) -> None:
         """Renew the lease while the task is out with miners; stop the worker if it is lost."""
         while True:
@@ -195,7 +209,7 @@ class ForwardLoop(LoopRunner):
             try:
                 await self.store.renew_lease(task_id, self.claimer, lease_s=self.lease_s)
             except LeaseLost:
-                log.warning("task %s: lease lost while working; abandoning it", task_id)
+                await self._log_lost_lease(task_id)
                 if worker is not None:
                     worker.cancel()
                 return

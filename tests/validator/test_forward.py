@@ -3,6 +3,7 @@
 
 import asyncio
 import json
+import logging
 import typing
 
 import aiohttp
@@ -209,10 +210,12 @@ async def test_an_answer_delivered_later_through_the_side_server_is_merged(harne
     assert response.state == "ok" and response.latency_s is not None  # measured by the server, not claimed
 
 
-async def test_a_task_cancelled_while_out_with_miners_is_dropped_by_the_loop(harness):
+async def test_a_task_cancelled_while_out_with_miners_is_dropped_by_the_loop(harness, caplog):
     """A client cancels through the side-server while the miner is still working: the lease keeper
     finds the lease gone and stops the worker, the task stays FAILED ``cancelled`` with no answer
-    recorded, and the slot is free for the next task at once (not after the miner's answer)."""
+    recorded, and the slot is free for the next task at once (not after the miner's answer). The log
+    says it was cancelled, not that another validator took it (no warning)."""
+    caplog.set_level(logging.INFO, logger="subnet_proxy.validator.forward")
     asked: list[str] = []
 
     async def slow_for_the_first(synapse: SummarizationSynapse) -> SummarizationSynapse:
@@ -246,6 +249,9 @@ async def test_a_task_cancelled_while_out_with_miners_is_dropped_by_the_loop(har
     assert cancelled.status is TaskStatus.FAILED and cancelled.error is not None
     assert cancelled.error.code == "cancelled"
     assert await harness.store.list_responses(task_id) == []
+    about = [r for r in caplog.records if task_id in r.getMessage()]
+    assert any("cancelled by its client" in r.getMessage() for r in about), [r.getMessage() for r in about]
+    assert not any(r.levelno >= logging.WARNING for r in about), [r.getMessage() for r in about]
 
 
 async def test_unusable_input_fails_the_task_with_a_clear_error(harness):
