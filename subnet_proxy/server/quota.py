@@ -66,7 +66,7 @@ async def charge(store: TaskStore, api_key: ApiKey, kind: str, task_input: TaskI
     limits = limits_of(api_key)
     used, day = usage_of(task_input), now.date()
     counted, totals = await store.count_usage(api_key.key_id, kind, used, day=day, limits=limits)
-    if counted or limits is None:
+    if counted or limits is None or totals is None:
         return Charge(store, api_key.key_id, kind, used, day, counted=counted)
     if idempotency_key is not None and await store.find_idempotent(api_key.key_id, idempotency_key) is not None:
         return Charge(store, api_key.key_id, kind, used, day, counted=False)

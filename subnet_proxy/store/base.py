@@ -315,11 +315,13 @@ class UsageCounters(abc.ABC):
 
     @abc.abstractmethod
     async def count_usage(self, owner: str, kind: str, used: Usage, *, day: date,
-                          limits: UsageLimits | None = None) -> tuple[bool, Usage]:
-        """Add ``used`` (negative: give back) to ``owner``'s counter of ``day`` and ``kind``, and
-        return whether it was counted and ``owner``'s totals of ``day`` over every kind with it.
-        With ``limits`` it is counted only when those totals stay within them, atomically: of
-        concurrent counts against one quota, the ones counted never sum beyond it."""
+                          limits: UsageLimits | None = None) -> tuple[bool, Usage | None]:
+        """Add ``used`` (negative: give back) to ``owner``'s counter of ``day`` and ``kind``. Without
+        ``limits`` it is always counted, blindly (``(True, None)``: no read, the cheap path every
+        submission of a key without quotas takes). With ``limits`` it is counted only when
+        ``owner``'s totals of ``day`` over every kind, with it, stay within them, atomically: of
+        concurrent counts against one quota, the ones counted never sum beyond it; the totals the
+        check saw come back with whether it was counted."""
 
     @abc.abstractmethod
     async def usage(self, *, since: date, owner: str | None = None) -> list[UsageRow]:

@@ -169,7 +169,7 @@ class WatchedStore(TaskStore):
 
     # -- UsageCounters (no task changes: nothing to publish) -------------------------------------
     async def count_usage(self, owner: str, kind: str, used: Usage, *, day: date,
-                          limits: UsageLimits | None = None) -> tuple[bool, Usage]:
+                          limits: UsageLimits | None = None) -> tuple[bool, Usage | None]:
         return await self.inner.count_usage(owner, kind, used, day=day, limits=limits)
 
     async def usage(self, *, since: date, owner: str | None = None) -> list[UsageRow]:

@@ -29,19 +29,19 @@ async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 
 async def test_counters_add_up_per_key_day_and_kind(stores: Callable[[], TaskStore]) -> None:
     store = stores()
-    assert await store.count_usage("a", "transcription", Usage(1, 2.5, 0), day=DAY) == (True, Usage(1, 2.5, 0))
-    assert await store.count_usage("a", "transcription", Usage(1, 1.5, 0), day=DAY) == (True, Usage(2, 4.0, 0))
-    assert await store.count_usage("a", "tts", Usage(1, 0.0, 40), day=DAY) == (True, Usage(3, 4.0, 40))
-    assert await store.count_usage("a", "tts", Usage(1, 0.0, 10), day=NEXT) == (True, Usage(1, 0.0, 10))
-    assert await store.count_usage("b", "tts", Usage(1, 0.0, 7), day=DAY) == (True, Usage(1, 0.0, 7))
-    # a replay gives its count back
-    assert await store.count_usage("b", "tts", -Usage(1, 0.0, 7), day=DAY) == (True, Usage())
+    for owner, kind, used, day in (("a", "transcription", Usage(1, 2.5, 0), DAY),
+                                   ("a", "transcription", Usage(1, 1.5, 0), DAY), ("a", "tts", Usage(1, 0.0, 40), DAY),
+                                   ("a", "tts", Usage(1, 0.0, 10), NEXT), ("b", "tts", Usage(1, 0.0, 7), DAY),
+                                   ("b", "tts", -Usage(1, 0.0, 7), DAY)):  # the last: a replay gives its count back
+        assert await store.count_usage(owner, kind, used, day=day) == (True, None)  # no limits: nothing read
     assert await store.usage(since=DAY, owner="a") == [
         UsageRow("a", DAY, "transcription", Usage(2, 4.0, 0)), UsageRow("a", DAY, "tts", Usage(1, 0.0, 40)),
         UsageRow("a", NEXT, "tts", Usage(1, 0.0, 10))]
     everyone = await stores().usage(since=NEXT)  # another store object (process) reads the same counters
     assert everyone == [UsageRow("a", NEXT, "tts", Usage(1, 0.0, 10))]
     assert {r.owner for r in await store.usage(since=DAY)} == {"a", "b"}
+    assert await store.count_usage("a", "tts", Usage(1, 0.0, 5), day=DAY, limits=UsageLimits(tasks=4)) == (
+        True, Usage(4, 4.0, 45))  # with limits: the day's totals over every kind, this one included
 
 
 async def test_concurrent_counts_never_go_past_a_quota(stores: Callable[[], TaskStore]) -> None:
@@ -52,7 +52,7 @@ async def test_concurrent_counts_never_go_past_a_quota(stores: Callable[[], Task
     outcomes = await asyncio.gather(*(objects[n % 3].count_usage("q", "tts", Usage(1, 0.0, 3), day=DAY, limits=limits)
                                       for n in range(12)))
     assert sum(counted for counted, _ in outcomes) == 5
-    assert all(totals.tasks > 5 for counted, totals in outcomes if not counted)
+    assert all(totals is not None and totals.tasks > 5 for counted, totals in outcomes if not counted)
     assert await objects[0].usage(since=DAY, owner="q") == [UsageRow("q", DAY, "tts", Usage(5, 0.0, 15))]
     seconds = UsageLimits(audio_s=10.0)
     assert (await objects[1].count_usage("q", "transcription", Usage(1, 8.0, 0), day=DAY, limits=seconds))[0]

@@ -48,10 +48,12 @@ class FirestoreUsage(FirestoreCore, UsageCounters):
         return _usage({name: values[FieldPath(name)] for name in _MEASURES})
 
     async def count_usage(self, owner: str, kind: str, used: Usage, *, day: date,
-                          limits: UsageLimits | None = None) -> tuple[bool, Usage]:
+                          limits: UsageLimits | None = None) -> tuple[bool, Usage | None]:
         ref = self._col.usage.document(codec.doc_id(owner, day.isoformat()))
         totals = await self._increment(ref, owner, kind, day, used)
-        if limits is not None and limits.exceeded(totals):
+        if limits is None:
+            return True, None
+        if limits.exceeded(totals):
             await self._increment(ref, owner, kind, day, -used)
             return False, totals
         return True, totals
