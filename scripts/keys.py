@@ -1,9 +1,10 @@
-"""Manage client API keys: create (the key is printed once), list, revoke.
+"""Manage client API keys: create (the key is printed once; limits and daily quotas), list, revoke.
 
 Works on the key store directly (the data dir of a validator on this machine) or, with ``--url``,
 through a running server's admin endpoints with an admin key::
 
     python scripts/keys.py --neuron.data_dir ~/.subnet-proxy create acme --rate 5 --burst 10
+    python scripts/keys.py create trial --daily-tasks 100 --daily-audio-s 600
     python scripts/keys.py list
     python scripts/keys.py --url http://127.0.0.1:8000 --admin-key ADMIN revoke k_1a2b3c4d5e6f
 """
@@ -21,6 +22,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from subnet_proxy.api.schemas import KeyCreate  # noqa: E402
 from subnet_proxy.client import ProxyClient, ProxyError  # noqa: E402
 from subnet_proxy.config import NeuronSettings, Settings  # noqa: E402
 from subnet_proxy.keys import KeyNotFound, Role, open_key_store  # noqa: E402
@@ -40,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--rate", type=float, help="Requests per second (default: the server's).")
     create.add_argument("--burst", type=int, help="Token bucket size (default: the server's).")
     create.add_argument("--max-in-flight", type=int, help="Concurrent requests (default: the server's).")
+    create.add_argument("--daily-tasks", type=int, help="Quota: tasks a UTC day (default: none).")
+    create.add_argument("--daily-audio-s", type=float, help="Quota: seconds of input audio a UTC day.")
+    create.add_argument("--daily-chars", type=int, help="Quota: characters of input text a UTC day.")
     listing = sub.add_parser("list", help="List keys (never the keys themselves).")
     listing.add_argument("--all", action="store_true", help="Include revoked keys.")
     revoke = sub.add_parser("revoke", help="Revoke a key by id.")
@@ -47,11 +52,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def quotas(args: argparse.Namespace) -> dict[str, Any]:
+    """The daily quotas ``create`` was given (checked as the admin API checks them)."""
+    return KeyCreate(name=args.name, daily_tasks=args.daily_tasks, daily_audio_s=args.daily_audio_s,
+                     daily_chars=args.daily_chars).model_dump(include={"daily_tasks", "daily_audio_s", "daily_chars"})
+
+
 async def remote(args: argparse.Namespace) -> Any:
     async with ProxyClient(args.url, api_key=args.admin_key) as client:
         if args.command == "create":
             return (await client.create_key(args.name, role=args.role, rate_per_s=args.rate, burst=args.burst,
-                                            max_in_flight=args.max_in_flight)).model_dump(mode="json")
+                                            max_in_flight=args.max_in_flight, **quotas(args))).model_dump(mode="json")
         if args.command == "list":
             return (await client.list_keys(include_revoked=args.all)).model_dump(mode="json")
         return (await client.revoke_key(args.key_id)).model_dump(mode="json")
@@ -62,7 +73,7 @@ async def local(args: argparse.Namespace) -> Any:
     try:
         if args.command == "create":
             api_key, plaintext = await keys.create(name=args.name, role=Role(args.role), rate_per_s=args.rate,
-                                                   burst=args.burst, max_in_flight=args.max_in_flight)
+                                                   burst=args.burst, max_in_flight=args.max_in_flight, **quotas(args))
             return {**key_view(api_key).model_dump(mode="json"), "key": plaintext}
         if args.command == "list":
             return {"keys": [key_view(k).model_dump(mode="json") for k in await keys.list(include_revoked=args.all)]}

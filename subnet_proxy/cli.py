@@ -5,6 +5,7 @@
     subnet-proxy submit summarize @article.txt --max-words 60 --wait
     subnet-proxy status TASK_ID
     subnet-proxy result TASK_ID -o out.wav
+    subnet-proxy usage --days 30            (a table; --json for the report itself)
 
 The server URL and key come from ``--url``/``--api-key`` or ``SUBNET_PROXY_URL``/``SUBNET_PROXY_API_KEY``.
 The ``submit`` verbs are the registered task kinds' (``KindSpec.cli``); a kind whose result is audio
@@ -25,6 +26,7 @@ from typing import TextIO
 
 from protocol.audio import sniff_format
 from subnet_proxy.api.schemas import TaskStatusView
+from subnet_proxy.api.usage import UsageReport
 from subnet_proxy.client import ProxyClient, ProxyError, TaskResult
 from subnet_proxy.kinds import REGISTRY, ResultMedia, submit_path
 
@@ -65,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--cursor", help="The previous page's next_cursor (same filters).")
     cn = sub.add_parser("cancel", help="Cancel a pending or distributed task.")
     cn.add_argument("task_id")
+    us = sub.add_parser("usage", help="Show tasks, audio seconds and characters used, by UTC day and kind.")
+    us.add_argument("--days", type=int, default=7, help="UTC days, today included.")
+    us.add_argument("--key", help="Admin keys: only this key id (else every key).")
+    us.add_argument("--json", action="store_true", help="The report as JSON instead of a table.")
     sub.add_parser("health", help="Show the server's health.")
     sub.add_parser("miners", help="Show the miner table.")
     return parser
@@ -97,6 +103,24 @@ class Progress:
     def done(self) -> None:
         if self.stream.isatty():
             self.stream.write("\n")
+
+
+def usage_table(report: UsageReport) -> str:
+    """The report as a plain table: one block per key, a row per day and kind, then the key's totals."""
+    lines = [f"usage {report.since} .. {report.until} (UTC)"]
+    header = f"{'day':<10}  {'kind':<14}  {'tasks':>7}  {'audio s':>10}  {'chars':>10}"
+    for key in report.keys:
+        quota = key.quota
+        caps = "" if quota is None else " · daily quota: " + ", ".join(
+            f"{value:g} {unit}" for value, unit in ((quota.daily_tasks, "tasks"), (quota.daily_audio_s, "audio s"),
+                                                    (quota.daily_chars, "chars")) if value is not None)
+        lines += ["", f"{key.key_id}" + (f" ({key.name})" if key.name else "") + caps, header]
+        rows = [(str(d.day), kind, used) for d in key.days for kind, used in d.kinds.items()]
+        for day, kind, used in [*rows, ("total", "", key.total)]:
+            lines.append(f"{day:<10}  {kind:<14}  {used.tasks:>7}  {used.audio_s:>10.1f}  {used.chars:>10}")
+    if not report.keys:
+        lines.append("no usage")
+    return "\n".join(lines)
 
 
 def emit(result: TaskResult, output: Path | None, task_id: str) -> None:
@@ -135,6 +159,9 @@ async def run(args: argparse.Namespace) -> int:
         elif args.command == "tasks":
             page = await client.list_tasks(status=args.status, kind=args.kind, limit=args.limit, cursor=args.cursor)
             print(page.model_dump_json(indent=2))
+        elif args.command == "usage":
+            report = await client.usage(days=args.days, key=args.key)
+            print(report.model_dump_json(indent=2) if args.json else usage_table(report))
         elif args.command == "cancel":
             print((await client.cancel(args.task_id)).model_dump_json(indent=2))
         elif args.command == "result":

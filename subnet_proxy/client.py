@@ -42,6 +42,7 @@ from subnet_proxy.api.schemas import (
     TTSRequest,
     ValidatorTaskPage,
 )
+from subnet_proxy.api.usage import UsageReport
 from subnet_proxy.outbound import OutboundHTTP, OutboundPolicy, read_bounded
 from subnet_proxy.signing import sign_request
 from subnet_proxy.tasks import MinerReward
@@ -232,6 +233,12 @@ class ProxyClient:
         409 ``task_closed`` when it is past that."""
         return await self._json("POST", f"/api/v1/task/{task_id}/cancel", TaskStatusView)
 
+    async def usage(self, *, days: int = 7, key: str | None = None) -> UsageReport:
+        """Tasks, audio seconds and characters used by kind and UTC day over ``days`` days: this key's, or
+        with an admin key every key's (``key``: one of them)."""
+        params = {"days": str(days), **({"key": key} if key else {})}
+        return await self._json("GET", "/api/v1/usage", UsageReport, params=params)
+
     async def result(self, task_id: str, *, wait: float = 0.0, stage: str = "any") -> TaskResult | None:
         """The result, or None when there is none yet after ``wait`` seconds."""
         params = {"wait": f"{wait:g}", "stage": stage}
@@ -298,9 +305,10 @@ class ProxyClient:
 
     # -- admin -------------------------------------------------------------------------------------------
     async def create_key(self, name: str, *, role: str = "client", rate_per_s: float | None = None,
-                         burst: int | None = None, max_in_flight: int | None = None) -> KeyCreated:
-        req = KeyCreate(name=name, role=role, rate_per_s=rate_per_s, burst=burst,
-                        max_in_flight=max_in_flight)
+                         burst: int | None = None, max_in_flight: int | None = None, daily_tasks: int | None = None,
+                         daily_audio_s: float | None = None, daily_chars: int | None = None) -> KeyCreated:
+        req = KeyCreate(name=name, role=role, rate_per_s=rate_per_s, burst=burst, max_in_flight=max_in_flight,
+                        daily_tasks=daily_tasks, daily_audio_s=daily_audio_s, daily_chars=daily_chars)
         return await self._json("POST", "/api/v1/admin/keys", KeyCreated, payload=req)
 
     async def list_keys(self, *, include_revoked: bool = False) -> KeyList:
@@ -373,6 +381,9 @@ class SyncProxyClient:
 
     def cancel(self, task_id: str) -> TaskStatusView:
         return self._runner.run(self._client.cancel(task_id))
+
+    def usage(self, **kw: Any) -> UsageReport:
+        return self._runner.run(self._client.usage(**kw))
 
     def result(self, task_id: str, **kw: Any) -> TaskResult | None:
         return self._runner.run(self._client.result(task_id, **kw))

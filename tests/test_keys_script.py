@@ -72,3 +72,12 @@ def test_remote_through_the_admin_api(script: ModuleType, capsys: pytest.Capture
     finally:
         runner.run(stop_harness(harness))
         runner.close()
+
+
+def test_create_with_daily_quotas(script: ModuleType, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    data = ["--neuron.data_dir", str(tmp_path)]
+    code, created, _ = run(script, capsys, *data, "create", "trial", "--daily-tasks", "100", "--daily-audio-s", "600")
+    assert code == 0 and (created["daily_tasks"], created["daily_audio_s"], created["daily_chars"]) == (100, 600.0,
+                                                                                                         None)
+    code, _, err = run(script, capsys, *data, "create", "bad", "--daily-tasks", "0")
+    assert code == 1 and "daily_tasks" in err  # checked as the admin API checks it

@@ -283,6 +283,9 @@ class KeyCreate(Strict):
     rate_per_s: float | None = Field(None, gt=0, le=100_000)
     burst: int | None = Field(None, ge=1, le=1_000_000)
     max_in_flight: int | None = Field(None, ge=1, le=10_000)
+    daily_tasks: int | None = Field(None, ge=1, description="Tasks a UTC day (429 quota_exceeded past it).")
+    daily_audio_s: float | None = Field(None, gt=0, description="Seconds of input audio a UTC day.")
+    daily_chars: int | None = Field(None, ge=1, description="Characters of input text a UTC day.")
 
 
 class KeyView(Strict):
@@ -292,6 +295,9 @@ class KeyView(Strict):
     rate_per_s: float | None = None
     burst: int | None = None
     max_in_flight: int | None = None
+    daily_tasks: int | None = None
+    daily_audio_s: float | None = None
+    daily_chars: int | None = None
     created_at: datetime
     revoked_at: datetime | None = None
 

@@ -1,4 +1,5 @@
-"""The KeyStore interface: client and admin API keys, stored only as hashes, with per-key limits.
+"""The KeyStore interface: client and admin API keys, stored only as hashes, with per-key limits and
+daily quotas.
 
 A key is shown once, when it is created; the store keeps ``sha256(key)``. Keys are 256-bit random
 strings, so a plain (unsalted) hash is safe against guessing and lets a lookup go straight to the
@@ -46,6 +47,10 @@ class ApiKey:
     burst: int | None = None
     max_in_flight: int | None = None
     revoked_at: datetime | None = None
+    #: daily quotas (UTC days; None: none): tasks, seconds of input audio, characters of input text.
+    daily_tasks: int | None = None
+    daily_audio_s: float | None = None
+    daily_chars: int | None = None
 
     @property
     def active(self) -> bool:
@@ -83,11 +88,15 @@ class KeyStore(abc.ABC):
         rate_per_s: float | None = None,
         burst: int | None = None,
         max_in_flight: int | None = None,
+        daily_tasks: int | None = None,
+        daily_audio_s: float | None = None,
+        daily_chars: int | None = None,
     ) -> tuple[ApiKey, str]:
         """A new key: its record and the plaintext, which is never stored or shown again."""
         key_id, key = new_key()
         api_key = ApiKey(key_id=key_id, key_hash=hash_key(key), name=name, role=role, created_at=utcnow(),
-                         rate_per_s=rate_per_s, burst=burst, max_in_flight=max_in_flight)
+                         rate_per_s=rate_per_s, burst=burst, max_in_flight=max_in_flight, daily_tasks=daily_tasks,
+                         daily_audio_s=daily_audio_s, daily_chars=daily_chars)
         await self._insert(api_key)
         return api_key, key
 

@@ -21,14 +21,20 @@ CREATE TABLE IF NOT EXISTS api_keys (
     burst INTEGER,
     max_in_flight INTEGER,
     created_at TEXT NOT NULL,
-    revoked_at TEXT
+    revoked_at TEXT,
+    daily_tasks INTEGER,
+    daily_audio_s REAL,
+    daily_chars INTEGER
 )
 """
-_COLUMNS = "key_id, key_hash, name, role, rate_per_s, burst, max_in_flight, created_at, revoked_at"
+#: columns added since the table's first version: added to an older file when it is opened.
+_ADDED = {"daily_tasks": "INTEGER", "daily_audio_s": "REAL", "daily_chars": "INTEGER"}
+_COLUMNS = ("key_id, key_hash, name, role, rate_per_s, burst, max_in_flight, created_at, revoked_at, daily_tasks, "
+            "daily_audio_s, daily_chars")
 
 
 def _row(row: tuple[Any, ...]) -> ApiKey:
-    key_id, key_hash, name, role, rate, burst, in_flight, created, revoked = row
+    key_id, key_hash, name, role, rate, burst, in_flight, created, revoked, tasks, audio_s, chars = row
     return ApiKey(
         key_id=key_id,
         key_hash=key_hash,
@@ -39,6 +45,9 @@ def _row(row: tuple[Any, ...]) -> ApiKey:
         max_in_flight=in_flight,
         created_at=datetime.fromisoformat(created),
         revoked_at=datetime.fromisoformat(revoked) if revoked else None,
+        daily_tasks=tasks,
+        daily_audio_s=audio_s,
+        daily_chars=chars,
     )
 
 
@@ -52,6 +61,10 @@ class SqliteKeyStore(KeyStore):
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA busy_timeout=5000")
         self._conn.execute(_SCHEMA)
+        present = {row[1] for row in self._conn.execute("PRAGMA table_info(api_keys)")}
+        for column, sql_type in _ADDED.items():
+            if column not in present:
+                self._conn.execute(f"ALTER TABLE api_keys ADD COLUMN {column} {sql_type}")
         self._lock = asyncio.Lock()
 
     async def _run(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -60,15 +73,16 @@ class SqliteKeyStore(KeyStore):
 
     async def _insert(self, api_key: ApiKey) -> None:
         await self._run(
-            f"INSERT INTO api_keys ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+            f"INSERT INTO api_keys ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)",
             (api_key.key_id, api_key.key_hash, api_key.name, api_key.role.value, api_key.rate_per_s,
-             api_key.burst, api_key.max_in_flight, api_key.created_at.isoformat()),
+             api_key.burst, api_key.max_in_flight, api_key.created_at.isoformat(), api_key.daily_tasks,
+             api_key.daily_audio_s, api_key.daily_chars),
         )
 
     async def seed(self, key: str, *, role: Role, name: str) -> ApiKey:
         key_id = seeded_key_id(key)
         await self._run(
-            f"INSERT INTO api_keys ({_COLUMNS}) VALUES (?, ?, ?, ?, NULL, NULL, NULL, ?, NULL) "
+            f"INSERT INTO api_keys ({_COLUMNS}) VALUES (?, ?, ?, ?, NULL, NULL, NULL, ?, NULL, NULL, NULL, NULL) "
             "ON CONFLICT(key_id) DO UPDATE SET role = excluded.role, revoked_at = NULL",
             (key_id, hash_key(key), name, role.value, utcnow().isoformat()),
         )

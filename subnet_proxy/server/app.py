@@ -35,6 +35,7 @@ from subnet_proxy.server import (
     routes_network,
     routes_results,
     routes_tasks,
+    routes_usage,
 )
 from subnet_proxy.server.connections import ConnectionGuard
 from subnet_proxy.server.context import CONTEXT, HealthCheck, ServerContext
@@ -59,7 +60,7 @@ log = logging.getLogger("subnet_proxy.server")
 def endpoints() -> list[Endpoint]:
     """Every route: one submit endpoint per registered task kind, then the fixed ones. A kind whose
     submit path another endpoint already serves (a kind named ``health``) is a ValueError at start."""
-    fixed = [*routes_my_tasks.ENDPOINTS, *routes_results.ENDPOINTS, *routes_network.ENDPOINTS,
+    fixed = [*routes_my_tasks.ENDPOINTS, *routes_usage.ENDPOINTS, *routes_results.ENDPOINTS, *routes_network.ENDPOINTS,
              *routes_admin.ENDPOINTS, *routes_health.ENDPOINTS, *routes_dashboard.ENDPOINTS]
     submits = routes_tasks.endpoints()
     taken = {e.path for e in fixed}

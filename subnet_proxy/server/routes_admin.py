@@ -1,4 +1,4 @@
-"""Admin endpoints: create, list and revoke client API keys (admin key only)."""
+"""Admin endpoints: create (with its limits and daily quotas), list and revoke client API keys (admin key only)."""
 
 from __future__ import annotations
 
@@ -15,14 +15,17 @@ _ADMIN_BODY_LIMIT = 16 * 1024
 
 def key_view(api_key: ApiKey) -> KeyView:
     return KeyView(key_id=api_key.key_id, name=api_key.name, role=api_key.role.value, rate_per_s=api_key.rate_per_s,
-                   burst=api_key.burst, max_in_flight=api_key.max_in_flight, created_at=api_key.created_at,
-                   revoked_at=api_key.revoked_at)
+                   burst=api_key.burst, max_in_flight=api_key.max_in_flight, daily_tasks=api_key.daily_tasks,
+                   daily_audio_s=api_key.daily_audio_s, daily_chars=api_key.daily_chars,
+                   created_at=api_key.created_at, revoked_at=api_key.revoked_at)
 
 
 async def create_key(request: web.Request) -> web.Response:
     req = await read_json(request, KeyCreate, _ADMIN_BODY_LIMIT)
     api_key, plaintext = await ctx(request).keys.create(name=req.name, role=Role(req.role), rate_per_s=req.rate_per_s,
-                                                         burst=req.burst, max_in_flight=req.max_in_flight)
+                                                         burst=req.burst, max_in_flight=req.max_in_flight,
+                                                         daily_tasks=req.daily_tasks,
+                                                         daily_audio_s=req.daily_audio_s, daily_chars=req.daily_chars)
     body = KeyCreated(**key_view(api_key).model_dump(), key=plaintext)
     return web.json_response(body.model_dump(mode="json"), status=201)
 

@@ -1,4 +1,5 @@
-"""A client's own tasks: the listing (newest first) and cancelling one that no miner has finished.
+"""A client's own tasks: the listing (newest first) and cancelling one that no miner has finished
+(``POST .../cancel`` or ``DELETE /api/v1/task/{id}``).
 
 The listing shows the caller's tasks only, admins included (an admin reads any one task by id, but a
 listing of everyone's is the dashboard's and the metrics' job): one query shape per filter, each
@@ -69,6 +70,11 @@ async def cancel_task(request: web.Request) -> web.Response:
     return web.json_response(view.model_dump(mode="json"))
 
 
+async def delete_task(request: web.Request) -> web.Response:
+    """``DELETE /api/v1/task/{task_id}``: the cancel under the REST verb (its own name for the router)."""
+    return await cancel_task(request)
+
+
 ENDPOINTS = [
     Endpoint("GET", "/api/v1/tasks", list_my_tasks, "The caller's own tasks, newest first", "client", "tasks",
              response={"application/json": TaskPage}, errors=(400, 401, 429),
@@ -85,4 +91,8 @@ ENDPOINTS = [
              description="A pending or distributed task becomes failed with error code 'cancelled' (miners' late "
                          "answers are refused from then on); any other status is 409 task_closed. Another "
                          "client's task is 404."),
+    Endpoint("DELETE", "/api/v1/task/{task_id}", delete_task, "Cancel a task no miner has finished (alias)",
+             "client", "tasks", response={"application/json": TaskStatusView}, errors=(401, 404, 409, 429),
+             description="The same as POST /api/v1/task/{task_id}/cancel: the task is not deleted, it becomes "
+                         "failed with error code 'cancelled' and stays readable."),
 ]

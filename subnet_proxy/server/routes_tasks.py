@@ -22,6 +22,7 @@ from protocol.audio import b64decode
 from subnet_proxy.api.schemas import LANGUAGE_PATTERN, TaskAccepted, TranscriptionForm, TranscriptionJSON
 from subnet_proxy.kinds import REGISTRY, AudioUpload, JsonBody, KindSpec, submit_path
 from subnet_proxy.languages import UNSUPPORTED_LANGUAGE, language_supported, unsupported_message
+from subnet_proxy.server import quota
 from subnet_proxy.server.auth import API_KEY
 from subnet_proxy.server.body import media_type, parse_json, read_limited, require_json
 from subnet_proxy.server.context import ServerContext, ctx
@@ -68,7 +69,8 @@ def idempotency_key(request: web.Request) -> str | None:
 
 
 async def accept(request: web.Request, kind: str, task_input: TaskInput, idem_key: str | None) -> web.Response:
-    """Create the task (or find the one an Idempotency-Key already made) and answer 202."""
+    """Count it against the key's day (``quota``: 429 past a quota), create the task (or find the one an
+    Idempotency-Key already made) and answer 202."""
     context = ctx(request)
     now = utcnow()
     task = Task(  # task_id: tasks.new_task_id, the same rule as synthetic challenges
@@ -80,7 +82,14 @@ async def accept(request: web.Request, kind: str, task_input: TaskInput, idem_ke
         updated_at=now,
         deadline=now + timedelta(seconds=context.settings.proxy.task_ttl_s),
     )
-    stored, created = await context.store.create_task(task)
+    counted = await quota.charge(context.store, request[API_KEY], kind, task_input, idempotency_key=idem_key, now=now)
+    try:
+        stored, created = await context.store.create_task(task)
+    except Exception:
+        await counted.give_back()
+        raise
+    if not created:
+        await counted.give_back()  # a replay: its first request counted
     if stored.kind != kind or stored.input != task_input:
         raise ApiError(409, "idempotency_conflict",
                        "this Idempotency-Key was already used for a different request; use a new key")

@@ -2,13 +2,14 @@
 
 The validator loop, the side-server and the retention job talk to this interface only, and one
 conformance suite (``tests/store``) runs against every backend, so a backend cannot drift. It is
-four roles, split where the callers split (each backend implements them in one module per role)::
+five roles, split where the callers split (each backend implements them in one module per role)::
 
     TaskRecords       create, read, list, move along the lifecycle, count   (server, approval)
     TaskQueue         claim under a lease, renew, release, assign, wait      (validator loop)
     AnswerStore       responses, evaluations, the final result               (dispatcher, server)
     StoreMaintenance  expiry, purge, blobs in use, ping, close               (retention, health)
-    TaskStore         all four: what every backend is
+    UsageCounters     what each key used, per UTC day and kind; quota checks  (the door, usage)
+    TaskStore         all five: what every backend is
 
 Errors::
 
@@ -25,7 +26,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 from subnet_proxy.tasks import (
     Evaluation,
@@ -85,6 +86,46 @@ class PurgeReport:
     blob_keys: set[str] = field(default_factory=set)
 
 
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """What tasks used: how many, seconds of input audio, characters of input text."""
+
+    tasks: int = 0
+    audio_s: float = 0.0
+    chars: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(self.tasks + other.tasks, self.audio_s + other.audio_s, self.chars + other.chars)
+
+    def __neg__(self) -> Usage:
+        return Usage(-self.tasks, -self.audio_s, -self.chars)
+
+
+@dataclass(frozen=True, slots=True)
+class UsageLimits:
+    """A key's daily caps (None: no cap on that measure)."""
+
+    tasks: int | None = None
+    audio_s: float | None = None
+    chars: int | None = None
+
+    def exceeded(self, totals: Usage) -> list[str]:
+        """The measures ``totals`` goes beyond (empty: within every cap)."""
+        caps = (("tasks", self.tasks, totals.tasks), ("audio_s", self.audio_s, totals.audio_s),
+                ("chars", self.chars, totals.chars))
+        return [name for name, cap, used in caps if cap is not None and used > cap + 1e-9]
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    """One counter: what ``owner`` used on UTC ``day`` with tasks of ``kind``."""
+
+    owner: str
+    day: date
+    kind: str
+    usage: Usage
+
+
 class TaskRecords(abc.ABC):
     """The tasks themselves: create, read, list and move along the lifecycle.
 
@@ -103,6 +144,11 @@ class TaskRecords(abc.ABC):
     @abc.abstractmethod
     async def get_task(self, task_id: str) -> Task:
         """The task, or TaskNotFound."""
+
+    @abc.abstractmethod
+    async def find_idempotent(self, owner: str, idempotency_key: str) -> Task | None:
+        """The task ``owner`` created with ``idempotency_key``, if any (a replay refused by a quota
+        still gets the task its first request made)."""
 
     @abc.abstractmethod
     async def list_tasks(
@@ -260,7 +306,29 @@ class StoreMaintenance(abc.ABC):
     async def close(self) -> None: ...
 
 
-class TaskStore(TaskRecords, TaskQueue, AnswerStore, StoreMaintenance):
+class UsageCounters(abc.ABC):
+    """Per key, UTC day and kind: how many tasks and how much input they carried, counted at the door.
+
+    The side-server counts each accepted submission here (and checks a key's daily quota in the same
+    step), so a usage report or a quota check reads a few counters instead of scanning tasks.
+    """
+
+    @abc.abstractmethod
+    async def count_usage(self, owner: str, kind: str, used: Usage, *, day: date,
+                          limits: UsageLimits | None = None) -> tuple[bool, Usage | None]:
+        """Add ``used`` (negative: give back) to ``owner``'s counter of ``day`` and ``kind``. Without
+        ``limits`` it is always counted, blindly (``(True, None)``: no read, the cheap path every
+        submission of a key without quotas takes). With ``limits`` it is counted only when
+        ``owner``'s totals of ``day`` over every kind, with it, stay within them, atomically: of
+        concurrent counts against one quota, the ones counted never sum beyond it; the totals the
+        check saw come back with whether it was counted."""
+
+    @abc.abstractmethod
+    async def usage(self, *, since: date, owner: str | None = None) -> list[UsageRow]:
+        """Every counter from ``since`` on (of ``owner``, or of every key), by owner, day, kind."""
+
+
+class TaskStore(TaskRecords, TaskQueue, AnswerStore, StoreMaintenance, UsageCounters):
     """Durable task state shared by the side-server and the validator loop: every role at once.
 
     What every backend provides and what the embedding code passes around; a caller that needs only

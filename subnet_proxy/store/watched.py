@@ -17,9 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from datetime import date, datetime
 
-from subnet_proxy.store.base import Page, PurgeReport, TaskStore
+from subnet_proxy.store.base import Page, PurgeReport, TaskStore, Usage, UsageLimits, UsageRow
 from subnet_proxy.tasks import Evaluation, FinalResult, MinerResponse, Task, TaskStatus
 
 
@@ -82,6 +82,9 @@ class WatchedStore(TaskStore):
 
     async def get_task(self, task_id: str) -> Task:
         return await self.inner.get_task(task_id)
+
+    async def find_idempotent(self, owner: str, idempotency_key: str) -> Task | None:
+        return await self.inner.find_idempotent(owner, idempotency_key)
 
     async def list_tasks(self, *, status: TaskStatus | None = None, owner: str | None = None,
                          kind: str | None = None, limit: int = 50, cursor: str | None = None,
@@ -163,6 +166,14 @@ class WatchedStore(TaskStore):
     async def close(self) -> None:
         self.events.wake_all()
         await self.inner.close()
+
+    # -- UsageCounters (no task changes: nothing to publish) -------------------------------------
+    async def count_usage(self, owner: str, kind: str, used: Usage, *, day: date,
+                          limits: UsageLimits | None = None) -> tuple[bool, Usage | None]:
+        return await self.inner.count_usage(owner, kind, used, day=day, limits=limits)
+
+    async def usage(self, *, since: date, owner: str | None = None) -> list[UsageRow]:
+        return await self.inner.usage(since=since, owner=owner)
 
 
 def watched(store: TaskStore) -> WatchedStore:

@@ -1,17 +1,21 @@
 """The KeyStore contract, on every backend: keys stored only hashed, authentication, revocation,
-per-key limits and roles, shared by every store object (server instance) on the same database."""
+per-key limits, daily quotas and roles, shared by every store object (server instance) on the same database."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 from subnet_proxy.config import ProxySettings, Settings
 from subnet_proxy.keys import KeyNotFound, KeyStore, Role, open_key_store, seed_configured_keys
 from subnet_proxy.keys.base import KEY_PREFIX, hash_key, seeded_key_id
+from subnet_proxy.keys.sqlite import SqliteKeyStore
 from subnet_proxy.tasks import utcnow
 from tests.keys.conftest import KeyBackend
 
@@ -139,3 +143,32 @@ async def test_concurrent_starts_seed_each_configured_key_once(open_keys: Callab
     assert again[0].active and again[0].created_at == seeded_a[0].created_at
     authenticated = await server_a.authenticate("client-key-abcdefgh")
     assert authenticated is not None and authenticated.key_id == seeded_a[0].key_id
+
+
+async def test_daily_quotas_are_kept_and_default_to_none(open_keys: Callable[[], KeyStore]) -> None:
+    keys = open_keys()
+    capped, plaintext = await keys.create(name="trial", role=Role.CLIENT, daily_tasks=100, daily_audio_s=600.5,
+                                          daily_chars=50_000)
+    other_instance = open_keys()
+    assert await other_instance.get(capped.key_id) == capped == await other_instance.authenticate(plaintext)
+    assert (capped.daily_tasks, capped.daily_audio_s, capped.daily_chars) == (100, 600.5, 50_000)
+    seeded = await keys.seed("configured-key-abcdefgh", role=Role.CLIENT, name="configured")
+    assert (seeded.daily_tasks, seeded.daily_audio_s, seeded.daily_chars) == (None, None, None)
+
+
+async def test_a_key_file_from_before_quotas_gains_the_columns(tmp_path: Path) -> None:
+    """A keys.db written before quotas existed opens, keeps its keys, and takes quotas from then on."""
+    with contextlib.closing(sqlite3.connect(tmp_path / "keys.db")) as conn, conn:
+        conn.execute("CREATE TABLE api_keys (key_id TEXT PRIMARY KEY, key_hash TEXT NOT NULL UNIQUE, name TEXT NOT "
+                     "NULL, role TEXT NOT NULL, rate_per_s REAL, burst INTEGER, max_in_flight INTEGER, created_at "
+                     "TEXT NOT NULL, revoked_at TEXT)")
+        conn.execute("INSERT INTO api_keys VALUES ('k_old', ?, 'old', 'client', NULL, 5, NULL, ?, NULL)",
+                     (hash_key("old-plaintext"), utcnow().isoformat()))
+    keys = SqliteKeyStore(tmp_path / "keys.db")
+    try:
+        old = await keys.authenticate("old-plaintext")
+        assert old is not None and (old.key_id, old.burst, old.daily_tasks) == ("k_old", 5, None)
+        new, _ = await keys.create(name="new", role=Role.CLIENT, daily_tasks=3)
+        assert (await keys.get(new.key_id)).daily_tasks == 3
+    finally:
+        await keys.close()

@@ -35,6 +35,7 @@ class Collections:
         self.results = client.collection(prefix + "final_results")
         self.validators = client.collection(prefix + "validators")
         self.files = client.collection(prefix + "files")
+        self.usage = client.collection(prefix + "usage")
 
     def blob_ref(self, key: str, task_id: str, source: str) -> Any:
         """``files/{key}/refs/{task~source}``: one reference per use (input, result, response.HOTKEY),

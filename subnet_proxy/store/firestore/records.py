@@ -48,6 +48,12 @@ class FirestoreRecords(FirestoreCore, TaskRecords):
             raise TaskNotFound(task_id)
         return codec.decode_task(snap.to_dict())
 
+    async def find_idempotent(self, owner: str, idempotency_key: str) -> Task | None:
+        record = await self._col.idempotency.document(codec.doc_id(owner, idempotency_key)).get()
+        if not record.exists:
+            return None
+        return await self.get_task(record.get("task_id"))
+
     async def list_tasks(
         self,
         *,

@@ -52,6 +52,11 @@ class SQLiteRecords(SQLiteCore, TaskRecords):
     async def get_task(self, task_id: str) -> Task:
         return await self._db.read(lambda conn: self._load(conn, task_id))
 
+    async def find_idempotent(self, owner: str, idempotency_key: str) -> Task | None:
+        found = await self._docs(Task, "SELECT doc FROM tasks WHERE owner = ? AND idempotency_key = ?", owner,
+                                 idempotency_key)
+        return found[0] if found else None
+
     async def list_tasks(
         self,
         *,

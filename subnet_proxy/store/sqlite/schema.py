@@ -11,6 +11,8 @@ tell which content-addressed blobs are still shared. It has no index on the blob
 are random, so such an index took a page of WAL and about 17 us of each upload's create (the
 ingest benchmark's largest store cost after the blob itself); retention, hourly, scans the table
 instead (``SQLiteTaskStore.blobs_in_use``: 0.36 s for a million references, in 20 ms steps).
+``usage`` holds one counter row per key, UTC day and kind; its key is its only index (a key's report
+and quota check read that key's rows of a day; an admin's report of every key scans it).
 """
 
 from __future__ import annotations
@@ -67,6 +69,16 @@ CREATE TABLE IF NOT EXISTS blob_refs (
     PRIMARY KEY(task_id, source, blob_key)
 );
 DROP INDEX IF EXISTS blob_refs_key;
+-- what each key used, per UTC day (ISO text) and kind, counted at the door (store/sqlite/usage.py)
+CREATE TABLE IF NOT EXISTS usage (
+    owner TEXT NOT NULL,
+    day TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    tasks INTEGER NOT NULL,
+    audio_s REAL NOT NULL,
+    chars INTEGER NOT NULL,
+    PRIMARY KEY(owner, day, kind)
+);
 """
 
 TASK_COLUMNS = "task_id, owner, idempotency_key, kind, status, created_ts, updated_ts, lease_ts, deadline_ts, doc"
