@@ -5,6 +5,7 @@
     subnet-proxy submit summarize @article.txt --max-words 60 --wait
     subnet-proxy status TASK_ID
     subnet-proxy result TASK_ID -o out.wav
+    subnet-proxy watch TASK_ID TASK_ID ...     # or --all: live status of tasks, over the WebSocket
 
 The server URL and key come from ``--url``/``--api-key`` or ``SUBNET_PROXY_URL``/``SUBNET_PROXY_API_KEY``.
 The ``submit`` verbs are the registered task kinds' (``KindSpec.cli``); a kind whose result is audio
@@ -25,6 +26,7 @@ from typing import TextIO
 
 from protocol.audio import sniff_format
 from subnet_proxy.api.schemas import TaskStatusView
+from subnet_proxy.api.ws import TaskEvent
 from subnet_proxy.client import ProxyClient, ProxyError, TaskResult
 from subnet_proxy.kinds import REGISTRY, ResultMedia, submit_path
 
@@ -65,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--cursor", help="The previous page's next_cursor (same filters).")
     cn = sub.add_parser("cancel", help="Cancel a pending or distributed task.")
     cn.add_argument("task_id")
+    wt = sub.add_parser("watch", help="Follow tasks live over the WebSocket (one line per task).")
+    wt.add_argument("task_ids", nargs="*")
+    wt.add_argument("--all", action="store_true", help="All your tasks as they change (until interrupted).")
     sub.add_parser("health", help="Show the server's health.")
     sub.add_parser("miners", help="Show the miner table.")
     return parser
@@ -97,6 +102,36 @@ class Progress:
     def done(self) -> None:
         if self.stream.isatty():
             self.stream.write("\n")
+
+
+class WatchDisplay:
+    """One line per task, redrawn in place on a terminal; a plain line per event otherwise."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.lines: dict[str, str] = {}
+        self.answers: dict[str, int] = {}
+        self.drawn = 0
+
+    def __call__(self, event: TaskEvent) -> None:
+        data, task_id = event.data, event.task_id
+        if event.event == "response":
+            self.answers[task_id] = self.answers.get(task_id, 0) + 1
+            what = f"answer from uid {data['uid']} ({data['state']}{', first' if data['first'] else ''})"
+        elif event.event == "result":
+            what = f"result from uid {data['uid']} (score {data['score']:.2f})"
+        elif event.event == "end":
+            what = f"ended {data['status']}"
+        else:
+            what = f"{data['status']}{' (' + data['reason'] + ')' if data.get('reason') else ''}"
+        if not self.stream.isatty():
+            self.stream.write(f"{task_id} {event.event} {what}\n")
+        else:
+            self.lines[task_id] = f"{task_id}  {what:<48} answers {self.answers.get(task_id, 0)}"
+            self.stream.write(f"\x1b[{self.drawn}F" if self.drawn else "")
+            self.stream.write("".join(f"\x1b[2K{line}\n" for line in self.lines.values()))
+            self.drawn = len(self.lines)
+        self.stream.flush()
 
 
 def emit(result: TaskResult, output: Path | None, task_id: str) -> None:
@@ -135,6 +170,12 @@ async def run(args: argparse.Namespace) -> int:
         elif args.command == "tasks":
             page = await client.list_tasks(status=args.status, kind=args.kind, limit=args.limit, cursor=args.cursor)
             print(page.model_dump_json(indent=2))
+        elif args.command == "watch":
+            if bool(args.task_ids) == args.all:
+                raise ValueError("name task ids or --all")
+            display = WatchDisplay(sys.stdout)
+            async for event in client.watch(args.task_ids, everything=args.all):
+                display(event)
         elif args.command == "cancel":
             print((await client.cancel(args.task_id)).model_dump_json(indent=2))
         elif args.command == "result":
