@@ -41,19 +41,25 @@ async def new_tasks(h: Harness, n: int, key: str = CLIENT_KEY) -> list[str]:
 async def run_loop(h: Harness, ids: list[str], *, fail: set[str] = frozenset()) -> None:  # type: ignore[assignment]
     """The validator loop's writes: claim and assign, one miner answers, then DONE + result + APPROVED
     (or FAILED for ``fail``)."""
-    miner = h.neurons.miner_1.ss58_address
     claimed = await h.store.claim_tasks("loop", limit=len(ids), lease_s=60)
     assert sorted(t.task_id for t in claimed) == sorted(ids)
     for task_id in ids:
-        await h.store.assign_miners(task_id, "loop", [(3, miner)])
         if task_id in fail:
+            await h.store.assign_miners(task_id, "loop", [(3, h.neurons.miner_1.ss58_address)])
             await h.store.transition(task_id, TaskStatus.FAILED, error=("no_valid_response", "nobody answered"))
-            continue
-        await h.store.record_response(MinerResponse(task_id=task_id, hotkey=miner, uid=3, state="ok", text="short",
-                                                    latency_s=0.1))
-        await h.store.transition(task_id, TaskStatus.DONE, claimer="loop")
-        await h.store.transition(task_id, TaskStatus.APPROVED, result=FinalResult(
-            task_id=task_id, kind=TaskKind.SUMMARIZATION, hotkey=miner, uid=3, score=0.9, text="short"))
+        else:
+            await finish(h, task_id)
+
+
+async def finish(h: Harness, task_id: str) -> None:
+    """A claimed task's remaining life: assigned to one miner, which answers; DONE, then APPROVED with a result."""
+    miner = h.neurons.miner_1.ss58_address
+    await h.store.assign_miners(task_id, "loop", [(3, miner)])
+    await h.store.record_response(MinerResponse(task_id=task_id, hotkey=miner, uid=3, state="ok", text="short",
+                                                latency_s=0.1))
+    await h.store.transition(task_id, TaskStatus.DONE, claimer="loop")
+    await h.store.transition(task_id, TaskStatus.APPROVED, result=FinalResult(
+        task_id=task_id, kind=TaskKind.SUMMARIZATION, hotkey=miner, uid=3, score=0.9, text="short"))
 
 
 async def test_a_client_follows_50_tasks_to_their_final_state(harness: Harness) -> None:
@@ -100,7 +106,7 @@ async def test_reconnecting_with_since_catches_up_on_missed_events(harness: Harn
             if len(first_visit) == 2:
                 break  # the client goes away after pending and distributed
         assert [e.data["status"] for e in first_visit] == ["pending", "distributed"]
-        await run_loop_rest(harness, task_id)
+        await finish(harness, task_id)
         since = first_visit[-1].at
         again = [e async for e in client.watch([task_id], since=since)]
     assert again[0] == first_visit[-1]  # at least once: the event at `since` itself is sent again
@@ -108,16 +114,6 @@ async def test_reconnecting_with_since_catches_up_on_missed_events(harness: Harn
     assert [(e.event, e.data.get("status")) for e in again[1:]] == [
         ("response", None), ("status", "done"), ("result", None), ("status", "approved"), ("end", "approved")]
     assert all(e.at >= since for e in again)
-
-
-async def run_loop_rest(h: Harness, task_id: str) -> None:
-    miner = h.neurons.miner_1.ss58_address
-    await h.store.assign_miners(task_id, "loop", [(3, miner)])
-    await h.store.record_response(MinerResponse(task_id=task_id, hotkey=miner, uid=3, state="ok", text="s",
-                                                latency_s=0.1))
-    await h.store.transition(task_id, TaskStatus.DONE, claimer="loop")
-    await h.store.transition(task_id, TaskStatus.APPROVED, result=FinalResult(
-        task_id=task_id, kind=TaskKind.SUMMARIZATION, hotkey=miner, uid=3, score=0.5, text="s"))
 
 
 async def test_refusals_and_malformed_messages_answer_errors(tmp_path: Path) -> None:
