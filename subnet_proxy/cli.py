@@ -6,6 +6,7 @@
     subnet-proxy status TASK_ID
     subnet-proxy result TASK_ID -o out.wav
     subnet-proxy usage --days 30            (a table; --json for the report itself)
+    subnet-proxy watch TASK_ID TASK_ID ...     # or --all: live status of tasks, over the WebSocket
 
 The server URL and key come from ``--url``/``--api-key`` or ``SUBNET_PROXY_URL``/``SUBNET_PROXY_API_KEY``.
 The ``submit`` verbs are the registered task kinds' (``KindSpec.cli``); a kind whose result is audio
@@ -27,6 +28,7 @@ from typing import TextIO
 from protocol.audio import sniff_format
 from subnet_proxy.api.schemas import TaskStatusView
 from subnet_proxy.api.usage import UsageReport
+from subnet_proxy.api.ws import TaskEvent
 from subnet_proxy.client import ProxyClient, ProxyError, TaskResult
 from subnet_proxy.kinds import REGISTRY, ResultMedia, submit_path
 
@@ -71,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     us.add_argument("--days", type=int, default=7, help="UTC days, today included.")
     us.add_argument("--key", help="Admin keys: only this key id (else every key).")
     us.add_argument("--json", action="store_true", help="The report as JSON instead of a table.")
+    wt = sub.add_parser("watch", help="Follow tasks live over the WebSocket (one line per task).")
+    wt.add_argument("task_ids", nargs="*")
+    wt.add_argument("--all", action="store_true", help="All your tasks as they change (until interrupted).")
     sub.add_parser("health", help="Show the server's health.")
     sub.add_parser("miners", help="Show the miner table.")
     return parser
@@ -123,6 +128,36 @@ def usage_table(report: UsageReport) -> str:
     return "\n".join(lines)
 
 
+class WatchDisplay:
+    """One line per task, redrawn in place on a terminal; a plain line per event otherwise."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.lines: dict[str, str] = {}
+        self.answers: dict[str, int] = {}
+        self.drawn = 0
+
+    def __call__(self, event: TaskEvent) -> None:
+        data, task_id = event.data, event.task_id
+        if event.event == "response":
+            self.answers[task_id] = self.answers.get(task_id, 0) + 1
+            what = f"answer from uid {data['uid']} ({data['state']}{', first' if data['first'] else ''})"
+        elif event.event == "result":
+            what = f"result from uid {data['uid']} (score {data['score']:.2f})"
+        elif event.event == "end":
+            what = f"ended {data['status']}"
+        else:
+            what = f"{data['status']}{' (' + data['reason'] + ')' if data.get('reason') else ''}"
+        if not self.stream.isatty():
+            self.stream.write(f"{task_id} {event.event} {what}\n")
+        else:
+            self.lines[task_id] = f"{task_id}  {what:<48} answers {self.answers.get(task_id, 0)}"
+            self.stream.write(f"\x1b[{self.drawn}F" if self.drawn else "")
+            self.stream.write("".join(f"\x1b[2K{line}\n" for line in self.lines.values()))
+            self.drawn = len(self.lines)
+        self.stream.flush()
+
+
 def emit(result: TaskResult, output: Path | None, task_id: str) -> None:
     if result.audio is not None:
         fmt = sniff_format(result.audio) or "bin"
@@ -162,6 +197,12 @@ async def run(args: argparse.Namespace) -> int:
         elif args.command == "usage":
             report = await client.usage(days=args.days, key=args.key)
             print(report.model_dump_json(indent=2) if args.json else usage_table(report))
+        elif args.command == "watch":
+            if bool(args.task_ids) == args.all:
+                raise ValueError("name task ids or --all")
+            display = WatchDisplay(sys.stdout)
+            async for event in client.watch(args.task_ids, everything=args.all):
+                display(event)
         elif args.command == "cancel":
             print((await client.cancel(args.task_id)).model_dump_json(indent=2))
         elif args.command == "result":

@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
+from aiohttp import WSMsgType
 from bittensor_wallet import Keypair
 from pydantic import BaseModel
 
@@ -43,6 +45,7 @@ from subnet_proxy.api.schemas import (
     ValidatorTaskPage,
 )
 from subnet_proxy.api.usage import UsageReport
+from subnet_proxy.api.ws import WS_PROTOCOL, ServerMessage, Subscribed, TaskEvent, WatchState, WsError
 from subnet_proxy.outbound import OutboundHTTP, OutboundPolicy, read_bounded
 from subnet_proxy.signing import sign_request
 from subnet_proxy.tasks import MinerReward
@@ -291,6 +294,42 @@ class ProxyClient:
                     if event == "end":
                         return
                     event, data = "message", ""
+
+    async def watch(self, task_ids: Sequence[str] = (), *, everything: bool = False,
+                    since: datetime | None = None, reconnects: int = 3) -> AsyncIterator[TaskEvent]:
+        """Events of these tasks (or, ``everything``, of all this key's tasks as they change) over the
+        WebSocket, until each named task's ``end`` (never, with ``everything``). A dropped connection,
+        or one closed for reading too slowly (4008), is resumed from each task's last event, at most
+        ``reconnects`` times in a row; an event is yielded once. ProxyError: a refused task id (404
+        task_not_found), a refused connection or an error message."""
+        state = WatchState(list(task_ids), everything=everything, since=since)
+        url = self.base_url.replace("http", "ws", 1) + "/api/v1/ws"
+        failures = 0
+        while not state.done:
+            try:
+                async with self.session.session.ws_connect(url, headers=self._key_headers(), protocols=(WS_PROTOCOL,),
+                                                           heartbeat=POLL_S, autoclose=True) as ws:
+                    for sub in state.subscriptions():
+                        await ws.send_str(sub.model_dump_json(exclude_none=True))
+                    async for msg in ws:
+                        match ServerMessage.model_validate_json(msg.data).root if msg.type is WSMsgType.TEXT else None:
+                            case Subscribed(refused=[_, *_] as refused):
+                                raise ProxyError(404, "task_not_found", f"no such task: {', '.join(refused)}")
+                            case WsError(error=error):
+                                raise ProxyError(400, error.code, error.message)
+                            case TaskEvent() as event if state.accept(event, msg.data):
+                                failures = 0
+                                yield event
+                                if state.done:
+                                    return
+            except aiohttp.WSServerHandshakeError as exc:
+                raise ProxyError(exc.status, "websocket_refused", exc.message) from exc
+            except (aiohttp.ClientConnectionError, asyncio.TimeoutError):
+                pass
+            failures += 1
+            if failures > reconnects:
+                raise ProxyError(0, "connection_lost", f"the WebSocket closed {failures} times in a row")
+            await asyncio.sleep(0.2 * failures)
 
     async def health(self) -> HealthView:
         async with self.session.get(self.base_url + "/api/v1/health") as resp:

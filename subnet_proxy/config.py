@@ -86,6 +86,13 @@ class ProxySettings(_Section):
     long_poll_max_s: float = Field(60.0, gt=0, le=600, description="Longest ?wait= a result request may hold.")
     watch_poll_s: float = Field(1.0, gt=0, description="Re-read interval of a waiting request (changes made by "
                                 "other processes).")
+    ws_per_key: int = Field(4, ge=1, description="WebSocket connections one key may hold open (each also "
+                            "counts against its max_in_flight); one more is refused with 429 too_many_websockets.")
+    ws_subscriptions: int = Field(1000, ge=1, description="Tasks one WebSocket connection follows at most.")
+    ws_queue: int = Field(256, ge=1, description="Messages a WebSocket connection may have waiting to be sent; a "
+                          "client that reads slower than that is closed with code 4008 (its memory stays bounded).")
+    ws_heartbeat_s: float = Field(20.0, gt=0, description="Seconds between WebSocket pings; a client that does not "
+                                  "answer within half of it is closed.")
     decodes_per_key: int = Field(2, ge=1, description="Audio files one key (or signing hotkey) may have checked "
                                  "at once; one more is refused with 429 decode_busy.")
     decode_workers: int = Field(2, ge=1, description="Audio checks the side-server runs at once (others wait): "

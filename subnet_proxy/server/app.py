@@ -36,6 +36,7 @@ from subnet_proxy.server import (
     routes_results,
     routes_tasks,
     routes_usage,
+    routes_ws,
 )
 from subnet_proxy.server.connections import ConnectionGuard
 from subnet_proxy.server.context import CONTEXT, HealthCheck, ServerContext
@@ -61,7 +62,7 @@ def endpoints() -> list[Endpoint]:
     """Every route: one submit endpoint per registered task kind, then the fixed ones. A kind whose
     submit path another endpoint already serves (a kind named ``health``) is a ValueError at start."""
     fixed = [*routes_my_tasks.ENDPOINTS, *routes_usage.ENDPOINTS, *routes_results.ENDPOINTS, *routes_network.ENDPOINTS,
-             *routes_admin.ENDPOINTS, *routes_health.ENDPOINTS, *routes_dashboard.ENDPOINTS]
+             *routes_admin.ENDPOINTS, *routes_health.ENDPOINTS, *routes_dashboard.ENDPOINTS, *routes_ws.ENDPOINTS]
     submits = routes_tasks.endpoints()
     taken = {e.path for e in fixed}
     if clashes := sorted(e.path for e in submits if e.path in taken):
@@ -107,6 +108,7 @@ def create_app(
         context.quorum_members = quorum_members
     app = web.Application(middlewares=[request_middleware, cors_middleware, error_middleware])
     app[CONTEXT] = context
+    routes_ws.install(app, context)
     table = endpoints()
     add_endpoints(app, table)
     app.add_routes(docs_routes(build_openapi(table)))

@@ -12,6 +12,7 @@ from typing import Literal
 
 from aiohttp import web
 
+from subnet_proxy.api.ws import KEY_PROTOCOL_PREFIX
 from subnet_proxy.chain import MetagraphSnapshot, Neuron
 from subnet_proxy.keys import ApiKey, Role, hash_key
 from subnet_proxy.server.body import read_limited
@@ -35,10 +36,18 @@ _SIGNED_BODY_FACTOR = 1.4
 
 
 def presented_key(request: web.Request) -> str | None:
+    """The key from ``Authorization: Bearer`` or ``X-API-Key``; a WebSocket handshake, which a browser
+    cannot give headers, may offer it as the subprotocol ``bearer.<KEY>`` or the query ``?api_key=``."""
     auth = request.headers.get("Authorization", "")
     if auth[:7].lower() == "bearer ":
         return auth[7:].strip() or None
-    return request.headers.get("X-API-Key") or None
+    key = request.headers.get("X-API-Key")
+    if key or request.headers.get("Upgrade", "").lower() != "websocket":
+        return key or None
+    for offered in request.headers.get("Sec-WebSocket-Protocol", "").split(","):
+        if (offered := offered.strip()).startswith(KEY_PROTOCOL_PREFIX):
+            return offered[len(KEY_PROTOCOL_PREFIX):] or None
+    return request.query.get("api_key") or None
 
 
 async def authenticate(context: ServerContext, key: str) -> ApiKey | None:

@@ -68,6 +68,12 @@ class Limiter:
         for identity in [i for i, b in self._buckets.items() if now - b.stamp > _IDLE_DROP_S]:
             del self._buckets[identity]
 
+    def charge(self, identity: str, limits: Limits) -> float:
+        """Take one token without holding a slot (a message on an open WebSocket): 0.0 when granted,
+        else the seconds until one is available."""
+        now = self._clock()
+        return self._bucket(identity, limits, now).take(now)
+
     def in_flight(self, identity: str) -> int:
         return self._in_flight.get(identity, 0)
 

@@ -51,7 +51,7 @@ _ERROR_TEXT = {
 def _models(endpoints: list[Endpoint]) -> list[type[BaseModel]]:
     found: dict[str, type[BaseModel]] = {"ErrorBody": ErrorBody}
     for ep in endpoints:
-        for model in [*ep.body.values(), *ep.response.values()]:
+        for model in [*ep.body.values(), *ep.response.values(), *ep.messages.values()]:
             if model is not None:
                 found[model.__name__] = model
     return list(found.values())
@@ -93,6 +93,8 @@ def _operation(ep: Endpoint) -> dict[str, Any]:
         responses[str(status)] = {"description": _ERROR_TEXT.get(status, "Error."),
                                   "content": {"application/json": {"schema": _ref(ErrorBody)}}}
     op["responses"] = responses
+    if ep.messages:
+        op["x-websocket-messages"] = {direction: _ref(model) for direction, model in ep.messages.items()}
     return op
 
 

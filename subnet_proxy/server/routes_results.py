@@ -15,8 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from protocol import mime_type
 from subnet_proxy.api.schemas import (
-    AnswerView,
-    FinalView,
     MinerProgress,
     ResultPending,
     TaskStatusView,
@@ -28,6 +26,7 @@ from subnet_proxy.server.auth import API_KEY
 from subnet_proxy.server.body import parse_query
 from subnet_proxy.server.context import ServerContext, ctx
 from subnet_proxy.server.errors import ApiError
+from subnet_proxy.server.feed import FeedCursor, answer_view, final_view, read_snapshot
 from subnet_proxy.server.routes_tasks import result_url
 from subnet_proxy.server.routing import Endpoint, QueryParam
 from subnet_proxy.server.streaming import stream_blob
@@ -48,22 +47,6 @@ async def owned_task(request: web.Request) -> Task:
     if task.owner != api_key.key_id and api_key.role is not Role.ADMIN:
         raise TaskNotFound(task_id)
     return task
-
-
-def _audio_url(task_id: str, blob: str | None, stage: str) -> str | None:
-    return f"{result_url(task_id)}?stage={stage}" if blob else None
-
-
-def answer_view(resp: MinerResponse) -> AnswerView:
-    return AnswerView(uid=resp.uid, text=resp.text, segments=resp.segments,
-                      audio_url=_audio_url(resp.task_id, resp.output_blob, "any"), audio_format=resp.output_format,
-                      latency_s=resp.latency_s, received_at=resp.received_at)
-
-
-def final_view(result: FinalResult) -> FinalView:
-    return FinalView(uid=result.uid, score=result.score, text=result.text, segments=result.segments,
-                     audio_url=_audio_url(result.task_id, result.output_blob, "final"),
-                     audio_format=result.output_format, decided_at=result.decided_at)
 
 
 async def status_view(context: ServerContext, task: Task) -> TaskStatusView:
@@ -173,38 +156,26 @@ def sse(event: str, data: dict[str, Any]) -> bytes:
 
 
 async def get_events(request: web.Request) -> web.StreamResponse:
-    """Server-sent events: ``status`` per timeline step, ``response`` per miner answer, ``result`` once,
-    then ``end`` when the task is finished (or the server shuts down)."""
+    """Server-sent events (``feed``): ``status`` per timeline step, ``response`` per miner answer,
+    ``result`` once, then ``end`` when the task is finished (or the server shuts down)."""
     context = ctx(request)
     task = await owned_task(request)
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                        "X-Accel-Buffering": "no"})
     await resp.prepare(request)
     loop = asyncio.get_running_loop()
-    steps_sent, responses_sent, result_sent, last_write = 0, set[str](), False, loop.time()
+    cursor, last_write = FeedCursor(), loop.time()
     try:
         while True:
             with context.events.watching(task.task_id) as changed:  # before the reads: no change missed
                 task = await context.store.get_task(task.task_id)
-                out = bytearray()
-                for resp_ in await context.store.list_responses(task.task_id):
-                    if resp_.hotkey not in responses_sent:
-                        responses_sent.add(resp_.hotkey)
-                        out += sse("response", {"uid": resp_.uid, "state": resp_.state, "latency_s": resp_.latency_s,
-                                                "first": resp_.is_first})
-                if not result_sent and (final := await context.store.get_final_result(task.task_id)) is not None:
-                    result_sent = True
-                    out += sse("result", final_view(final).model_dump(mode="json"))
-                for step in task.timeline[steps_sent:]:
-                    out += sse("status", step.model_dump(mode="json"))
-                steps_sent = len(task.timeline)
-                done = task.status.is_terminal or context.closing.is_set()
-                if done:
-                    out += sse("end", {"status": task.status.value, "closing": not task.status.is_terminal})
+                snapshot = await read_snapshot(context.store, task, result=not cursor.result)
+                closing = context.closing.is_set()
+                out = b"".join(sse(e.name, e.data) for e in snapshot.events_after(cursor, closing=closing))
                 if out or loop.time() - last_write >= HEARTBEAT_S:
-                    await resp.write(bytes(out) or b": keep-alive\n\n")
+                    await resp.write(out or b": keep-alive\n\n")
                     last_write = loop.time()
-                if done:
+                if task.status.is_terminal or closing:
                     break
                 await until_changed(changed, min(context.settings.proxy.watch_poll_s, HEARTBEAT_S))
         await resp.write_eof()

@@ -36,6 +36,8 @@ class Endpoint:
     query: tuple[QueryParam, ...] = ()
     errors: tuple[int, ...] = ()
     description: str = ""
+    #: a WebSocket's messages: direction ("client", "server") -> model.
+    messages: dict[str, type[BaseModel]] = field(default_factory=dict)
 
 
 def add_endpoints(app: web.Application, endpoints: list[Endpoint]) -> None:

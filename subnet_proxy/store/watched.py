@@ -9,14 +9,15 @@ ingestion instance over a shared store) are not seen by the hub; waiters therefo
 task every ``settings.proxy.watch_poll_s`` seconds, as a backstop.
 
 A waiter subscribes before it reads (``watching``), so a change published between its read and its
-wait still wakes it.
+wait still wakes it. A hub following many tasks for many clients (the WebSocket endpoint) ``listen``s
+instead: its callback sees every published task id, once, and must not block.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime
 
 from subnet_proxy.store.base import Page, PurgeReport, TaskStore, Usage, UsageLimits, UsageRow
@@ -28,8 +29,16 @@ class TaskEvents:
 
     def __init__(self) -> None:
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
+        self._listeners: list[Callable[[str], None]] = []
+
+    def listen(self, callback: Callable[[str], None]) -> Callable[[], None]:
+        """Call ``callback(task_id)`` at every publish from now on; returns the function that stops it."""
+        self._listeners.append(callback)
+        return lambda: self._listeners.remove(callback)
 
     def publish(self, task_id: str) -> None:
+        for listener in self._listeners:
+            listener(task_id)
         for fut in self._waiters.pop(task_id, ()):
             if not fut.done():
                 fut.set_result(None)
