@@ -39,11 +39,11 @@ _KEY_CACHE_MAX = 10_000
 _SIGNED_BODY_FACTOR = 1.4
 
 
-def bearer_token(request: web.Request) -> str | None:
+def presented_key(request: web.Request) -> str | None:
     auth = request.headers.get("Authorization", "")
     if auth[:7].lower() == "bearer ":
         return auth[7:].strip() or None
-    return None
+    return request.headers.get("X-API-Key") or None
 
 
 async def authenticate(context: ServerContext, key: str) -> ApiKey | None:
@@ -74,22 +74,27 @@ async def firebase_caller(firebase: FirebaseVerifier, token: str) -> ApiKey:
         raise ApiError(503, "auth_unavailable", str(exc), headers={"Retry-After": "5"}) from exc
 
 
+async def caller_of_credential(context: ServerContext, credential: str) -> ApiKey:
+    """The caller a presented credential names: with Firebase configured, a JWT-shaped one is a
+    Firebase ID token; anything else an API key (401 when not valid)."""
+    if context.firebase is not None and looks_like_jwt(credential):
+        return await firebase_caller(context.firebase, credential)
+    api_key = await authenticate(context, credential)
+    if api_key is None:
+        raise ApiError(401, "invalid_api_key", "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+    return api_key
+
+
 async def identify(request: web.Request) -> ApiKey:
     """The caller behind the request's credential (401 when there is none or it is not valid)."""
     context = ctx(request)
-    bearer = bearer_token(request)
-    if context.firebase is not None and bearer is not None and looks_like_jwt(bearer):
-        return await firebase_caller(context.firebase, bearer)
-    key = bearer or request.headers.get("X-API-Key")
-    if not key:
+    credential = presented_key(request)
+    if credential is None:
         accepted = "the API key as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'"
         if context.firebase is not None:
             accepted += ", or a Firebase ID token as 'Authorization: Bearer TOKEN'"
         raise ApiError(401, "missing_api_key", f"send {accepted}", headers={"WWW-Authenticate": "Bearer"})
-    api_key = await authenticate(context, key)
-    if api_key is None:
-        raise ApiError(401, "invalid_api_key", "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
-    return api_key
+    return await caller_of_credential(context, credential)
 
 
 async def require_key(request: web.Request, *, auth: Auth) -> ApiKey:
