@@ -1,5 +1,5 @@
 # subnet-proxy: the validator (default) or the reference miner, with every model inside the image.
-#   docker build -t subnet-proxy .                        (EXTRAS=all: validator + Firestore + GCS)
+#   docker build -t subnet-proxy .                        (EXTRAS=all: validator + Firestore + GCS + Firebase Auth)
 #   docker build -t subnet-proxy-miner --build-arg EXTRAS=miner .
 # Runs as the unprivileged user "subnet"; all state lives in the /data volume; the healthcheck asks
 # the validator's side-server (/api/v1/health). Checked by tests/test_deploy_files.py (hadolint).

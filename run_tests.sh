@@ -24,8 +24,9 @@ echo "== ruff"; ruff check protocol subnet_proxy neurons scripts tests
 echo "== mypy"; mypy
 
 echo "== emulators"
-# Firestore and GCS backends run against Google's Firestore emulator and fake-gcs-server; a missing
-# emulator fails here with what to install. Each run gets its own pair, stopped by PID on any exit.
+# Firestore and GCS backends run against Google's Firestore emulator and fake-gcs-server, Firebase ID
+# tokens against the Firebase Auth emulator (firebase-tools, installed from npm into .cache); a missing
+# emulator fails here with what to install. Each run gets its own set, stopped by PID on any exit.
 scripts/emulators.sh install-deps
 export EMULATORS_DIR=${EMULATORS_DIR:-$(mktemp -d -t subnet-proxy-emulators.XXXXXX)}
 trap 'scripts/emulators.sh stop' EXIT

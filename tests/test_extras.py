@@ -27,6 +27,11 @@ def test_cloud_backends_add_their_extras() -> None:
     assert needed_extras(cloud, "miner") == ["miner"]
 
 
+def test_firebase_auth_adds_its_extra() -> None:
+    assert needed_extras(build_settings(["--auth.firebase_project", "demo-x"], "t"), "validator") == [
+        "validator", "firebase"]
+
+
 def test_a_missing_module_names_the_extra_and_the_pip_command(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(extras.EXTRAS, "miner", ("av", "no_such_engine_module", "google.no_such_cloud"))
     with pytest.raises(MissingExtra) as caught:
@@ -46,3 +51,28 @@ def test_help_imports_no_engine(module: str) -> None:
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert out.stdout.strip().endswith("exit 0 heavy []"), out.stderr[-2000:]
+
+
+def test_the_server_needs_firebase_admin_only_when_configured() -> None:
+    # a process where firebase_admin cannot be imported: the server imports and runs on API keys, and
+    # configuring --auth.firebase_project fails at create_app naming the extra
+    probe = """
+import sys
+sys.modules["firebase_admin"] = None
+from subnet_proxy.config import build_settings
+from subnet_proxy.extras import MissingExtra
+from subnet_proxy.server.app import create_app
+def app(argv):
+    return create_app(build_settings(argv, "t"), store=None, blobs=None, keys=None, metagraph=lambda: None,
+                      own_hotkey="me")
+app([])
+try:
+    app(["--auth.firebase_project", "demo-x"])
+except MissingExtra as exc:
+    print(exc)
+"""
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    expected = ("the side-server with --auth.firebase_project needs the 'firebase' extra (not installed: "
+                "firebase_admin): pip install 'subnet-proxy[firebase]'")
+    assert out.stdout.strip() == expected, out.stderr[-2000:]

@@ -26,6 +26,7 @@ from subnet_proxy.blobs.base import BlobStore
 from subnet_proxy.chain import MetagraphSnapshot
 from subnet_proxy.config import Settings
 from subnet_proxy.keys import KeyStore, seed_configured_keys
+from subnet_proxy.keys.firebase import FirebaseVerifier
 from subnet_proxy.monitoring import Monitor
 from subnet_proxy.server import (
     routes_admin,
@@ -103,6 +104,8 @@ def create_app(
         metrics=Metrics(),
         decodes=DecodeBudget(per_key=settings.proxy.decodes_per_key, workers=settings.proxy.decode_workers),
         monitor=monitor,
+        # raises MissingExtra here, at start, when configured without the 'firebase' extra
+        firebase=FirebaseVerifier(settings.auth) if settings.auth.firebase_project else None,
     )
     if quorum_members is not None:
         context.quorum_members = quorum_members
@@ -114,6 +117,7 @@ def create_app(
     app.add_routes(docs_routes(build_openapi(table)))
     app.on_startup.append(_seed_keys)
     app.on_shutdown.append(_begin_shutdown)
+    app.on_cleanup.append(_close_firebase)
     app.on_response_prepare.append(add_request_id_on_prepare)
     app.on_response_prepare.append(add_cors_on_prepare)
     return app
@@ -132,6 +136,11 @@ async def _begin_shutdown(app: web.Application) -> None:
     context = app[CONTEXT]
     context.closing.set()
     context.events.wake_all()
+
+
+async def _close_firebase(app: web.Application) -> None:
+    if (firebase := app[CONTEXT].firebase) is not None:
+        firebase.close()
 
 
 @dataclass

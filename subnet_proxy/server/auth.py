@@ -1,8 +1,12 @@
-"""Who is calling: API keys for clients and admins, signed requests for miners and validators.
+"""Who is calling: API keys (or Firebase ID tokens) for clients and admins, signed requests for neurons.
 
 Each endpoint declares one ``Auth`` mode; ``guard`` wraps its handler so authentication and the
 per-caller limits run before the handler does. What the guard learned is left on the request
 (``request[API_KEY]`` or ``request[CALLER]`` + ``request[BODY]``).
+
+With ``--auth.firebase_project`` a bearer token shaped as a JWT is a Firebase ID token, checked by
+``keys.firebase``; its user arrives as an ``ApiKey`` record (id ``fb:<uid>``), so the routes treat
+both credentials alike. Any other token is an API key.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from aiohttp import web
 from subnet_proxy.api.ws import KEY_PROTOCOL_PREFIX
 from subnet_proxy.chain import MetagraphSnapshot, Neuron
 from subnet_proxy.keys import ApiKey, Role, hash_key
+from subnet_proxy.keys.firebase import AuthUnavailable, FirebaseVerifier, TokenRejected, looks_like_jwt
 from subnet_proxy.server.body import read_limited
 from subnet_proxy.server.context import ServerContext, ctx
 from subnet_proxy.server.errors import ApiError, Handler
@@ -66,16 +71,45 @@ async def authenticate(context: ServerContext, key: str) -> ApiKey | None:
     return api_key
 
 
-async def require_key(request: web.Request, *, auth: Auth) -> ApiKey:
-    """The caller's key, allowed for ``auth``: admin endpoints take admin keys; viewer endpoints (the
-    dashboard) viewer or admin keys; client endpoints any key but a viewer's, which only reads."""
-    key = presented_key(request)
-    if key is None:
-        raise ApiError(401, "missing_api_key", "send the API key as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
-                       headers={"WWW-Authenticate": "Bearer"})
-    api_key = await authenticate(ctx(request), key)
+async def firebase_caller(firebase: FirebaseVerifier, token: str) -> ApiKey:
+    """The Firebase user of ``token``; a refused token is 401 (RFC 6750's ``invalid_token``, with the
+    reason: ``expired`` means a fresh token helps), a check that could not be made 503."""
+    try:
+        return await firebase.verify(token)
+    except TokenRejected as exc:
+        raise ApiError(401, "unauthorized", str(exc), headers={
+            "WWW-Authenticate": f'Bearer error="invalid_token", error_description="{exc.reason}"'}) from None
+    except AuthUnavailable as exc:
+        raise ApiError(503, "auth_unavailable", str(exc), headers={"Retry-After": "5"}) from exc
+
+
+async def caller_of_credential(context: ServerContext, credential: str) -> ApiKey:
+    """The caller a presented credential names: with Firebase configured, a JWT-shaped one is a
+    Firebase ID token; anything else an API key (401 when not valid)."""
+    if context.firebase is not None and looks_like_jwt(credential):
+        return await firebase_caller(context.firebase, credential)
+    api_key = await authenticate(context, credential)
     if api_key is None:
         raise ApiError(401, "invalid_api_key", "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+    return api_key
+
+
+async def identify(request: web.Request) -> ApiKey:
+    """The caller behind the request's credential (401 when there is none or it is not valid)."""
+    context = ctx(request)
+    credential = presented_key(request)
+    if credential is None:
+        accepted = "the API key as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'"
+        if context.firebase is not None:
+            accepted += ", or a Firebase ID token as 'Authorization: Bearer TOKEN'"
+        raise ApiError(401, "missing_api_key", f"send {accepted}", headers={"WWW-Authenticate": "Bearer"})
+    return await caller_of_credential(context, credential)
+
+
+async def require_key(request: web.Request, *, auth: Auth) -> ApiKey:
+    """The caller's key (or Firebase user), allowed for ``auth``: admin endpoints take admin keys; viewer
+    endpoints (the dashboard) viewer or admin keys; client endpoints any key but a viewer's, which only reads."""
+    api_key = await identify(request)
     if auth == "admin" and api_key.role is not Role.ADMIN:
         raise ApiError(403, "admin_only", "this endpoint needs an admin key")
     if auth == "viewer" and api_key.role not in (Role.VIEWER, Role.ADMIN):

@@ -13,6 +13,7 @@ from subnet_proxy.blobs.base import BlobStore
 from subnet_proxy.chain import MetagraphSnapshot
 from subnet_proxy.config import Settings
 from subnet_proxy.keys import ApiKey, KeyStore
+from subnet_proxy.keys.firebase import FirebaseVerifier
 from subnet_proxy.monitoring import Monitor
 from subnet_proxy.server.dashboard_state import SharedState
 from subnet_proxy.server.decoding import DecodeBudget
@@ -45,6 +46,8 @@ class ServerContext:
     monitor: Monitor | None = None
     #: the validators a quorum counts (``approval``; None: every permitted validator).
     quorum_members: Callable[[], frozenset[str] | None] = lambda: None
+    #: checks Firebase ID tokens (``--auth.firebase_project``); None: API keys only.
+    firebase: FirebaseVerifier | None = None
     ids: IdSource = field(default_factory=IdSource)
     #: the dashboard's state, shared by every open page.
     dashboard: SharedState = field(default_factory=SharedState)

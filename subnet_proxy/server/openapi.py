@@ -17,7 +17,12 @@ from subnet_proxy.server.routing import Endpoint
 _REF = "#/components/schemas/{model}"
 
 _SECURITY_SCHEMES: dict[str, Any] = {
-    "bearer": {"type": "http", "scheme": "bearer", "description": "Client or admin API key."},
+    "bearer": {"type": "http", "scheme": "bearer",
+               "description": "Client or admin API key; or, where the server sets --auth.firebase_project, a "
+                              "Firebase ID token of that project (the user's tasks are 'fb:<uid>'; the custom "
+                              "claim 'role' makes an admin). A refused token is 401 'unauthorized' whose "
+                              "WWW-Authenticate error_description says why: 'expired' (get a fresh token), "
+                              "'revoked', 'disabled' or 'invalid'."},
     "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "Client or admin API key."},
     "hotkeySignature": {
         "type": "apiKey", "in": "header", "name": "X-Signature",
