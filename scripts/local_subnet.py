@@ -54,6 +54,9 @@ async def register(settings: Settings, args: argparse.Namespace) -> str:
     wallet = local_wallet(settings.data_dir, settings.wallet.name, settings.wallet.hotkey)
     validator = args.role == "validator"
     stake = args.stake if args.stake is not None else (DEFAULT_VALIDATOR_REGISTRATION_STAKE if validator else 0.0)
+    if validator and stake < DEFAULT_VALIDATOR_STAKE:  # every validator would query it as a miner
+        raise ValueError(f"a validator needs stake >= {DEFAULT_VALIDATOR_STAKE:g} (validators treat a permit with "
+                         f"less as a miner); got {stake:g}")
     if validator and settings.axon.external_port is None:
         ip, port = "0.0.0.0", 0  # a validator serves no axon unless asked to announce one
     else:

@@ -59,5 +59,7 @@ def test_replacing_a_uid_and_errors(script: ModuleType, capsys: pytest.CaptureFi
     assert code == 1 and "uid 5 is not registered" in err
     code, _, err = run(script, capsys, "register", "--wallet.name", "x", "--stake", "-1", *d)
     assert code == 1 and "stake -1" in err
+    code, _, err = run(script, capsys, "register", "--wallet.name", "x", "--role", "validator", "--stake", "100", *d)
+    assert code == 1 and "stake >= 4096" in err and "got 100" in err
     with pytest.raises(SystemExit):
         script.main(["register", "--role", "king", *d])
