@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import types
 import typing
 from collections.abc import Sequence
@@ -311,9 +312,17 @@ def _add_field(parser: argparse._ArgumentGroup, section: str | None, name: str, 
                             metavar=name.upper() if choices is None else None)
 
 
+def program_name() -> str | None:
+    """``python -m package`` for a program started that way (argparse would say ``__main__.py``);
+    None for a script or console command, whose own name argparse shows."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    name = getattr(spec, "name", None) or ""
+    return f"python -m {name.removesuffix('.__main__')}" if name.endswith(".__main__") else None
+
+
 def build_parser(description: str, *, sections: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """An argparse parser with a flag for every setting (or only the named sections')."""
-    parser = argparse.ArgumentParser(description=description)
+    parser = argparse.ArgumentParser(prog=program_name(), description=description)
     top = parser.add_argument_group("subnet")
     for name, info in Settings.model_fields.items():
         annotation = info.annotation

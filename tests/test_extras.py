@@ -45,12 +45,14 @@ def test_a_missing_module_names_the_extra_and_the_pip_command(monkeypatch: pytes
 def test_help_imports_no_engine(module: str) -> None:
     # --help must work on a base install: parsing the flags may not import an engine or a metric
     probe = (f"import runpy, sys; sys.argv = ['{module}', '--help']\n"
-             f"try:\n    runpy.run_module('{module}', run_name='__main__')\nexcept SystemExit as exit:\n"
+             f"try:\n    runpy.run_module('{module}', run_name='__main__', alter_sys=True)\n"
+             "except SystemExit as exit:\n"
              "    heavy = sorted(m for m in ('av', 'faster_whisper', 'piper', 'rouge_score', 'jiwer', 'onnxruntime',"
              " 'sumy', 'wandb') if m in sys.modules)\n    print('exit', exit.code, 'heavy', heavy)")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert out.stdout.strip().endswith("exit 0 heavy []"), out.stderr[-2000:]
+    assert f"usage: python -m {module} " in out.stdout  # not "__main__.py"
 
 
 def test_the_server_needs_firebase_admin_only_when_configured() -> None:
