@@ -1,53 +1,67 @@
-"""Ingest benchmark: the side-server's submit path against a bare aiohttp handler measured in the same run.
+"""Ingest benchmark of the shipped entry points, default logging on, against a bare aiohttp handler in the same run.
 
-Each server runs in its own child process on 127.0.0.1; this process drives both with the same
-aiohttp client at rising concurrency, for two workloads, the two servers taking turns for a few
-rounds per row (the median is printed: on a shared machine a slow spell then hits both):
+The servers measured are what operators run, as child processes with their own default logging (the
+access log: one JSON line per request, written to a file here), only the rate limits raised by flags:
 
-- ``summarization``: a JSON body of ~1 KB (proxy: auth, rate limit, validation, SQLite insert);
-- ``audio``: a 0.5 s 16 kHz WAV as multipart, a different file per request (proxy: plus decode and blob
-  write).
+- ``server``: ``python -m subnet_proxy.server --mock`` (an ingestion-only instance);
+- ``validator/0``: ``python neurons/proxy_validator.py --mock --mock.miners 0`` (the loop running);
+- ``validator/3``: the same with 3 loopback miners (``scripts/loopback_miners.py``) registered on its local
+  chain, so the loop dispatches the tasks it is taking in;
 
-The bare handler reads the same body (parses the JSON / reads the multipart field) and answers 202:
-the ceiling of this stack on this machine. Printed per row: requests/s, p50/p99 latency and the
-server process's CPU ms per request of both, proxy/bare throughput as a ratio and the CPU cost as a
-multiple (CPU per request does not move with other load on a shared machine; throughput does).
-Targets (issue 4): ratio >= 0.5, proxy p99 < 50 ms at 64 clients. Run: ``python scripts/bench_ingest.py [--quick]
-[--fsync] [--rounds N]`` (``--fsync``: the proxy flushes every commit and blob to disk, ``--store.fsync``).
+each once as it is and once with ``--store.fsync`` (every acknowledged task survives a power loss).
+The baseline is a bare aiohttp handler (``--serve bare``: reads the body, answers 202, no logging).
+Two load generators: ``wrk -t1 -c64`` (Debian's ``wrk``, found on PATH or installed with apt-get; Lua
+scripts give the POST bodies) and this script's own aiohttp client at 64 connections. Two workloads:
+a ~1 KB summarization JSON, and a 0.5 s 16 kHz WAV uploaded as multipart, a different file per request
+(the blob store is content-addressed: one repeated file would skip its write and flatter the proxy).
+
+Each row takes turns: bare, then the target, ``--rounds`` times (a slow spell of the shared machine
+hits both); medians are printed with the ratio's range. While the bare handler is measured the target
+is stopped (SIGSTOP), so a validator working through its backlog does not slow the baseline down.
+After each target stops, its access log is counted against the requests it completed (never fewer).
+Targets (issue 16): ratio >= 0.5 and p99 < 50 ms by default, ratio >= 0.4 with ``--store.fsync``.
+
+Run: ``python scripts/bench_ingest.py [--quick] [--rounds N] [--seconds S] [--targets server,validator/0]
+[--no-fsync] [--clients wrk,aiohttp]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import io
-import itertools
-import json
 import os
+import re
+import secrets
+import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 from aiohttp import web
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from protocol import encode_audio  # noqa: E402
-from subnet_proxy.config import NeuronSettings, ProxySettings, Settings, StoreSettings  # noqa: E402
-
 KEY = "bench-key-0123456789abcdef"
 TEXT = ("The quick brown fox jumps over the lazy dog. " * 22).strip()
+CONNECTIONS = 64
+BOUNDARY = "benchboundary7d3f"
+#: bytes of the WAV's last samples replaced per request: 8 of the run plus 8 of a counter, as hex.
+UNIQUE = 16
+TARGETS = ("server", "validator/0", "validator/3")
+PATHS = {"json": "/api/v1/summarization", "audio": "/api/v1/transcription"}
+RAISED_LIMITS = ["--proxy.rate_per_s", "1000000", "--proxy.burst", "1000000", "--proxy.max_in_flight", "100000"]
 
 
-# -- servers (child processes) -----------------------------------------------------------------------
-async def bare_app() -> web.Application:
+# -- the bare handler (a child process) -----------------------------------------------------------------
+async def serve_bare(port: int) -> None:
     async def submit_json(request: web.Request) -> web.Response:
         body = await request.json()
         return web.json_response({"task_id": "x", "status": "pending", "n": len(body["text"])}, status=202)
@@ -60,119 +74,247 @@ async def bare_app() -> web.Application:
         return web.json_response({"task_id": "x", "status": "pending", "n": size}, status=202)
 
     app = web.Application()
-    app.add_routes([web.post("/api/v1/summarization", submit_json), web.post("/api/v1/transcription", submit_audio)])
-    return app
-
-
-async def serve(kind: str, port: int, data_dir: str, fsync: bool) -> None:
-    if kind == "bare":
-        runner = web.AppRunner(await bare_app(), access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        stop_server: Callable[[], Awaitable[None]] = runner.cleanup
-        closers: list[Callable[[], Awaitable[None]]] = []
-    else:
-        from subnet_proxy.blobs import open_blob_store
-        from subnet_proxy.keys import open_key_store
-        from subnet_proxy.server import create_app, start_server
-        from subnet_proxy.store import open_task_store
-        from subnet_proxy.store.watched import WatchedStore
-
-        settings = Settings(neuron=NeuronSettings(data_dir=data_dir), store=StoreSettings(fsync=fsync),
-                            proxy=ProxySettings(api_key=[KEY], rate_per_s=1e6, burst=1_000_000, max_in_flight=10_000))
-        store = WatchedStore(open_task_store(settings))
-        blobs, keys = open_blob_store(settings), open_key_store(settings)
-        app = create_app(settings, store=store, blobs=blobs, keys=keys, metagraph=lambda: None, own_hotkey="")
-        server = await start_server(app, settings, host="127.0.0.1", port=port)
-        stop_server = server.stop
-        closers = [keys.close, blobs.close, store.close]
-    print("ready", flush=True)
+    app.add_routes([web.post(PATHS["json"], submit_json), web.post(PATHS["audio"], submit_audio)])
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port, backlog=1024).start()
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     await stop.wait()
-    await stop_server()
-    for close in closers:
-        await close()
+    await runner.cleanup()
 
 
-# -- load generator ----------------------------------------------------------------------------------
+# -- the servers under test ---------------------------------------------------------------------------------
 def free_port() -> int:
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-class Child:
-    def __init__(self, kind: str, data_dir: str, *, fsync: bool = False) -> None:
-        self.port = free_port()
-        self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--serve", kind, "--port", str(self.port), "--data-dir", data_dir,
-             *(["--fsync"] if fsync else [])],
-            stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if line.strip() != "ready":
-            self.stop()
-            raise RuntimeError(f"{kind} server did not start: {line!r}")
+def child_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline",
+            "WANDB_SILENT": "true"}
+
+
+class Target:
+    """One server process: started, stopped during the baseline's turns, then asked to shut down."""
+
+    def __init__(self, argv: list[str], log_path: Path, port: int) -> None:
+        self.port, self.log_path = port, log_path
+        with open(log_path, "ab") as log:
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         env=child_env(), cwd=ROOT)
+        self.completed = 0
+        deadline = time.monotonic() + 240
+        while True:  # a validator loads its scoring models first
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{argv[1:3]} exited ({self.proc.returncode}); see {log_path}")
+            try:
+                with urllib.request.urlopen(self.url + "/api/v1/health/live", timeout=2) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise TimeoutError(f"{argv[1:3]} did not serve within 240 s; see {log_path}")
+            time.sleep(0.5)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def cpu_s(self) -> float:
-        """CPU seconds (user + system) the server process has used: a figure other load cannot inflate."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    def pause(self, paused: bool) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGSTOP if paused else signal.SIGCONT)
 
-    def stop(self) -> None:
+    def stop(self) -> float:
+        """Shut down gracefully; the seconds it took."""
+        started = time.monotonic()
+        self.pause(False)
         self.proc.send_signal(signal.SIGTERM)
         try:
-            self.proc.wait(timeout=15)
+            self.proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+            self.proc.wait()
+        return time.monotonic() - started
+
+    def access_lines(self) -> int:
+        """Access-log lines for the submit routes (the bench's requests)."""
+        routes = tuple(f'"route":"{p}"'.encode() for p in PATHS.values())
+        with open(self.log_path, "rb") as log:
+            return sum(1 for line in log if any(r in line for r in routes))
 
 
-def make_request(workload: str, audio: bytes) -> Callable[[aiohttp.ClientSession, str], Awaitable[int]]:
-    headers = {"Authorization": f"Bearer {KEY}"}
-    if workload == "summarization":
-        body = json.dumps({"text": TEXT, "max_words": 30}).encode()
+class Miners:
+    """3 loopback miners (one child process) that each validator/3 run registers on its fresh local chain."""
 
-        async def post_json(session: aiohttp.ClientSession, url: str) -> int:
-            async with session.post(url + "/api/v1/summarization", data=body,
-                                    headers={**headers, "Content-Type": "application/json"}) as resp:
-                await resp.read()
-                return resp.status
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "loopback_miners.py"), "--count", "3"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=child_env())
+        import json
 
-        return post_json
+        line = self.proc.stdout.readline() if self.proc.stdout else ""
+        if not line:
+            raise RuntimeError("loopback miners failed to start")
+        self.miners = json.loads(line)["miners"]
 
-    serial = itertools.count()
+    def register(self, chain_file: Path) -> None:
+        sys.path.insert(0, str(ROOT))
+        from subnet_proxy.chain import Registration
+        from subnet_proxy.chain.local import LocalChain
 
-    async def post_audio(session: aiohttp.ClientSession, url: str) -> int:
-        # a different file each time (the last two 16-bit samples carry a counter): the blob store is
-        # content-addressed, so repeating one file would skip its write and flatter the proxy
-        unique = audio[:-4] + (next(serial) & 0xFFFF_FFFF).to_bytes(4, "little")
-        form = aiohttp.FormData()
-        form.add_field("audio", io.BytesIO(unique), filename="a.wav", content_type="audio/wav")
-        async with session.post(url + "/api/v1/transcription", data=form, headers=headers) as resp:
+        chain = LocalChain(chain_file, netuid=1)
+        for m in self.miners:
+            chain.register_sync(Registration(hotkey=m["hotkey"], coldkey=m["hotkey"], ip="127.0.0.1", port=m["port"]))
+
+    def stop(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=20)
+
+
+def start_target(name: str, fsync: bool, root: Path, miners: Miners | None) -> Target:
+    data = root / f"{name.replace('/', '-')}{'-fsync' if fsync else ''}"
+    data.mkdir()
+    port = free_port()
+    common = ["--mock", "--neuron.data_dir", str(data), "--proxy.host", "127.0.0.1", "--proxy.port", str(port),
+              "--proxy.api_key", KEY, *RAISED_LIMITS, *(["--store.fsync"] if fsync else [])]
+    if name == "server":
+        argv = [sys.executable, "-m", "subnet_proxy.server", *common]
+    else:
+        chain_file = data / "chain.json"
+        if miners is not None:
+            miners.register(chain_file)
+        argv = [sys.executable, str(ROOT / "neurons" / "proxy_validator.py"), *common, "--mock.miners", "0",
+                "--mock.chain_file", str(chain_file)]
+    return Target(argv, data / "server.log", port)
+
+
+# -- request bodies -------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Bodies:
+    json: bytes
+    audio_head: bytes  # the multipart body up to the WAV's last UNIQUE bytes
+    audio_tail: bytes  # the closing boundary
+
+    @classmethod
+    def make(cls) -> Bodies:
+        import json
+
+        import numpy as np
+
+        sys.path.insert(0, str(ROOT))
+        from protocol import encode_audio
+
+        t = np.arange(8_000, dtype=np.float32) / 16_000
+        wav = encode_audio((0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 16_000, "wav")
+        head = (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"audio\"; filename=\"a.wav\"\r\n"
+                f"Content-Type: audio/wav\r\n\r\n").encode() + wav[:-UNIQUE]
+        return cls(json.dumps({"text": TEXT, "max_words": 30}).encode(), head, f"\r\n--{BOUNDARY}--\r\n".encode())
+
+
+HEADERS = {"Authorization": f"Bearer {KEY}"}
+CONTENT_TYPES = {"json": "application/json", "audio": f"multipart/form-data; boundary={BOUNDARY}"}
+
+
+@dataclass
+class Turn:
+    rps: float
+    p99_ms: float
+    completed: int
+    errors: int
+
+
+# -- load generator 1: wrk --------------------------------------------------------------------------------
+WRK_JSON = """
+local f = io.open(os.getenv("BENCH_BODY"), "rb"); wrk.body = f:read("*a"); f:close()
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer {key}"
+"""
+WRK_AUDIO = """
+local function slurp(p) local f = io.open(p, "rb"); local s = f:read("*a"); f:close(); return s end
+local head, tail = slurp(os.getenv("BENCH_HEAD")), slurp(os.getenv("BENCH_TAIL"))
+local run, n = os.getenv("BENCH_RUN"), 0
+local headers = {{["Content-Type"] = "{content_type}", ["Authorization"] = "Bearer {key}"}}
+function request()
+  n = n + 1
+  return wrk.format("POST", nil, headers, head .. run .. string.format("%08x", n) .. tail)
+end
+"""
+
+
+def find_wrk() -> str:
+    """wrk's path; installs Debian's package when missing (root with apt-get), else says how."""
+    if found := shutil.which("wrk"):
+        return found
+    if shutil.which("apt-get") and os.geteuid() == 0:
+        print("wrk not found: installing Debian's package (apt-get install -y wrk) ...", flush=True)
+        subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=False, stdout=subprocess.DEVNULL)
+        if found := shutil.which("wrk"):
+            return found
+    raise SystemExit("wrk is not installed and could not be installed here: run `apt-get install wrk` as root "
+                     "(Debian/Ubuntu), or pass --clients aiohttp to use only this script's own client")
+
+
+class Wrk:
+    def __init__(self, root: Path, bodies: Bodies) -> None:
+        self.binary = find_wrk()
+        self.files = {"BENCH_BODY": root / "body.json", "BENCH_HEAD": root / "head.bin",
+                      "BENCH_TAIL": root / "tail.bin"}
+        self.files["BENCH_BODY"].write_bytes(bodies.json)
+        self.files["BENCH_HEAD"].write_bytes(bodies.audio_head)
+        self.files["BENCH_TAIL"].write_bytes(bodies.audio_tail)
+        self.scripts = {"json": root / "json.lua", "audio": root / "audio.lua"}
+        self.scripts["json"].write_text(WRK_JSON.format(key=KEY))
+        self.scripts["audio"].write_text(WRK_AUDIO.format(key=KEY, content_type=CONTENT_TYPES["audio"]))
+
+    async def run(self, url: str, workload: str, seconds: float) -> Turn:
+        env = {**os.environ, **{k: str(v) for k, v in self.files.items()}, "BENCH_RUN": secrets.token_hex(4)}
+        proc = await asyncio.create_subprocess_exec(
+            self.binary, "-t1", f"-c{CONNECTIONS}", f"-d{seconds:g}s", "--latency", "-s", str(self.scripts[workload]),
+            url + PATHS[workload], env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        out = (await proc.communicate())[0].decode()
+        return parse_wrk(out)
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def parse_wrk(out: str) -> Turn:
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    done = re.search(r"(\d+) requests in", out)
+    if not (rps and p99 and done):
+        raise RuntimeError(f"unexpected wrk output:\n{out}")
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    errors = (int(non2xx.group(1)) if non2xx else 0) + (sum(int(g) for g in sock.groups()) if sock else 0)
+    return Turn(float(rps.group(1)), float(p99.group(1)) * _UNITS[p99.group(2)], int(done.group(1)), errors)
+
+
+# -- load generator 2: this script's aiohttp client ------------------------------------------------------
+def aiohttp_request(workload: str, bodies: Bodies) -> Callable[[aiohttp.ClientSession, str], Awaitable[int]]:
+    headers = {**HEADERS, "Content-Type": CONTENT_TYPES[workload]}
+    run, serial = secrets.token_hex(4).encode(), iter(range(1 << 62))
+
+    async def post(session: aiohttp.ClientSession, url: str) -> int:
+        body = bodies.json if workload == "json" else (
+            bodies.audio_head + run + b"%08x" % (next(serial) & 0xFFFF_FFFF) + bodies.audio_tail)
+        async with session.post(url + PATHS[workload], data=body, headers=headers) as resp:
             await resp.read()
             return resp.status
 
-    return post_audio
+    return post
 
 
-async def load(server: Child, request: Callable[[aiohttp.ClientSession, str], Awaitable[int]], concurrency: int,
-               seconds: float) -> tuple[float, float, float, int, float]:
-    """(requests/s, p50 ms, p99 ms, errors, server CPU ms per request) for ``concurrency`` clients looping
-    for ``seconds``."""
-    url = server.url
+async def run_aiohttp(url: str, workload: str, seconds: float, bodies: Bodies) -> Turn:
+    request = aiohttp_request(workload, bodies)
     latencies: list[float] = []
     errors = 0
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        for _ in range(min(concurrency, 8)):  # warm connections and code paths
-            await request(session, url)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CONNECTIONS)) as session:
         deadline = time.perf_counter() + seconds
 
         async def worker() -> None:
@@ -181,71 +323,118 @@ async def load(server: Child, request: Callable[[aiohttp.ClientSession, str], Aw
                 started = time.perf_counter()
                 status = await request(session, url)
                 latencies.append(time.perf_counter() - started)
-                if status != 202:
-                    errors += 1
+                errors += status != 202
 
-        started, cpu_before = time.perf_counter(), server.cpu_s()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed, cpu = time.perf_counter() - started, server.cpu_s() - cpu_before
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(CONNECTIONS)))
+        elapsed = time.perf_counter() - started
     latencies.sort()
-    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-    n = len(latencies)
-    return n / elapsed, statistics.median(latencies) * 1000, p99 * 1000, errors, cpu / n * 1000
+    return Turn(len(latencies) / elapsed, latencies[int(len(latencies) * 0.99)] * 1000, len(latencies), errors)
 
 
-def median_row(rounds: list[tuple[float, float, float, int, float]]) -> tuple[float, float, float, int, float]:
-    """Per column, the median over the rounds (errors: the sum)."""
-    return (statistics.median(r[0] for r in rounds), statistics.median(r[1] for r in rounds),
-            statistics.median(r[2] for r in rounds), sum(r[3] for r in rounds), statistics.median(r[4] for r in rounds))
+# -- the benchmark ------------------------------------------------------------------------------------------
+@dataclass
+class Row:
+    bare: list[Turn]
+    proxy: list[Turn]
+
+    def ratios(self) -> list[float]:
+        return sorted(p.rps / b.rps for b, p in zip(self.bare, self.proxy, strict=True))
 
 
-async def bench(quick: bool, fsync: bool, rounds: int) -> None:
-    import numpy as np
+async def measure(target: Target, bare_url: str, clients: dict[str, Callable[[str, str], Awaitable[Turn]]],
+                  rounds: int) -> dict[tuple[str, str], Row]:
+    rows: dict[tuple[str, str], Row] = {}
+    for workload in PATHS:
+        for client, run in clients.items():
+            target.completed += (await run(target.url, workload)).completed  # warm-up: code paths, WAL pages
+            row = rows[(workload, client)] = Row([], [])
+            for _ in range(rounds):
+                target.pause(True)
+                try:
+                    row.bare.append(await run(bare_url, workload))
+                finally:
+                    target.pause(False)
+                row.proxy.append(turn := await run(target.url, workload))
+                target.completed += turn.completed
+    return rows
 
-    t = np.arange(8_000, dtype=np.float32) / 16_000
-    audio = encode_audio((0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 16_000, "wav")
-    levels = [1, 16, 64] if quick else [1, 8, 32, 64]
-    seconds = 1.0 if quick else 2.0
-    with tempfile.TemporaryDirectory() as tmp:
-        bare, proxy = Child("bare", tmp), Child("proxy", tmp, fsync=fsync)
+
+def cell(row: Row | None) -> str:
+    if row is None:
+        return f"{'-':>8}{'-':>18}{'-':>8}"
+    ratios = row.ratios()
+    return (f"{statistics.median(p.rps for p in row.proxy):>8.0f}"
+            f"{f'{statistics.median(ratios):.2f} ({ratios[0]:.2f}-{ratios[-1]:.2f})':>18}"
+            f"{statistics.median(p.p99_ms for p in row.proxy):>8.1f}")
+
+
+async def bench(args: argparse.Namespace) -> None:
+    bodies = Bodies.make()
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
+        root = Path(tmp)
+        clients: dict[str, Callable[[str, str], Awaitable[Turn]]] = {}
+        if "wrk" in args.clients:
+            wrk = Wrk(root, bodies)
+            clients["wrk"] = lambda url, w: wrk.run(url, w, args.seconds)
+        if "aiohttp" in args.clients:
+            clients["aiohttp"] = lambda url, w: run_aiohttp(url, w, args.seconds, bodies)
+        bare_port = free_port()
+        bare = subprocess.Popen([sys.executable, __file__, "--serve-bare", str(bare_port)], env=child_env())
+        miners = Miners() if "validator/3" in args.targets else None
+        print(f"ingest benchmark: {CONNECTIONS} connections, {args.rounds} rounds of {args.seconds:g} s per row, "
+              f"bare handler and target taking turns; medians (ratio's range); {os.cpu_count()} cores, load "
+              f"generator, bare handler and target in separate processes", flush=True)
+        results: dict[tuple[str, bool], dict[tuple[str, str], Row]] = {}
         try:
-            print(f"ingest benchmark: {rounds} rounds of {seconds:g} s per row, bare and proxy taking turns (each "
-                  f"figure the median over the rounds, the ratio's range in brackets); client and each server in "
-                  f"separate processes, {os.cpu_count()} cores{'; proxy with --store.fsync' if fsync else ''}")
-            print(f"{'workload':<14}{'conc':>5} | {'bare rps':>9}{'p50 ms':>8}{'p99 ms':>8}{'cpu ms':>8} | "
-                  f"{'proxy rps':>9}{'p50 ms':>8}{'p99 ms':>8}{'cpu ms':>8} | {'ratio':>6} {'(range)':<11}{'cpu x':>6}"
-                  f"{'errors':>7}")
-            for workload in ("summarization", "audio"):
-                request = make_request(workload, audio)
-                for conc in levels:
-                    turns = []
-                    for _ in range(rounds):  # taking turns: a slow spell of the machine hits both
-                        b_turn = await load(bare, request, conc, seconds)
-                        turns.append((b_turn, await load(proxy, request, conc, seconds)))
-                    b, p = median_row([bt for bt, _ in turns]), median_row([pt for _, pt in turns])
-                    ratios = sorted(pt[0] / bt[0] for bt, pt in turns)
-                    print(f"{workload:<14}{conc:>5} | {b[0]:>9.0f}{b[1]:>8.2f}{b[2]:>8.2f}{b[4]:>8.3f} | "
-                          f"{p[0]:>9.0f}{p[1]:>8.2f}{p[2]:>8.2f}{p[4]:>8.3f} | {statistics.median(ratios):>6.2f} "
-                          f"{f'({ratios[0]:.2f}-{ratios[-1]:.2f})':<11}{p[4] / b[4]:>6.2f}{b[3] + p[3]:>7}", flush=True)
+            await asyncio.sleep(1.0)
+            for name in args.targets:
+                for fsync in (False, True) if args.fsync else (False,):
+                    target = start_target(name, fsync, root, miners)
+                    try:
+                        results[(name, fsync)] = await measure(target, f"http://127.0.0.1:{bare_port}", clients,
+                                                               args.rounds)
+                    finally:
+                        shutdown_s = target.stop()
+                    lines = target.access_lines()
+                    verdict = "complete" if lines >= target.completed else "LINES MISSING"
+                    print(f"  {name}{' --store.fsync' if fsync else ''}: access log {lines} lines for "
+                          f"{target.completed} completed requests ({verdict}), shutdown {shutdown_s:.1f} s", flush=True)
         finally:
-            bare.stop()
-            proxy.stop()
+            bare.send_signal(signal.SIGTERM)
+            bare.wait(timeout=15)
+            if miners is not None:
+                miners.stop()
+        print(f"\n{'target':<12}{'body':<6}{'client':<8}|{'bare rps':>9}{'p99':>7} |{'rps':>8}{'ratio':>18}"
+              f"{'p99 ms':>8} | fsync:{'rps':>8}{'ratio':>18}{'p99 ms':>8} |{'errors':>7}")
+        for name in args.targets:
+            for (workload, client), row in results[(name, False)].items():
+                synced = results.get((name, True), {}).get((workload, client))
+                errors = sum(t.errors for t in row.proxy + row.bare + (synced.proxy if synced else []))
+                print(f"{name:<12}{workload:<6}{client:<8}|{statistics.median(b.rps for b in row.bare):>9.0f}"
+                      f"{statistics.median(b.p99_ms for b in row.bare):>7.1f} |{cell(row)} |      {cell(synced)} |"
+                      f"{errors:>7}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="Fewer, shorter rows.")
-    parser.add_argument("--rounds", type=int, default=3, help="Turns of bare and proxy per row (default 3).")
-    parser.add_argument("--fsync", action="store_true",
-                        help="Run the proxy with --store.fsync (every commit and blob flushed to disk).")
-    parser.add_argument("--serve", choices=["bare", "proxy"], help=argparse.SUPPRESS)
-    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--data-dir", help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="One round of 1 s per row.")
+    parser.add_argument("--rounds", type=int, default=3, help="Turns of bare and target per row (default 3).")
+    parser.add_argument("--seconds", type=float, default=2.0, help="Seconds per turn (default 2).")
+    parser.add_argument("--targets", default=",".join(TARGETS), help=f"Comma-separated, of {', '.join(TARGETS)}.")
+    parser.add_argument("--clients", default="wrk,aiohttp", help="Comma-separated, of wrk, aiohttp.")
+    parser.add_argument("--no-fsync", dest="fsync", action="store_false", help="Skip the --store.fsync runs.")
+    parser.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve:
-        asyncio.run(serve(args.serve, args.port, args.data_dir, args.fsync))
-    else:
-        asyncio.run(bench(args.quick, args.fsync, max(1, args.rounds)))
+    if args.serve_bare:
+        asyncio.run(serve_bare(args.serve_bare))
+        return
+    args.targets = [t for t in args.targets.split(",") if t]
+    if unknown := set(args.targets) - set(TARGETS):
+        parser.error(f"unknown targets: {', '.join(sorted(unknown))}")
+    if args.quick:
+        args.rounds, args.seconds = 1, 1.0
+    asyncio.run(bench(args))
 
 
 if __name__ == "__main__":

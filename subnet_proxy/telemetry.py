@@ -1,4 +1,4 @@
-"""Telemetry: logging set-up (plain, debug/trace, structured JSON) and the validator's wandb run.
+"""Telemetry: logging set-up (plain, debug/trace, structured JSON; written off the loop) and the validator's wandb run.
 
 wandb gets one run per validator session (config, per-task rewards and latencies, per-uid scores
 and weights). It runs offline under ``--wandb.offline`` or ``--mock`` (nothing leaves the machine;
@@ -25,12 +25,14 @@ import logging
 import shutil
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 from subnet_proxy.config import LoggingSettings, Settings
+from subnet_proxy.log_writer import BackgroundHandler
 from subnet_proxy.tasks import MinerStat
 
 log = logging.getLogger(__name__)
@@ -65,16 +67,34 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class PlainFormatter(logging.Formatter):
+    """``time level logger: message``, the time as ``logging.Formatter`` writes it, its date and seconds made
+    once a second: ``strftime`` for every line cost more than the rest of an access-log line's formatting."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+        self._second = -1
+        self._stamp = ""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        if datefmt is not None:
+            return super().formatTime(record, datefmt)
+        second = int(record.created)
+        if second != self._second:
+            self._stamp, self._second = time.strftime(self.default_time_format, self.converter(record.created)), second
+        return f"{self._stamp},{int(record.msecs):03d}"
+
+
 def setup_logging(settings: LoggingSettings, *, stream: IO[str] | None = None) -> logging.Handler:
-    """Configure the root logger once per process (calling again replaces this module's handler)."""
+    """Configure the root logger once per process (calling again replaces this module's handler). Lines are
+    formatted and written by a writer thread (``log_writer``): the handler's ``flush`` waits for them."""
     level = TRACE if settings.trace else logging.DEBUG if settings.debug else logging.INFO
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter() if settings.structured
-                         else logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler = BackgroundHandler(stream or sys.stderr, JsonFormatter() if settings.structured else PlainFormatter())
     handler.set_name("subnet_proxy")
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.get_name() == "subnet_proxy"]:
         root.removeHandler(old)
+        old.close()
     root.addHandler(handler)
     root.setLevel(level)
     # Third-party chatter only shows its warnings unless tracing.

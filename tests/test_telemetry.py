@@ -217,7 +217,7 @@ def restore_logging():
 @pytest.mark.usefixtures("restore_logging")
 def test_structured_logging_writes_json_lines() -> None:
     stream = io.StringIO()
-    setup_logging(LoggingSettings(structured=True, trace=True), stream=stream)
+    handler = setup_logging(LoggingSettings(structured=True, trace=True), stream=stream)
     logger = logging.getLogger("subnet_proxy.test")
     logger.log(TRACE, "fine detail")
     logger.info("task %s done", "t1", extra={"task_id": "t1", "uid": 3})
@@ -225,6 +225,7 @@ def test_structured_logging_writes_json_lines() -> None:
         raise ValueError("boom")
     except ValueError:
         logger.exception("failed")
+    handler.flush()  # lines are written by the log writer's thread
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert [line["level"] for line in lines] == ["TRACE", "INFO", "ERROR"]
     assert lines[1]["msg"] == "task t1 done" and lines[1]["task_id"] == "t1" and lines[1]["uid"] == 3
@@ -237,6 +238,7 @@ def test_plain_logging_levels() -> None:
     handler = setup_logging(LoggingSettings(debug=True), stream=stream)
     logging.getLogger("subnet_proxy.test").debug("visible")
     logging.getLogger("subnet_proxy.test").log(TRACE, "hidden")
+    handler.flush()  # lines are written by the log writer's thread
     assert "visible" in stream.getvalue() and "hidden" not in stream.getvalue()
     assert setup_logging(LoggingSettings(), stream=stream) is not handler  # replaced, not stacked
     assert [h.get_name() for h in logging.getLogger().handlers].count("subnet_proxy") == 1

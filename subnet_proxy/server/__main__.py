@@ -23,6 +23,7 @@ from subnet_proxy.keys import open_key_store
 from subnet_proxy.server.app import create_app, start_server
 from subnet_proxy.store import open_task_store
 from subnet_proxy.store.watched import WatchedStore
+from subnet_proxy.telemetry import setup_logging
 from subnet_proxy.wallets import WalletError, open_wallet
 
 log = logging.getLogger("subnet_proxy.server")
@@ -90,8 +91,7 @@ async def serve(settings: Settings) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     settings = build_settings(argv, "subnet-proxy side-server (ingestion-only instance)")
-    logging.basicConfig(level=logging.DEBUG if settings.logging.debug else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(settings.logging)  # the validator's: written off the event loop, flushed at exit
     asyncio.run(serve(settings))
 
 
