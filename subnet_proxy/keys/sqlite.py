@@ -21,14 +21,15 @@ CREATE TABLE IF NOT EXISTS api_keys (
     burst INTEGER,
     max_in_flight INTEGER,
     created_at TEXT NOT NULL,
-    revoked_at TEXT
+    revoked_at TEXT,
+    webhook_secret TEXT
 )
 """
-_COLUMNS = "key_id, key_hash, name, role, rate_per_s, burst, max_in_flight, created_at, revoked_at"
+_COLUMNS = "key_id, key_hash, name, role, rate_per_s, burst, max_in_flight, created_at, revoked_at, webhook_secret"
 
 
 def _row(row: tuple[Any, ...]) -> ApiKey:
-    key_id, key_hash, name, role, rate, burst, in_flight, created, revoked = row
+    key_id, key_hash, name, role, rate, burst, in_flight, created, revoked, webhook_secret = row
     return ApiKey(
         key_id=key_id,
         key_hash=key_hash,
@@ -39,6 +40,7 @@ def _row(row: tuple[Any, ...]) -> ApiKey:
         max_in_flight=in_flight,
         created_at=datetime.fromisoformat(created),
         revoked_at=datetime.fromisoformat(revoked) if revoked else None,
+        webhook_secret=webhook_secret,
     )
 
 
@@ -52,6 +54,9 @@ class SqliteKeyStore(KeyStore):
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA busy_timeout=5000")
         self._conn.execute(_SCHEMA)
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(api_keys)")}
+        if "webhook_secret" not in columns:  # a file made before webhooks
+            self._conn.execute("ALTER TABLE api_keys ADD COLUMN webhook_secret TEXT")
         self._lock = asyncio.Lock()
 
     async def _run(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -60,15 +65,15 @@ class SqliteKeyStore(KeyStore):
 
     async def _insert(self, api_key: ApiKey) -> None:
         await self._run(
-            f"INSERT INTO api_keys ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+            f"INSERT INTO api_keys ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)",
             (api_key.key_id, api_key.key_hash, api_key.name, api_key.role.value, api_key.rate_per_s,
-             api_key.burst, api_key.max_in_flight, api_key.created_at.isoformat()),
+             api_key.burst, api_key.max_in_flight, api_key.created_at.isoformat(), api_key.webhook_secret),
         )
 
     async def seed(self, key: str, *, role: Role, name: str) -> ApiKey:
         key_id = seeded_key_id(key)
         await self._run(
-            f"INSERT INTO api_keys ({_COLUMNS}) VALUES (?, ?, ?, ?, NULL, NULL, NULL, ?, NULL) "
+            f"INSERT INTO api_keys ({_COLUMNS}) VALUES (?, ?, ?, ?, NULL, NULL, NULL, ?, NULL, NULL) "
             "ON CONFLICT(key_id) DO UPDATE SET role = excluded.role, revoked_at = NULL",
             (key_id, hash_key(key), name, role.value, utcnow().isoformat()),
         )
@@ -98,6 +103,11 @@ class SqliteKeyStore(KeyStore):
             "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE key_id = ?",
             ((at or utcnow()).isoformat(), key_id),
         )
+        return await self.get(key_id)
+
+    async def set_webhook_secret(self, key_id: str, secret: str | None) -> ApiKey:
+        await self.get(key_id)
+        await self._run("UPDATE api_keys SET webhook_secret = ? WHERE key_id = ?", (secret, key_id))
         return await self.get(key_id)
 
     async def close(self) -> None:

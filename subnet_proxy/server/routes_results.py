@@ -15,12 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from protocol import mime_type
 from subnet_proxy.api.schemas import (
-    AnswerView,
-    FinalView,
     MinerProgress,
     ResultPending,
     TaskStatusView,
     TextResult,
+    result_url,
 )
 from subnet_proxy.keys import Role
 from subnet_proxy.kinds import ResultMedia, task_spec
@@ -28,9 +27,9 @@ from subnet_proxy.server.auth import API_KEY
 from subnet_proxy.server.body import parse_query
 from subnet_proxy.server.context import ServerContext, ctx
 from subnet_proxy.server.errors import ApiError
-from subnet_proxy.server.routes_tasks import result_url
 from subnet_proxy.server.routing import Endpoint, QueryParam
 from subnet_proxy.server.streaming import stream_blob
+from subnet_proxy.server.views import answer_view, final_view, webhook_view
 from subnet_proxy.store.base import TaskNotFound
 from subnet_proxy.store.watched import until_changed
 from subnet_proxy.tasks import FinalResult, MinerResponse, Task, TaskStatus
@@ -50,22 +49,6 @@ async def owned_task(request: web.Request) -> Task:
     return task
 
 
-def _audio_url(task_id: str, blob: str | None, stage: str) -> str | None:
-    return f"{result_url(task_id)}?stage={stage}" if blob else None
-
-
-def answer_view(resp: MinerResponse) -> AnswerView:
-    return AnswerView(uid=resp.uid, text=resp.text, segments=resp.segments,
-                      audio_url=_audio_url(resp.task_id, resp.output_blob, "any"), audio_format=resp.output_format,
-                      latency_s=resp.latency_s, received_at=resp.received_at)
-
-
-def final_view(result: FinalResult) -> FinalView:
-    return FinalView(uid=result.uid, score=result.score, text=result.text, segments=result.segments,
-                     audio_url=_audio_url(result.task_id, result.output_blob, "final"),
-                     audio_format=result.output_format, decided_at=result.decided_at)
-
-
 async def status_view(context: ServerContext, task: Task) -> TaskStatusView:
     responses = await context.store.list_responses(task.task_id)
     final = await context.store.get_final_result(task.task_id)
@@ -76,11 +59,13 @@ async def status_view(context: ServerContext, task: Task) -> TaskStatusView:
         else MinerProgress(uid=uid, state="waiting")
         for uid, hk in task.assigned
     ]
+    webhooks = await context.store.list_webhooks(task.task_id) if task.callback_url else []
     return TaskStatusView(
         task_id=task.task_id, kind=task.kind, status=task.status, created_at=task.created_at,
         updated_at=task.updated_at, deadline=task.deadline, timeline=task.timeline,
         first_response=answer_view(first) if first else None, result=final_view(final) if final else None,
-        miners=miners, error=task.error,
+        miners=miners, error=task.error, callback_url=task.callback_url,
+        webhooks=[webhook_view(d) for d in webhooks],
     )
 
 

@@ -1,4 +1,4 @@
-"""Task stores: the TaskStore interface (four roles), its backends, and ``open_task_store`` to pick one."""
+"""Task stores: the TaskStore interface (five roles), its backends, and ``open_task_store`` to pick one."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from subnet_proxy.store.base import (
     TaskQueue,
     TaskRecords,
     TaskStore,
+    WebhookOutbox,
 )
 from subnet_proxy.store.sqlite import SQLiteTaskStore
 
@@ -33,6 +34,7 @@ __all__ = [
     "TaskQueue",
     "TaskRecords",
     "TaskStore",
+    "WebhookOutbox",
     "open_task_store",
 ]
 

@@ -2,13 +2,14 @@
 
 The validator loop, the side-server and the retention job talk to this interface only, and one
 conformance suite (``tests/store``) runs against every backend, so a backend cannot drift. It is
-four roles, split where the callers split (each backend implements them in one module per role)::
+five roles, split where the callers split (each backend implements them in one module per role)::
 
     TaskRecords       create, read, list, move along the lifecycle, count   (server, approval)
     TaskQueue         claim under a lease, renew, release, assign, wait      (validator loop)
     AnswerStore       responses, evaluations, the final result               (dispatcher, server)
     StoreMaintenance  expiry, purge, blobs in use, ping, close               (retention, health)
-    TaskStore         all four: what every backend is
+    WebhookOutbox     webhook events waiting for delivery, and how each went (the webhook worker)
+    TaskStore         all five: what every backend is
 
 Errors::
 
@@ -33,6 +34,7 @@ from subnet_proxy.tasks import (
     MinerResponse,
     Task,
     TaskStatus,
+    WebhookDelivery,
 )
 
 
@@ -260,7 +262,33 @@ class StoreMaintenance(abc.ABC):
     async def close(self) -> None: ...
 
 
-class TaskStore(TaskRecords, TaskQueue, AnswerStore, StoreMaintenance):
+class WebhookOutbox(abc.ABC):
+    """The webhook events of tasks, durable until delivered or given up: the side-server's webhook
+    worker takes the due ones, sends them and writes back how it went; the status endpoint shows
+    them. Rows hang off their task and are deleted with it by ``StoreMaintenance.purge``.
+    """
+
+    @abc.abstractmethod
+    async def add_webhook(self, delivery: WebhookDelivery) -> bool:
+        """Store a new event once per ``event_id``; False (nothing written) when it already exists."""
+
+    @abc.abstractmethod
+    async def due_webhooks(self, *, now: datetime, limit: int, lease_s: float) -> list[WebhookDelivery]:
+        """Take up to ``limit`` pending events whose ``next_attempt_at`` has come, soonest first, and push
+        their ``next_attempt_at`` to ``now + lease_s`` in the same atomic step: another worker (another
+        process on the same store) does not take them while this one sends, and a worker that died
+        holding them leaves them due again when the lease ends."""
+
+    @abc.abstractmethod
+    async def save_webhook(self, delivery: WebhookDelivery) -> None:
+        """Write an event's state after an attempt (delivered, failed for good, or its next attempt)."""
+
+    @abc.abstractmethod
+    async def list_webhooks(self, task_id: str) -> list[WebhookDelivery]:
+        """The task's events, oldest first."""
+
+
+class TaskStore(TaskRecords, TaskQueue, AnswerStore, StoreMaintenance, WebhookOutbox):
     """Durable task state shared by the side-server and the validator loop: every role at once.
 
     What every backend provides and what the embedding code passes around; a caller that needs only

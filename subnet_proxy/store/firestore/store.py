@@ -10,6 +10,7 @@ Collections (every name prefixed by ``--store.firestore_prefix``)::
     final_results/{task_id}               the answer the client gets
     validators/{hotkey}                   validators seen evaluating: stake, last evaluation
     files/{blob_key}/refs/{task~use}      which tasks use a blob (use: input, result, response.HOTKEY)
+    webhooks/{event_id}                   the webhook outbox: one event of a task and its delivery so far
 
 Atomicity: a claim reads its candidates, then takes each with a write conditioned on the update
 time of that read (Firestore's compare-and-set), so of concurrent claimers exactly one wins a task
@@ -22,7 +23,7 @@ marker never names a response that was not stored; an answer conditional on the 
 the transaction that moves the task to APPROVED. The rules themselves (leases, checked moves) are
 ``subnet_proxy.store.ops``, shared with every backend.
 
-One module per role of the interface (``records``, ``queue``, ``answers``, ``maintenance``), each
+One module per role of the interface (``records``, ``queue``, ``answers``, ``maintenance``, ``webhooks``), each
 over the shared ``core`` (the client, the collections, the task transaction); this class joins them.
 """
 
@@ -34,9 +35,11 @@ from subnet_proxy.store.firestore.answers import FirestoreAnswers
 from subnet_proxy.store.firestore.maintenance import FirestoreMaintenance
 from subnet_proxy.store.firestore.queue import FirestoreQueue
 from subnet_proxy.store.firestore.records import FirestoreRecords
+from subnet_proxy.store.firestore.webhooks import FirestoreWebhooks
 
 
-class FirestoreTaskStore(FirestoreRecords, FirestoreQueue, FirestoreAnswers, FirestoreMaintenance, TaskStore):
+class FirestoreTaskStore(FirestoreRecords, FirestoreQueue, FirestoreAnswers, FirestoreMaintenance, FirestoreWebhooks,
+                         TaskStore):
     """Firestore via the AsyncClient; credentials from ADC / GOOGLE_APPLICATION_CREDENTIALS, or the
     emulator when FIRESTORE_EMULATOR_HOST is set. ``FirestoreTaskStore(settings.store, *, client=None)``
     (``FirestoreCore``)."""

@@ -11,6 +11,8 @@ tell which content-addressed blobs are still shared. It has no index on the blob
 are random, so such an index took a page of WAL and about 17 us of each upload's create (the
 ingest benchmark's largest store cost after the blob itself); retention, hourly, scans the table
 instead (``SQLiteTaskStore.blobs_in_use``: 0.36 s for a million references, in 20 ms steps).
+``webhooks`` is the webhook outbox (``WebhookOutbox``): its indexes serve the worker's "due now"
+query and a task's listing; only tasks that asked for webhooks write to it.
 """
 
 from __future__ import annotations
@@ -67,6 +69,16 @@ CREATE TABLE IF NOT EXISTS blob_refs (
     PRIMARY KEY(task_id, source, blob_key)
 );
 DROP INDEX IF EXISTS blob_refs_key;
+-- the webhook outbox: only tasks with a callback_url have rows (a few per task)
+CREATE TABLE IF NOT EXISTS webhooks (
+    event_id TEXT PRIMARY KEY,
+    task_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    next_ts REAL NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS webhooks_due ON webhooks(state, next_ts);
+CREATE INDEX IF NOT EXISTS webhooks_task ON webhooks(task_id);
 """
 
 TASK_COLUMNS = "task_id, owner, idempotency_key, kind, status, created_ts, updated_ts, lease_ts, deadline_ts, doc"
