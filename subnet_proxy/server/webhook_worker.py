@@ -96,6 +96,8 @@ class WebhookWorker:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._retries: list[datetime] = []  # a heap of the retry times this worker scheduled
         self._runner: asyncio.Task[None] | None = None
+        #: set by ``stop``: a cancel the store's client turned into an error of its own still ends the loop.
+        self._stopping = False
 
     def wake(self) -> None:
         self._wake.set()
@@ -110,6 +112,7 @@ class WebhookWorker:
 
     async def stop(self) -> None:
         """Stop taking events and cancel the attempts in flight (their leases run out: sent again later)."""
+        self._stopping = True
         tasks = [t for t in (self._runner, *self._in_flight) if t is not None]
         for task in tasks:
             task.cancel()
@@ -120,7 +123,7 @@ class WebhookWorker:
         await self.http.close()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.clear()
             now = utcnow()
             while self._retries and self._retries[0] <= now:
@@ -131,6 +134,8 @@ class WebhookWorker:
                     due = await self.outbox.due_webhooks(now=now, limit=free,
                                                          lease_s=self.policy.timeout_s + LEASE_MARGIN_S)
                 except Exception:  # noqa: BLE001 - the store is down for now: try again at the next poll
+                    if self._stopping:
+                        return
                     log.warning("webhooks: could not read the due events", exc_info=True)
                     due = []
                 for delivery in due:

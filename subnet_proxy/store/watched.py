@@ -214,6 +214,7 @@ class WatchedStore(TaskStore):
 
     async def save_webhook(self, delivery: WebhookDelivery) -> None:
         await self.inner.save_webhook(delivery)
+        self.events.publish(delivery.task_id)  # the task's status shows its deliveries
 
     async def list_webhooks(self, task_id: str) -> list[WebhookDelivery]:
         return await self.inner.list_webhooks(task_id)
