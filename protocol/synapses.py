@@ -60,9 +60,9 @@ def check_delivery_url(value: str) -> str:
     """An absolute http(s) URL with a host and no credentials or fragment."""
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("delivery_url must be an absolute http:// or https:// URL")
+        raise ValueError("must be an absolute http:// or https:// URL")
     if parts.username is not None or parts.password is not None or parts.fragment:
-        raise ValueError("delivery_url must carry no credentials and no fragment")
+        raise ValueError("must carry no credentials and no fragment")
     _ = parts.port  # raises ValueError on a malformed port
     return value
 

@@ -5,7 +5,8 @@ Errors come back as ``ProxyError`` with the server's status, code and message. R
 ``outbound.OutboundHTTP``: never a redirect (a 3xx is ``ProxyError`` ``redirect_refused``), and
 connections only where the ``OutboundPolicy`` allows (a URL the user typed may be loopback; a URL
 someone else named, such as a synapse's ``delivery_url``, is checked: the miner's ``Deliverer``
-passes a public-only policy).
+passes a public-only policy). ``verify_webhook`` checks a webhook request's ``X-Signature`` on the
+receiving end (``subnet_proxy.webhook_signature``).
 """
 
 from __future__ import annotations
@@ -43,12 +44,18 @@ from subnet_proxy.api.schemas import (
     TextResult,
     TTSRequest,
     ValidatorTaskPage,
+    WebhookSecretSet,
+    WebhookSecretView,
 )
 from subnet_proxy.api.usage import UsageReport
 from subnet_proxy.api.ws import WS_PROTOCOL, ServerMessage, Subscribed, TaskEvent, WatchState, WsError
 from subnet_proxy.outbound import OutboundHTTP, OutboundPolicy, read_bounded
 from subnet_proxy.signing import sign_request
 from subnet_proxy.tasks import MinerReward
+from subnet_proxy.webhook_signature import SIGNATURE_HEADER, WebhookSignatureError, verify_webhook
+
+__all__ = ["SIGNATURE_HEADER", "ProxyClient", "ProxyError", "SyncProxyClient", "TaskResult", "WebhookSignatureError",
+           "verify_webhook"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -193,32 +200,38 @@ class ProxyClient:
         return await self._json("POST", path, TaskAccepted, payload=body, headers=self._idempotency(idempotency_key))
 
     async def submit_audio(self, path: str, audio: bytes | Path, *, language: str | None = None,
-                           filename: str = "audio", idempotency_key: str | None = None) -> TaskAccepted:
-        """Submit a task of a kind taking an audio upload (a multipart form)."""
+                           filename: str = "audio", idempotency_key: str | None = None,
+                           callback_url: str | None = None) -> TaskAccepted:
+        """Submit a task of a kind taking an audio upload (a multipart form); ``callback_url``: where
+        its webhook events go."""
         if isinstance(audio, Path):
             filename, audio = audio.name, await asyncio.to_thread(audio.read_bytes)
         form = aiohttp.FormData()
         form.add_field("audio", audio, filename=filename, content_type="application/octet-stream")
         if language:
             form.add_field("language", language)
+        if callback_url:
+            form.add_field("callback_url", callback_url)
         headers = {**self._key_headers(), **self._idempotency(idempotency_key)}
         async with self.session.post(self.base_url + path, data=form, headers=headers) as resp:
             await _raise_for_error(resp)
             return TaskAccepted.model_validate(await _read_json(resp))
 
     async def submit_transcription(self, audio: bytes | Path, *, language: str | None = None,
-                                   filename: str = "audio", idempotency_key: str | None = None) -> TaskAccepted:
+                                   filename: str = "audio", idempotency_key: str | None = None,
+                                   callback_url: str | None = None) -> TaskAccepted:
         return await self.submit_audio("/api/v1/transcription", audio, language=language, filename=filename,
-                                       idempotency_key=idempotency_key)
+                                       idempotency_key=idempotency_key, callback_url=callback_url)
 
-    async def submit_tts(self, text: str, *, voice: str | None = None,
-                         idempotency_key: str | None = None) -> TaskAccepted:
-        return await self.submit("/api/v1/tts", TTSRequest(text=text, voice=voice), idempotency_key=idempotency_key)
+    async def submit_tts(self, text: str, *, voice: str | None = None, idempotency_key: str | None = None,
+                         callback_url: str | None = None) -> TaskAccepted:
+        return await self.submit("/api/v1/tts", TTSRequest(text=text, voice=voice, callback_url=callback_url),
+                                 idempotency_key=idempotency_key)
 
     async def submit_summarization(self, text: str, *, max_words: int | None = None,
-                                   idempotency_key: str | None = None) -> TaskAccepted:
-        return await self.submit("/api/v1/summarization", SummarizationRequest(text=text, max_words=max_words),
-                                 idempotency_key=idempotency_key)
+                                   idempotency_key: str | None = None, callback_url: str | None = None) -> TaskAccepted:
+        body = SummarizationRequest(text=text, max_words=max_words, callback_url=callback_url)
+        return await self.submit("/api/v1/summarization", body, idempotency_key=idempotency_key)
 
     async def status(self, task_id: str) -> TaskStatusView:
         return await self._json("GET", f"/api/v1/task/{task_id}/status", TaskStatusView)
@@ -345,10 +358,17 @@ class ProxyClient:
     # -- admin -------------------------------------------------------------------------------------------
     async def create_key(self, name: str, *, role: str = "client", rate_per_s: float | None = None,
                          burst: int | None = None, max_in_flight: int | None = None, daily_tasks: int | None = None,
-                         daily_audio_s: float | None = None, daily_chars: int | None = None) -> KeyCreated:
+                         daily_audio_s: float | None = None, daily_chars: int | None = None,
+                         webhook_secret: str | None = None) -> KeyCreated:
         req = KeyCreate(name=name, role=role, rate_per_s=rate_per_s, burst=burst, max_in_flight=max_in_flight,
-                        daily_tasks=daily_tasks, daily_audio_s=daily_audio_s, daily_chars=daily_chars)
+                        daily_tasks=daily_tasks, daily_audio_s=daily_audio_s, daily_chars=daily_chars,
+                        webhook_secret=webhook_secret)
         return await self._json("POST", "/api/v1/admin/keys", KeyCreated, payload=req)
+
+    async def set_webhook_secret(self, key_id: str, secret: str | None = None) -> WebhookSecretView:
+        """Set a key's webhook secret (None: the server makes one); the answer shows it."""
+        return await self._json("PUT", f"/api/v1/admin/keys/{key_id}/webhook_secret", WebhookSecretView,
+                                payload=WebhookSecretSet(secret=secret))
 
     async def list_keys(self, *, include_revoked: bool = False) -> KeyList:
         return await self._json("GET", "/api/v1/admin/keys", KeyList,

@@ -121,6 +121,21 @@ class ProxySettings(_Section):
     peer_poll_s: float = Field(5.0, gt=0, description="Seconds between two rounds over the peers' done tasks.")
     peer_budget_s: float = Field(30.0, gt=0, description="Seconds one peer may take in one round (fetching, "
                                  "scoring, posting); a peer that is down or slow costs no more.")
+    webhook_secret: str | None = Field(None, min_length=16, max_length=256, description="Secret that signs webhook "
+                                       "events of keys without a webhook secret of their own (X-Signature, HMAC-"
+                                       "SHA256). Unset: one is made and kept in DATA_DIR/webhook_secret; set it "
+                                       "when several side-servers share a store, so they sign alike.")
+    webhook_max_age_s: float = Field(86400.0, gt=0, description="A webhook event is retried (exponential back-off "
+                                     "with jitter) until this many seconds after it happened, then given up.")
+    webhook_backoff_s: float = Field(1.0, gt=0, description="Pause before a webhook's first retry; it doubles at "
+                                     "each failure (each pause drawn between half and all of it).")
+    webhook_backoff_max_s: float = Field(600.0, gt=0, description="Longest pause between two webhook attempts.")
+    webhook_timeout_s: float = Field(10.0, gt=0, le=120, description="Seconds one webhook attempt may take (connect, "
+                                     "send, answer); a slower receiver counts as failed and is retried.")
+    webhook_concurrency: int = Field(16, ge=1, le=1024, description="Webhook attempts in flight at once; the others "
+                                     "wait in the store (never in memory).")
+    webhook_poll_s: float = Field(1.0, gt=0, description="Seconds between looks for due webhook events written "
+                                  "elsewhere (another process, or before a restart).")
     delivery_window: float = Field(4.0, ge=1, le=20, description="A miner that answered a synapse empty, or let "
                                    "it time out, where delivery was offered may deliver until this many task "
                                    "timeouts after dispatch.")

@@ -182,6 +182,8 @@ class Task(_Model):
     #: (uid, hotkey) of the miners this task was sent to; only they may answer it.
     assigned: list[tuple[int, str]] = Field(default_factory=list)
     error: TaskError | None = None
+    #: where the client asked for webhook events (checked at the door: http(s), a public host).
+    callback_url: str | None = None
 
     def model_post_init(self, __context: Any) -> None:
         if not self.timeline:
@@ -268,6 +270,34 @@ class FinalResult(_Model):
     output_format: str | None = None
     output_sample_rate: int | None = None
     decided_at: datetime = Field(default_factory=utcnow)
+
+
+WebhookState = Literal["pending", "delivered", "failed"]
+
+
+class WebhookDelivery(_Model):
+    """One webhook event of one task and how its delivery went: the store's outbox row.
+
+    Kept in the store from the moment the event happens, so a restart resumes what was pending. The
+    event's JSON (``body``) is fixed when it is made: every attempt sends the same bytes, signed anew
+    with the time of the attempt. ``owner`` is the API key whose webhook secret signs it (else the
+    validator's). ``next_attempt_at`` is when a worker may take it (pushed out while one holds it).
+    """
+
+    event_id: str
+    task_id: str
+    owner: str
+    url: str
+    event_type: str
+    body: str
+    created_at: datetime
+    next_attempt_at: datetime
+    state: WebhookState = "pending"
+    attempts: int = 0
+    last_status: int | None = None
+    last_error: str | None = None
+    last_attempt_at: datetime | None = None
+    delivered_at: datetime | None = None
 
 
 class MinerStat(_Model):

@@ -18,7 +18,7 @@ from pydantic_core import PydanticCustomError
 
 from protocol import MAX_SUMMARY_CHARS, MAX_SUMMARY_SOURCE_CHARS, MAX_TRANSCRIPT_CHARS, MAX_TTS_TEXT_CHARS, TTS_VOICES
 from protocol.audio import AudioFormat
-from protocol.synapses import MAX_AUDIO_B64_CHARS, Segment
+from protocol.synapses import MAX_AUDIO_B64_CHARS, MAX_DELIVERY_URL_CHARS, Segment, check_delivery_url
 from subnet_proxy.languages import SUPPORTED_LANGUAGES, UNSUPPORTED_LANGUAGE, check_language
 from subnet_proxy.tasks import KindName, MinerReward, MinerStat, ResponseState, TaskError, TaskStatus, Transition
 
@@ -47,8 +47,40 @@ def _not_blank(text: str) -> str:
 #: text a client asks to be spoken or summarized: at least one non-space character.
 Text = Annotated[str, AfterValidator(_not_blank)]
 
+INVALID_CALLBACK_URL = "invalid_callback_url"
 #: field errors that are API error codes of their own (``body.invalid_request``), not ``invalid_request``.
-OWN_ERROR_CODES = frozenset({"unsupported_voice", UNSUPPORTED_LANGUAGE})
+OWN_ERROR_CODES = frozenset({"unsupported_voice", UNSUPPORTED_LANGUAGE, INVALID_CALLBACK_URL})
+#: the longest callback_url taken (as long as a synapse's delivery_url).
+MAX_CALLBACK_URL_CHARS = MAX_DELIVERY_URL_CHARS
+
+
+def check_callback_url(url: str) -> str:
+    """An absolute http(s) URL, at most MAX_CALLBACK_URL_CHARS printable ASCII characters, with a host
+    and no credentials or fragment (the synapse's ``delivery_url`` rule). Whether its host is public is
+    the side-server's to check (it depends on local mode and needs a lookup)."""
+    if len(url) > MAX_CALLBACK_URL_CHARS or not url.isascii() or not url.isprintable() or " " in url:
+        raise PydanticCustomError(INVALID_CALLBACK_URL, "callback_url must be at most {limit} printable ASCII "
+                                  "characters without spaces", {"limit": MAX_CALLBACK_URL_CHARS})
+    try:
+        return check_delivery_url(url)
+    except ValueError as exc:
+        raise PydanticCustomError(INVALID_CALLBACK_URL, "callback_url {problem}", {"problem": str(exc)}) from exc
+
+
+#: where a client wants a task's webhook events POSTed.
+CallbackUrl = Annotated[str, AfterValidator(check_callback_url),
+                        WithJsonSchema({"type": "string", "format": "uri", "maxLength": MAX_CALLBACK_URL_CHARS})]
+CALLBACK_DESCRIPTION = ("http(s) URL that receives this task's webhook events (first answer, final state), signed "
+                        "with X-Signature; a host that is not public is refused with 400 invalid_callback_url "
+                        "(allowed in local mode).")
+
+
+def status_url(task_id: str) -> str:
+    return f"/api/v1/task/{task_id}/status"
+
+
+def result_url(task_id: str) -> str:
+    return f"/api/v1/task/{task_id}/result"
 
 
 def _served_voice(voice: str) -> str:
@@ -72,7 +104,14 @@ LANGUAGE_SCHEMA: JsonDict = {"x-supported-languages": list(SUPPORTED_LANGUAGES)}
 
 
 # -- client requests -----------------------------------------------------------------------------
-class TranscriptionJSON(Strict):
+class Submission(Strict):
+    """What every submission may carry besides its kind's input: a kind whose request model derives
+    from this one takes ``callback_url``."""
+
+    callback_url: CallbackUrl | None = Field(None, description=CALLBACK_DESCRIPTION)
+
+
+class TranscriptionJSON(Submission):
     """Transcription submitted as JSON (the multipart form is the other way)."""
 
     audio_b64: str = Field(min_length=1, max_length=MAX_AUDIO_B64_CHARS, description="Encoded audio file, base64.")
@@ -80,7 +119,7 @@ class TranscriptionJSON(Strict):
     language: LanguageCode | None = Field(None, description=LANGUAGE_DESCRIPTION, json_schema_extra=LANGUAGE_SCHEMA)
 
 
-class TranscriptionForm(Strict):
+class TranscriptionForm(Submission):
     """multipart/form-data fields of a transcription (documentation of the form; parsed by hand)."""
 
     audio: bytes = Field(description="The audio file (WAV, FLAC, OGG or MP3).",
@@ -88,13 +127,13 @@ class TranscriptionForm(Strict):
     language: LanguageCode | None = Field(None, description=LANGUAGE_DESCRIPTION, json_schema_extra=LANGUAGE_SCHEMA)
 
 
-class TTSRequest(Strict):
+class TTSRequest(Submission):
     text: Text = Field(min_length=1, max_length=MAX_TTS_TEXT_CHARS, description="Text to speak.")
     voice: Voice | None = Field(None, description=f"One of the subnet's voices ({', '.join(TTS_VOICES)}); "
                                 "absent = the miner's default. Any other is 400 unsupported_voice.")
 
 
-class SummarizationRequest(Strict):
+class SummarizationRequest(Submission):
     text: Text = Field(min_length=1, max_length=MAX_SUMMARY_SOURCE_CHARS, description="Text to summarize.")
     max_words: int | None = Field(None, ge=5, le=2_000, description="Upper bound on the summary's words.")
 
@@ -135,6 +174,38 @@ class FinalView(Strict):
     decided_at: datetime
 
 
+WebhookEventType = Literal["task.first_answer", "task.done", "task.approved", "task.failed", "task.expired"]
+
+
+class WebhookEvent(Strict):
+    """The JSON body of a webhook POST. ``id`` is stable across retries (deduplicate on it); ``created``
+    is when the event happened (unix seconds). ``data``: the first answer (``answer``) or the final
+    state (``error``, ``result``), and the task's ``status_url`` and ``result_url`` (paths on this
+    side-server). A cancelled task is ``task.failed`` with error code ``cancelled``."""
+
+    id: str
+    type: WebhookEventType
+    task_id: str
+    status: TaskStatus
+    created: int
+    data: dict[str, Any]
+
+
+class WebhookView(Strict):
+    """How one webhook event's delivery went (on the task's status)."""
+
+    event_id: str
+    type: str
+    state: Literal["pending", "delivered", "failed"] = Field(description="'failed': given up (refused address, "
+                                                              "or not delivered within --proxy.webhook_max_age_s).")
+    attempts: int
+    last_status: int | None = Field(None, description="HTTP status of the last attempt (none: no answer).")
+    last_error: str | None = Field(None, description="Why the last attempt failed, when it got no answer.")
+    last_attempt_at: datetime | None = None
+    next_attempt_at: datetime | None = Field(None, description="When it is tried again (pending only).")
+    delivered_at: datetime | None = None
+
+
 class TaskStatusView(Strict):
     task_id: str
     kind: KindName
@@ -147,6 +218,9 @@ class TaskStatusView(Strict):
     result: FinalView | None = Field(None, description="The evaluated final result.")
     miners: list[MinerProgress] = Field(default_factory=list, description="Per-miner progress.")
     error: TaskError | None = None
+    callback_url: str | None = None
+    webhooks: list[WebhookView] = Field(default_factory=list, description="The task's webhook events and their "
+                                        "delivery (with a callback_url).")
 
 
 class TaskSummary(Strict):
@@ -277,6 +351,9 @@ class EvaluationOutcome(Strict):
 
 
 # -- admin ----------------------------------------------------------------------------------------
+WebhookSecret = Annotated[str, Field(min_length=16, max_length=256, pattern=r"^[!-~]+$")]
+
+
 class KeyCreate(Strict):
     name: str = Field(min_length=1, max_length=100)
     role: Literal["client", "admin", "viewer"] = "client"
@@ -286,6 +363,17 @@ class KeyCreate(Strict):
     daily_tasks: int | None = Field(None, ge=1, description="Tasks a UTC day (429 quota_exceeded past it).")
     daily_audio_s: float | None = Field(None, gt=0, description="Seconds of input audio a UTC day.")
     daily_chars: int | None = Field(None, ge=1, description="Characters of input text a UTC day.")
+    webhook_secret: WebhookSecret | None = Field(None, description="Signs this key's webhook events (default: the "
+                                                 "validator's secret).")
+
+
+class WebhookSecretSet(Strict):
+    secret: WebhookSecret | None = Field(None, description="The new secret; absent: one is generated.")
+
+
+class WebhookSecretView(Strict):
+    key_id: str
+    webhook_secret: str = Field(description="The secret that now signs this key's webhook events.")
 
 
 class KeyView(Strict):
@@ -300,6 +388,7 @@ class KeyView(Strict):
     daily_chars: int | None = None
     created_at: datetime
     revoked_at: datetime | None = None
+    webhook_secret_set: bool = Field(False, description="The key signs its webhooks with a secret of its own.")
 
 
 class KeyCreated(KeyView):

@@ -3,7 +3,18 @@
 from __future__ import annotations
 
 from subnet_proxy.config import Settings
-from subnet_proxy.keys.base import ApiKey, KeyNotFound, KeyStore, Role, hash_key, matches, new_key, seeded_key_id
+from subnet_proxy.keys.base import (
+    ApiKey,
+    KeyNotFound,
+    KeyStore,
+    Role,
+    hash_key,
+    matches,
+    new_key,
+    new_webhook_secret,
+    seeded_key_id,
+)
+from subnet_proxy.keys.webhook_secret import default_webhook_secret
 
 __all__ = [
     "ApiKey",
@@ -11,8 +22,10 @@ __all__ = [
     "KeyStore",
     "Role",
     "hash_key",
+    "default_webhook_secret",
     "matches",
     "new_key",
+    "new_webhook_secret",
     "open_key_store",
     "seed_configured_keys",
     "seeded_key_id",

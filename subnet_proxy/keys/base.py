@@ -51,6 +51,8 @@ class ApiKey:
     daily_tasks: int | None = None
     daily_audio_s: float | None = None
     daily_chars: int | None = None
+    #: signs this key's webhook events (None: the validator's secret). Kept as is: HMAC needs it.
+    webhook_secret: str | None = field(default=None, repr=False)
 
     @property
     def active(self) -> bool:
@@ -69,6 +71,11 @@ def new_key() -> tuple[str, str]:
     """(key_id, plaintext key) of a fresh random key."""
     key_id = "k_" + secrets.token_hex(6)
     return key_id, f"{KEY_PREFIX}{secrets.token_urlsafe(32)}"
+
+
+def new_webhook_secret() -> str:
+    """A fresh webhook signing secret (256 bits)."""
+    return "whsec_" + secrets.token_urlsafe(32)
 
 
 def seeded_key_id(key: str) -> str:
@@ -91,12 +98,13 @@ class KeyStore(abc.ABC):
         daily_tasks: int | None = None,
         daily_audio_s: float | None = None,
         daily_chars: int | None = None,
+        webhook_secret: str | None = None,
     ) -> tuple[ApiKey, str]:
         """A new key: its record and the plaintext, which is never stored or shown again."""
         key_id, key = new_key()
         api_key = ApiKey(key_id=key_id, key_hash=hash_key(key), name=name, role=role, created_at=utcnow(),
                          rate_per_s=rate_per_s, burst=burst, max_in_flight=max_in_flight, daily_tasks=daily_tasks,
-                         daily_audio_s=daily_audio_s, daily_chars=daily_chars)
+                         daily_audio_s=daily_audio_s, daily_chars=daily_chars, webhook_secret=webhook_secret)
         await self._insert(api_key)
         return api_key, key
 
@@ -122,6 +130,10 @@ class KeyStore(abc.ABC):
     @abc.abstractmethod
     async def revoke(self, key_id: str, *, at: datetime | None = None) -> ApiKey:
         """Revoke (KeyNotFound if unknown); revoking twice keeps the first time."""
+
+    @abc.abstractmethod
+    async def set_webhook_secret(self, key_id: str, secret: str | None) -> ApiKey:
+        """Set (or with None clear) the key's webhook secret; KeyNotFound if unknown."""
 
     @abc.abstractmethod
     async def close(self) -> None: ...

@@ -12,6 +12,7 @@ import dataclasses
 from datetime import datetime
 from typing import Any
 
+from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from google.cloud.firestore_v1.async_transaction import async_transactional
 
@@ -94,6 +95,14 @@ class FirestoreKeyStore(KeyStore):
 
         result: ApiKey = await revoke(self._client.transaction())
         return result
+
+    async def set_webhook_secret(self, key_id: str, secret: str | None) -> ApiKey:
+        await self.get(key_id)
+        try:
+            await self._keys.document(key_id).update({"webhook_secret": secret})
+        except gexc.NotFound as exc:  # deleted since the read
+            raise KeyNotFound(key_id) from exc
+        return await self.get(key_id)
 
     async def close(self) -> None:
         await close_client(self._client)

@@ -24,17 +24,18 @@ CREATE TABLE IF NOT EXISTS api_keys (
     revoked_at TEXT,
     daily_tasks INTEGER,
     daily_audio_s REAL,
-    daily_chars INTEGER
+    daily_chars INTEGER,
+    webhook_secret TEXT
 )
 """
 #: columns added since the table's first version: added to an older file when it is opened.
-_ADDED = {"daily_tasks": "INTEGER", "daily_audio_s": "REAL", "daily_chars": "INTEGER"}
+_ADDED = {"daily_tasks": "INTEGER", "daily_audio_s": "REAL", "daily_chars": "INTEGER", "webhook_secret": "TEXT"}
 _COLUMNS = ("key_id, key_hash, name, role, rate_per_s, burst, max_in_flight, created_at, revoked_at, daily_tasks, "
-            "daily_audio_s, daily_chars")
+            "daily_audio_s, daily_chars, webhook_secret")
 
 
 def _row(row: tuple[Any, ...]) -> ApiKey:
-    key_id, key_hash, name, role, rate, burst, in_flight, created, revoked, tasks, audio_s, chars = row
+    key_id, key_hash, name, role, rate, burst, in_flight, created, revoked, tasks, audio_s, chars, webhook_secret = row
     return ApiKey(
         key_id=key_id,
         key_hash=key_hash,
@@ -48,6 +49,7 @@ def _row(row: tuple[Any, ...]) -> ApiKey:
         daily_tasks=tasks,
         daily_audio_s=audio_s,
         daily_chars=chars,
+        webhook_secret=webhook_secret,
     )
 
 
@@ -73,16 +75,16 @@ class SqliteKeyStore(KeyStore):
 
     async def _insert(self, api_key: ApiKey) -> None:
         await self._run(
-            f"INSERT INTO api_keys ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)",
+            f"INSERT INTO api_keys ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?)",
             (api_key.key_id, api_key.key_hash, api_key.name, api_key.role.value, api_key.rate_per_s,
              api_key.burst, api_key.max_in_flight, api_key.created_at.isoformat(), api_key.daily_tasks,
-             api_key.daily_audio_s, api_key.daily_chars),
+             api_key.daily_audio_s, api_key.daily_chars, api_key.webhook_secret),
         )
 
     async def seed(self, key: str, *, role: Role, name: str) -> ApiKey:
         key_id = seeded_key_id(key)
         await self._run(
-            f"INSERT INTO api_keys ({_COLUMNS}) VALUES (?, ?, ?, ?, NULL, NULL, NULL, ?, NULL, NULL, NULL, NULL) "
+            f"INSERT INTO api_keys ({_COLUMNS}) VALUES (?, ?, ?, ?, NULL, NULL, NULL, ?, NULL, NULL, NULL, NULL, NULL) "
             "ON CONFLICT(key_id) DO UPDATE SET role = excluded.role, revoked_at = NULL",
             (key_id, hash_key(key), name, role.value, utcnow().isoformat()),
         )
@@ -112,6 +114,11 @@ class SqliteKeyStore(KeyStore):
             "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE key_id = ?",
             ((at or utcnow()).isoformat(), key_id),
         )
+        return await self.get(key_id)
+
+    async def set_webhook_secret(self, key_id: str, secret: str | None) -> ApiKey:
+        await self.get(key_id)
+        await self._run("UPDATE api_keys SET webhook_secret = ? WHERE key_id = ?", (secret, key_id))
         return await self.get(key_id)
 
     async def close(self) -> None:

@@ -50,6 +50,7 @@ from subnet_proxy.server.metrics import Metrics
 from subnet_proxy.server.middleware import add_request_id_on_prepare, request_middleware
 from subnet_proxy.server.openapi import build_openapi, docs_routes
 from subnet_proxy.server.routing import Endpoint, add_endpoints
+from subnet_proxy.server.webhooks import Webhooks
 from subnet_proxy.signing import SignatureVerifier
 from subnet_proxy.store.base import TaskStore
 from subnet_proxy.store.watched import watched
@@ -89,9 +90,10 @@ def create_app(
     ``own_hotkey`` is the receiver hotkey signed requests must name; ``health_checks`` are extra
     readiness probes (name -> async callable that raises when unhealthy); ``monitor`` the validator's
     loops (health turns 503 on a stalled one; ``/metrics`` and ``/dashboard`` show them)."""
+    shared = watched(store)
     context = ServerContext(
         settings=settings,
-        store=watched(store),
+        store=shared,
         blobs=blobs,
         keys=keys,
         metagraph=metagraph,
@@ -103,6 +105,7 @@ def create_app(
         limiter=Limiter(),
         metrics=Metrics(),
         decodes=DecodeBudget(per_key=settings.proxy.decodes_per_key, workers=settings.proxy.decode_workers),
+        webhooks=Webhooks(settings, shared, keys),
         monitor=monitor,
         # raises MissingExtra here, at start, when configured without the 'firebase' extra
         firebase=FirebaseVerifier(settings.auth) if settings.auth.firebase_project else None,
@@ -116,8 +119,10 @@ def create_app(
     add_endpoints(app, table)
     app.add_routes(docs_routes(build_openapi(table)))
     app.on_startup.append(_seed_keys)
+    app.on_startup.append(_start_webhooks)
     app.on_shutdown.append(_begin_shutdown)
     app.on_cleanup.append(_close_firebase)
+    app.on_cleanup.append(_stop_webhooks)
     app.on_response_prepare.append(add_request_id_on_prepare)
     app.on_response_prepare.append(add_cors_on_prepare)
     return app
@@ -128,6 +133,15 @@ async def _seed_keys(app: web.Application) -> None:
     seeded = await seed_configured_keys(context.keys, context.settings)
     if seeded:
         log.info("seeded %d configured API key(s): %s", len(seeded), ", ".join(k.key_id for k in seeded))
+
+
+async def _start_webhooks(app: web.Application) -> None:
+    app[CONTEXT].webhooks.start()
+
+
+async def _stop_webhooks(app: web.Application) -> None:
+    """After the in-flight requests: attempts in flight are cancelled (sent again after their lease)."""
+    await app[CONTEXT].webhooks.stop()
 
 
 async def _begin_shutdown(app: web.Application) -> None:

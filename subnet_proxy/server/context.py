@@ -20,6 +20,7 @@ from subnet_proxy.server.decoding import DecodeBudget
 from subnet_proxy.server.ids import IdSource
 from subnet_proxy.server.limits import Limiter, Limits
 from subnet_proxy.server.metrics import Metrics
+from subnet_proxy.server.webhooks import Webhooks
 from subnet_proxy.signing import SignatureVerifier
 from subnet_proxy.store.watched import TaskEvents, WatchedStore
 from subnet_proxy.tasks import MinerStat
@@ -42,6 +43,8 @@ class ServerContext:
     limiter: Limiter
     metrics: Metrics
     decodes: DecodeBudget
+    #: callback URLs at the door, webhook events from the store's change feed, their delivery.
+    webhooks: Webhooks
     #: the validator's loops (health, metrics, dashboard); None on an ingestion-only server.
     monitor: Monitor | None = None
     #: the validators a quorum counts (``approval``; None: every permitted validator).

@@ -15,29 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from subnet_proxy.api.schemas import AnswerView, FinalView
-from subnet_proxy.server.routes_tasks import result_url
+from subnet_proxy.server.views import final_view
 from subnet_proxy.store.base import TaskStore
 from subnet_proxy.tasks import FinalResult, MinerResponse, Task, TaskStatus
 
 #: a final result exists only from DONE on (approval stores it with the move to APPROVED).
 _DECIDING = frozenset({TaskStatus.DONE, TaskStatus.APPROVED})
-
-
-def _audio_url(task_id: str, blob: str | None, stage: str) -> str | None:
-    return f"{result_url(task_id)}?stage={stage}" if blob else None
-
-
-def answer_view(resp: MinerResponse) -> AnswerView:
-    return AnswerView(uid=resp.uid, text=resp.text, segments=resp.segments,
-                      audio_url=_audio_url(resp.task_id, resp.output_blob, "any"), audio_format=resp.output_format,
-                      latency_s=resp.latency_s, received_at=resp.received_at)
-
-
-def final_view(result: FinalResult) -> FinalView:
-    return FinalView(uid=result.uid, score=result.score, text=result.text, segments=result.segments,
-                     audio_url=_audio_url(result.task_id, result.output_blob, "final"),
-                     audio_format=result.output_format, decided_at=result.decided_at)
 
 
 @dataclass(slots=True)

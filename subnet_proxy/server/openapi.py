@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from protocol import __version__
-from subnet_proxy.api.schemas import ErrorBody
+from subnet_proxy.api.schemas import ErrorBody, WebhookEvent
 from subnet_proxy.server.routing import Endpoint
 
 _REF = "#/components/schemas/{model}"
@@ -54,7 +54,7 @@ _ERROR_TEXT = {
 
 
 def _models(endpoints: list[Endpoint]) -> list[type[BaseModel]]:
-    found: dict[str, type[BaseModel]] = {"ErrorBody": ErrorBody}
+    found: dict[str, type[BaseModel]] = {"ErrorBody": ErrorBody, "WebhookEvent": WebhookEvent}
     for ep in endpoints:
         for model in [*ep.body.values(), *ep.response.values(), *ep.messages.values()]:
             if model is not None:
@@ -103,6 +103,24 @@ def _operation(ep: Endpoint) -> dict[str, Any]:
     return op
 
 
+#: what this server POSTs to a task's callback_url (OpenAPI 3.1 ``webhooks``).
+_WEBHOOKS: dict[str, Any] = {"taskEvent": {"post": {
+    "summary": "A task's event, POSTed to the callback_url given at submission",
+    "description": "Sent on the first valid answer (task.first_answer) and when the task reaches done, approved, "
+                   "failed (a cancel is failed with error code 'cancelled') or expired. Header X-Signature: "
+                   "t=<unix seconds>,v1=<hex HMAC-SHA256(secret, '<t>.<raw body>')>, the secret being the API key's "
+                   "webhook secret, else the validator's: check it with subnet_proxy.client.verify_webhook and "
+                   "refuse old times (replays). Header X-Webhook-Id: the event id (the same on every retry: "
+                   "deduplicate on it). Any 2xx answer delivers it; anything else is retried with exponential "
+                   "back-off for up to --proxy.webhook_max_age_s. Redirects are not followed.",
+    "parameters": [{"name": "X-Signature", "in": "header", "required": True, "schema": {"type": "string"}},
+                   {"name": "X-Webhook-Id", "in": "header", "required": True, "schema": {"type": "string"}}],
+    "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": _REF.format(
+        model="WebhookEvent")}}}},
+    "responses": {"2XX": {"description": "Delivered."}},
+}}}
+
+
 def _path_params(path: str) -> list[str]:
     return [part[1:-1] for part in path.split("/") if part.startswith("{") and part.endswith("}")]
 
@@ -122,6 +140,7 @@ def build_openapi(endpoints: list[Endpoint]) -> dict[str, Any]:
                            '`{"error": {"code", "message"}}`.',
         },
         "paths": paths,
+        "webhooks": _WEBHOOKS,
         "components": {"schemas": schemas.get("$defs", {}), "securitySchemes": _SECURITY_SCHEMES},
     }
 

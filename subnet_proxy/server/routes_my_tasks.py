@@ -13,14 +13,13 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from subnet_proxy.api.schemas import TaskPage, TaskStatusView, TaskSummary
+from subnet_proxy.api.schemas import TaskPage, TaskStatusView, TaskSummary, result_url, status_url
 from subnet_proxy.kinds import REGISTRY
 from subnet_proxy.server.auth import API_KEY
 from subnet_proxy.server.body import parse_query
 from subnet_proxy.server.context import ctx
 from subnet_proxy.server.errors import ApiError
 from subnet_proxy.server.routes_results import owned_task, status_view
-from subnet_proxy.server.routes_tasks import result_url, status_url
 from subnet_proxy.server.routing import Endpoint, QueryParam
 from subnet_proxy.store import ops
 from subnet_proxy.tasks import IllegalTransition, Task, TaskStatus

@@ -19,6 +19,7 @@ from subnet_proxy.api.schemas import (
     ResultPending,
     TaskStatusView,
     TextResult,
+    result_url,
 )
 from subnet_proxy.keys import Role
 from subnet_proxy.kinds import ResultMedia, task_spec
@@ -26,10 +27,10 @@ from subnet_proxy.server.auth import API_KEY
 from subnet_proxy.server.body import parse_query
 from subnet_proxy.server.context import ServerContext, ctx
 from subnet_proxy.server.errors import ApiError
-from subnet_proxy.server.feed import FeedCursor, answer_view, final_view, read_snapshot
-from subnet_proxy.server.routes_tasks import result_url
+from subnet_proxy.server.feed import FeedCursor, read_snapshot
 from subnet_proxy.server.routing import Endpoint, QueryParam
 from subnet_proxy.server.streaming import stream_blob
+from subnet_proxy.server.views import answer_view, final_view, webhook_view
 from subnet_proxy.store.base import TaskNotFound
 from subnet_proxy.store.watched import until_changed
 from subnet_proxy.tasks import FinalResult, MinerResponse, Task, TaskStatus
@@ -59,11 +60,13 @@ async def status_view(context: ServerContext, task: Task) -> TaskStatusView:
         else MinerProgress(uid=uid, state="waiting")
         for uid, hk in task.assigned
     ]
+    webhooks = await context.store.list_webhooks(task.task_id) if task.callback_url else []
     return TaskStatusView(
         task_id=task.task_id, kind=task.kind, status=task.status, created_at=task.created_at,
         updated_at=task.updated_at, deadline=task.deadline, timeline=task.timeline,
         first_response=answer_view(first) if first else None, result=final_view(final) if final else None,
-        miners=miners, error=task.error,
+        miners=miners, error=task.error, callback_url=task.callback_url,
+        webhooks=[webhook_view(d) for d in webhooks],
     )
 
 

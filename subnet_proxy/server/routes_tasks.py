@@ -15,11 +15,21 @@ from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from protocol import AudioDecodeError, AudioTooLongError, mime_type, probe_audio, sniff_format
 from protocol.audio import b64decode
-from subnet_proxy.api.schemas import LANGUAGE_PATTERN, TaskAccepted, TranscriptionForm, TranscriptionJSON
+from subnet_proxy.api.schemas import (
+    INVALID_CALLBACK_URL,
+    LANGUAGE_PATTERN,
+    CallbackUrl,
+    Submission,
+    TaskAccepted,
+    TranscriptionForm,
+    TranscriptionJSON,
+    result_url,
+    status_url,
+)
 from subnet_proxy.kinds import REGISTRY, AudioUpload, JsonBody, KindSpec, submit_path
 from subnet_proxy.languages import UNSUPPORTED_LANGUAGE, language_supported, unsupported_message
 from subnet_proxy.server import quota
@@ -42,12 +52,7 @@ _INLINE_WAV_BYTES = 256 * 1024
 _MB = 1024 * 1024
 
 
-def status_url(task_id: str) -> str:
-    return f"/api/v1/task/{task_id}/status"
-
-
-def result_url(task_id: str) -> str:
-    return f"/api/v1/task/{task_id}/result"
+_CALLBACK_URL: TypeAdapter[str] = TypeAdapter(CallbackUrl)
 
 
 def upload_limit(context: ServerContext) -> int:
@@ -68,9 +73,11 @@ def idempotency_key(request: web.Request) -> str | None:
     return key
 
 
-async def accept(request: web.Request, kind: str, task_input: TaskInput, idem_key: str | None) -> web.Response:
+async def accept(request: web.Request, kind: str, task_input: TaskInput, idem_key: str | None,
+                 callback_url: str | None = None) -> web.Response:
     """Count it against the key's day (``quota``: 429 past a quota), create the task (or find the one an
-    Idempotency-Key already made) and answer 202."""
+    Idempotency-Key already made) and answer 202. A ``callback_url`` was checked by the caller
+    (``Webhooks.check_callback``)."""
     context = ctx(request)
     now = utcnow()
     task = Task(  # task_id: tasks.new_task_id, the same rule as synthetic challenges
@@ -81,6 +88,7 @@ async def accept(request: web.Request, kind: str, task_input: TaskInput, idem_ke
         created_at=now,
         updated_at=now,
         deadline=now + timedelta(seconds=context.settings.proxy.task_ttl_s),
+        callback_url=callback_url,
     )
     counted = await quota.charge(context.store, request[API_KEY], kind, task_input, idempotency_key=idem_key, now=now)
     try:
@@ -104,12 +112,13 @@ async def accept(request: web.Request, kind: str, task_input: TaskInput, idem_ke
                         content_type="application/json")
 
 
-async def _read_form(request: web.Request, limit: int) -> tuple[bytes | None, str | None]:
-    """(audio, language) from multipart/form-data; other fields are refused."""
+async def _read_form(request: web.Request, limit: int) -> tuple[bytes | None, str | None, str | None]:
+    """(audio, language, callback_url) from multipart/form-data; other fields are refused."""
     boundary = boundary_of(request.headers.get("Content-Type", ""))
     body = await read_limited(request, limit + _FORM_OVERHEAD)
     audio: bytes | None = None
     language: str | None = None
+    callback_url: str | None = None
     for field in parse_form(body, boundary):
         if field.name == "audio":
             audio = field.data
@@ -117,9 +126,23 @@ async def _read_form(request: web.Request, limit: int) -> tuple[bytes | None, st
             if len(field.data) > _SMALL_FIELD:
                 raise ApiError(400, "invalid_request", "language is too long")
             language = field.data.decode("utf-8", "replace").strip() or None
+        elif field.name == "callback_url":
+            callback_url = _form_callback(field.data)
         else:
-            raise ApiError(400, "unknown_field", f"unknown form field {field.name!r}; expected 'audio' and 'language'")
-    return audio, language
+            raise ApiError(400, "unknown_field", f"unknown form field {field.name!r}; expected 'audio', 'language' "
+                           "and 'callback_url'")
+    return audio, language, callback_url
+
+
+def _form_callback(data: bytes) -> str | None:
+    """A form's callback_url, checked as the JSON field is (empty: none)."""
+    text = data.decode("utf-8", "replace").strip()
+    if not text:
+        return None
+    try:
+        return _CALLBACK_URL.validate_python(text)
+    except ValidationError as exc:
+        raise ApiError(400, INVALID_CALLBACK_URL, exc.errors()[0]["msg"]) from exc
 
 
 async def audio_input(context: ServerContext, audio: bytes, *, declared: str | None, language: str | None,
@@ -168,7 +191,7 @@ def _audio_submit(kind: str) -> Handler:
         idem_key = idempotency_key(request)  # checked before any audio is stored
         content = media_type(request)
         if content == "multipart/form-data":
-            audio, language = await _read_form(request, upload_limit(context))
+            audio, language, callback_url = await _read_form(request, upload_limit(context))
             if audio is None:
                 raise ApiError(400, "missing_field", "form field 'audio' (the file) is required")
             declared = None
@@ -178,13 +201,15 @@ def _audio_submit(kind: str) -> Handler:
                 audio = b64decode(body.audio_b64)
             except ValueError as exc:
                 raise ApiError(400, "invalid_base64", "audio_b64 is not valid base64") from exc
-            declared, language = body.format, body.language
+            declared, language, callback_url = body.format, body.language, body.callback_url
         else:
             raise ApiError(415, "unsupported_media_type",
                            "send multipart/form-data (field 'audio') or application/json")
+        if callback_url is not None:  # before the audio is stored
+            await context.webhooks.check_callback(callback_url)
         task_input = await audio_input(context, audio, declared=declared, language=language,
                                        owner=request[API_KEY].key_id)
-        return await accept(request, kind, task_input, idem_key)
+        return await accept(request, kind, task_input, idem_key, callback_url)
 
     return _named(submit, kind)
 
@@ -193,7 +218,10 @@ def _json_submit(kind: str, body_spec: JsonBody) -> Handler:
     async def submit(request: web.Request) -> web.Response:
         require_json(request)
         body = parse_json(await read_limited(request, _json_limit(ctx(request))), body_spec.model)
-        return await accept(request, kind, body_spec.to_input(body), idempotency_key(request))
+        callback_url = body.callback_url if isinstance(body, Submission) else None
+        if callback_url is not None:
+            await ctx(request).webhooks.check_callback(callback_url)
+        return await accept(request, kind, body_spec.to_input(body), idempotency_key(request), callback_url)
 
     return _named(submit, kind)
 

@@ -20,6 +20,7 @@ from subnet_proxy.store.base import (
     UsageCounters,
     UsageLimits,
     UsageRow,
+    WebhookOutbox,
 )
 from subnet_proxy.store.sqlite import SQLiteTaskStore
 
@@ -41,6 +42,7 @@ __all__ = [
     "UsageCounters",
     "UsageLimits",
     "UsageRow",
+    "WebhookOutbox",
     "open_task_store",
 ]
 

@@ -9,6 +9,7 @@ five roles, split where the callers split (each backend implements them in one m
     AnswerStore       responses, evaluations, the final result               (dispatcher, server)
     StoreMaintenance  expiry, purge, blobs in use, ping, close               (retention, health)
     UsageCounters     what each key used, per UTC day and kind; quota checks  (the door, usage)
+    WebhookOutbox     webhook events waiting for delivery, and how each went (the webhook worker)
     TaskStore         all five: what every backend is
 
 Errors::
@@ -34,6 +35,7 @@ from subnet_proxy.tasks import (
     MinerResponse,
     Task,
     TaskStatus,
+    WebhookDelivery,
 )
 
 
@@ -328,7 +330,33 @@ class UsageCounters(abc.ABC):
         """Every counter from ``since`` on (of ``owner``, or of every key), by owner, day, kind."""
 
 
-class TaskStore(TaskRecords, TaskQueue, AnswerStore, StoreMaintenance, UsageCounters):
+class WebhookOutbox(abc.ABC):
+    """The webhook events of tasks, durable until delivered or given up: the side-server's webhook
+    worker takes the due ones, sends them and writes back how it went; the status endpoint shows
+    them. Rows hang off their task and are deleted with it by ``StoreMaintenance.purge``.
+    """
+
+    @abc.abstractmethod
+    async def add_webhook(self, delivery: WebhookDelivery) -> bool:
+        """Store a new event once per ``event_id``; False (nothing written) when it already exists."""
+
+    @abc.abstractmethod
+    async def due_webhooks(self, *, now: datetime, limit: int, lease_s: float) -> list[WebhookDelivery]:
+        """Take up to ``limit`` pending events whose ``next_attempt_at`` has come, soonest first, and push
+        their ``next_attempt_at`` to ``now + lease_s`` in the same atomic step: another worker (another
+        process on the same store) does not take them while this one sends, and a worker that died
+        holding them leaves them due again when the lease ends."""
+
+    @abc.abstractmethod
+    async def save_webhook(self, delivery: WebhookDelivery) -> None:
+        """Write an event's state after an attempt (delivered, failed for good, or its next attempt)."""
+
+    @abc.abstractmethod
+    async def list_webhooks(self, task_id: str) -> list[WebhookDelivery]:
+        """The task's events, oldest first."""
+
+
+class TaskStore(TaskRecords, TaskQueue, AnswerStore, StoreMaintenance, UsageCounters, WebhookOutbox):
     """Durable task state shared by the side-server and the validator loop: every role at once.
 
     What every backend provides and what the embedding code passes around; a caller that needs only

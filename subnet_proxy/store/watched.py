@@ -11,17 +11,23 @@ task every ``settings.proxy.watch_poll_s`` seconds, as a backstop.
 A waiter subscribes before it reads (``watching``), so a change published between its read and its
 wait still wakes it. A hub following many tasks for many clients (the WebSocket endpoint) ``listen``s
 instead: its callback sees every published task id, once, and must not block.
+
+Observers (``WatchedStore.observe``) are told of the changes that matter beyond a wake-up, after the
+write succeeded: a task seen (created or claimed), moved along the lifecycle, given its first valid
+answer, or expired. The side-server's webhook producer is one: whoever makes the change (the loop,
+a miner's late delivery, a client's cancel, retention), its event comes from this one place.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, datetime
+from typing import Protocol
 
 from subnet_proxy.store.base import Page, PurgeReport, TaskStore, Usage, UsageLimits, UsageRow
-from subnet_proxy.tasks import Evaluation, FinalResult, MinerResponse, Task, TaskStatus
+from subnet_proxy.tasks import Evaluation, FinalResult, MinerResponse, Task, TaskStatus, WebhookDelivery
 
 
 class TaskEvents:
@@ -72,12 +78,34 @@ async def until_changed(changed: asyncio.Future[None], timeout: float) -> bool:
     return changed.done()
 
 
+class ChangeObserver(Protocol):
+    """Told of a WatchedStore's changes once they are written. It must not raise: the write it is told
+    of has succeeded, and its caller must not be told otherwise."""
+
+    def seen(self, tasks: Sequence[Task]) -> None:
+        """Tasks this process created or claimed (what an observer may remember of them)."""
+
+    async def moved(self, task: Task, result: FinalResult | None) -> None:
+        """A task moved along the lifecycle (``result``: the final result stored with the move)."""
+
+    async def answered(self, response: MinerResponse) -> None:
+        """A task's first valid answer was stored."""
+
+    async def expired(self, task_ids: Sequence[str]) -> None:
+        """Tasks retention moved to EXPIRED."""
+
+
 class WatchedStore(TaskStore):
-    """A TaskStore that publishes every written task id to ``events``; reads pass straight through."""
+    """A TaskStore that publishes every written task id to ``events`` and tells its observers of the
+    changes they watch; reads pass straight through."""
 
     def __init__(self, inner: TaskStore, events: TaskEvents | None = None) -> None:
         self.inner = inner
         self.events = events or TaskEvents()
+        self.observers: list[ChangeObserver] = []
+
+    def observe(self, observer: ChangeObserver) -> None:
+        self.observers.append(observer)
 
     def _changed(self, task: Task) -> Task:
         self.events.publish(task.task_id)
@@ -87,6 +115,8 @@ class WatchedStore(TaskStore):
     async def create_task(self, task: Task) -> tuple[Task, bool]:
         stored, created = await self.inner.create_task(task)
         self.events.publish(stored.task_id)
+        for observer in self.observers:
+            observer.seen([stored])
         return stored, created
 
     async def get_task(self, task_id: str) -> Task:
@@ -104,8 +134,11 @@ class WatchedStore(TaskStore):
     async def transition(self, task_id: str, target: TaskStatus, *, reason: str | None = None,
                          error: tuple[str, str] | None = None, claimer: str | None = None,
                          result: FinalResult | None = None, only_if: frozenset[TaskStatus] | None = None) -> Task:
-        return self._changed(await self.inner.transition(task_id, target, reason=reason, error=error,
+        task = self._changed(await self.inner.transition(task_id, target, reason=reason, error=error,
                                                          claimer=claimer, result=result, only_if=only_if))
+        for observer in self.observers:
+            await observer.moved(task, result)
+        return task
 
     async def count_by_status(self) -> dict[TaskStatus, int]:
         return await self.inner.count_by_status()
@@ -114,6 +147,8 @@ class WatchedStore(TaskStore):
     async def claim_tasks(self, claimer: str, *, limit: int, lease_s: float, kinds: Iterable[str] | None = None,
                           now: datetime | None = None) -> list[Task]:
         tasks = await self.inner.claim_tasks(claimer, limit=limit, lease_s=lease_s, kinds=kinds, now=now)
+        for observer in self.observers:
+            observer.seen(tasks)
         return [self._changed(t) for t in tasks]
 
     async def renew_lease(self, task_id: str, claimer: str, *, lease_s: float) -> Task:
@@ -133,6 +168,9 @@ class WatchedStore(TaskStore):
                               only_if: frozenset[TaskStatus] | None = None) -> tuple[MinerResponse, bool]:
         stored, created = await self.inner.record_response(response, only_if=only_if)
         self.events.publish(response.task_id)
+        if created and stored.is_first:
+            for observer in self.observers:
+                await observer.answered(stored)
         return stored, created
 
     async def list_responses(self, task_id: str) -> list[MinerResponse]:
@@ -164,6 +202,9 @@ class WatchedStore(TaskStore):
         expired = await self.inner.expire_overdue(now=now, limit=limit)
         for task_id in expired:
             self.events.publish(task_id)
+        if expired:
+            for observer in self.observers:
+                await observer.expired(expired)
         return expired
 
     async def blobs_in_use(self, keys: Iterable[str]) -> set[str]:
@@ -183,6 +224,20 @@ class WatchedStore(TaskStore):
 
     async def usage(self, *, since: date, owner: str | None = None) -> list[UsageRow]:
         return await self.inner.usage(since=since, owner=owner)
+
+    # -- WebhookOutbox ---------------------------------------------------------------------------
+    async def add_webhook(self, delivery: WebhookDelivery) -> bool:
+        return await self.inner.add_webhook(delivery)
+
+    async def due_webhooks(self, *, now: datetime, limit: int, lease_s: float) -> list[WebhookDelivery]:
+        return await self.inner.due_webhooks(now=now, limit=limit, lease_s=lease_s)
+
+    async def save_webhook(self, delivery: WebhookDelivery) -> None:
+        await self.inner.save_webhook(delivery)
+        self.events.publish(delivery.task_id)  # the task's status shows its deliveries
+
+    async def list_webhooks(self, task_id: str) -> list[WebhookDelivery]:
+        return await self.inner.list_webhooks(task_id)
 
 
 def watched(store: TaskStore) -> WatchedStore:

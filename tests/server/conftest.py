@@ -16,7 +16,7 @@ from bittensor_wallet import Keypair
 
 from subnet_proxy.blobs import LocalBlobStore
 from subnet_proxy.chain import MetagraphSnapshot, Neuron
-from subnet_proxy.config import AuthSettings, NeuronSettings, ProxySettings, Settings
+from subnet_proxy.config import AuthSettings, MockSettings, NeuronSettings, ProxySettings, Settings
 from subnet_proxy.keys.sqlite import SqliteKeyStore
 from subnet_proxy.server import RunningServer, create_app, start_server
 from subnet_proxy.signing import sign_request
@@ -55,13 +55,15 @@ class Neurons:
         return MetagraphSnapshot(netuid=1, block=100, neurons=neurons)
 
 
-def make_settings(tmp_path: Path, *, auth_settings: AuthSettings | None = None, **proxy: Any) -> Settings:
+def make_settings(tmp_path: Path, *, auth_settings: AuthSettings | None = None, local: bool = False,
+                  **proxy: Any) -> Settings:
+    """``local``: local mode (``--mock``), where webhooks may go to loopback."""
     defaults: dict[str, Any] = dict(api_key=[CLIENT_KEY, OTHER_KEY], admin_key=ADMIN_KEY, max_upload_mb=1.0,
                                     max_audio_s=5.0, rate_per_s=1000.0, burst=1000, max_in_flight=64,
                                     watch_poll_s=0.5, quorum=0.5)
     defaults.update(proxy)
     return Settings(neuron=NeuronSettings(data_dir=str(tmp_path / "data")), proxy=ProxySettings(**defaults),
-                    auth=auth_settings or AuthSettings())
+                    auth=auth_settings or AuthSettings(), mock=MockSettings(enabled=local))
 
 
 @dataclass
@@ -124,8 +126,9 @@ async def error_of(resp: ClientResponse) -> str:
     return str(body["error"]["code"])
 
 
-async def start_harness(tmp_path: Path, *, auth_settings: AuthSettings | None = None, **proxy: Any) -> Harness:
-    settings = make_settings(tmp_path, auth_settings=auth_settings, **proxy)
+async def start_harness(tmp_path: Path, *, auth_settings: AuthSettings | None = None, local: bool = False,
+                        **proxy: Any) -> Harness:
+    settings = make_settings(tmp_path, auth_settings=auth_settings, local=local, **proxy)
     store = WatchedStore(SQLiteTaskStore(settings.data_dir / "tasks.db", poll_s=0.05))
     blobs = LocalBlobStore(settings.data_dir / "blobs")
     keys = SqliteKeyStore(settings.data_dir / "keys.db")

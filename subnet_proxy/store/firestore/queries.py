@@ -36,6 +36,7 @@ class Collections:
         self.validators = client.collection(prefix + "validators")
         self.files = client.collection(prefix + "files")
         self.usage = client.collection(prefix + "usage")
+        self.webhooks = client.collection(prefix + "webhooks")
 
     def blob_ref(self, key: str, task_id: str, source: str) -> Any:
         """``files/{key}/refs/{task~source}``: one reference per use (input, result, response.HOTKEY),
@@ -129,7 +130,8 @@ async def delete_task_tree(col: Collections, client: Any, task: Task) -> set[str
         uses += [(key, f"response.{response.hotkey}") for key in ops.response_blobs(response)]
     if result.exists:
         uses += [(key, "result") for key in ops.result_blobs(codec.decode(FinalResult, result.to_dict()))]
-    refs = [s.reference for s in responses + evaluations]
+    webhooks = [s async for s in col.webhooks.where(filter=by_task).stream()]
+    refs = [s.reference for s in responses + evaluations + webhooks]
     refs += [col.results.document(task.task_id), col.first_responses.document(task.task_id)]
     refs += [col.blob_ref(key, task.task_id, source) for key, source in uses]
     if task.idempotency_key is not None:

@@ -11,6 +11,7 @@ Collections (every name prefixed by ``--store.firestore_prefix``)::
     validators/{hotkey}                   validators seen evaluating: stake, last evaluation
     files/{blob_key}/refs/{task~use}      which tasks use a blob (use: input, result, response.HOTKEY)
     usage/{owner~day}                     a key's counters of one UTC day: totals and one map per kind
+    webhooks/{event_id}                   the webhook outbox: one event of a task and its delivery so far
 
 Atomicity: a claim reads its candidates, then takes each with a write conditioned on the update
 time of that read (Firestore's compare-and-set), so of concurrent claimers exactly one wins a task
@@ -23,8 +24,8 @@ marker never names a response that was not stored; an answer conditional on the 
 the transaction that moves the task to APPROVED. The rules themselves (leases, checked moves) are
 ``subnet_proxy.store.ops``, shared with every backend.
 
-One module per role of the interface (``records``, ``queue``, ``answers``, ``maintenance``, ``usage``), each
-over the shared ``core`` (the client, the collections, the task transaction); this class joins them.
+One module per role of the interface (``records``, ``queue``, ``answers``, ``maintenance``, ``usage``,
+``webhooks``), each over the shared ``core`` (the client, the collections, the task transaction); this class joins them.
 """
 
 from __future__ import annotations
@@ -36,10 +37,11 @@ from subnet_proxy.store.firestore.maintenance import FirestoreMaintenance
 from subnet_proxy.store.firestore.queue import FirestoreQueue
 from subnet_proxy.store.firestore.records import FirestoreRecords
 from subnet_proxy.store.firestore.usage import FirestoreUsage
+from subnet_proxy.store.firestore.webhooks import FirestoreWebhooks
 
 
 class FirestoreTaskStore(FirestoreRecords, FirestoreQueue, FirestoreAnswers, FirestoreMaintenance, FirestoreUsage,
-                         TaskStore):
+                         FirestoreWebhooks, TaskStore):
     """Firestore via the AsyncClient; credentials from ADC / GOOGLE_APPLICATION_CREDENTIALS, or the
     emulator when FIRESTORE_EMULATOR_HOST is set. ``FirestoreTaskStore(settings.store, *, client=None)``
     (``FirestoreCore``)."""

@@ -60,7 +60,7 @@ class SQLiteMaintenance(SQLiteCore, StoreMaintenance):
             for task_id in ids:
                 refs = conn.execute("SELECT blob_key FROM blob_refs WHERE task_id = ?", (task_id,))
                 keys.update(key for (key,) in refs)
-                for table in ("blob_refs", "responses", "evaluations", "final_results", "tasks"):
+                for table in ("blob_refs", "responses", "evaluations", "final_results", "webhooks", "tasks"):
                     conn.execute(f"DELETE FROM {table} WHERE task_id = ?", (task_id,))
             return PurgeReport(task_ids=ids, blob_keys=keys)
 

@@ -13,6 +13,8 @@ ingest benchmark's largest store cost after the blob itself); retention, hourly,
 instead (``SQLiteTaskStore.blobs_in_use``: 0.36 s for a million references, in 20 ms steps).
 ``usage`` holds one counter row per key, UTC day and kind; its key is its only index (a key's report
 and quota check read that key's rows of a day; an admin's report of every key scans it).
+``webhooks`` is the webhook outbox (``WebhookOutbox``): its indexes serve the worker's "due now"
+query and a task's listing; only tasks that asked for webhooks write to it.
 """
 
 from __future__ import annotations
@@ -79,6 +81,17 @@ CREATE TABLE IF NOT EXISTS usage (
     chars INTEGER NOT NULL,
     PRIMARY KEY(owner, day, kind)
 );
+
+-- the webhook outbox: only tasks with a callback_url have rows (a few per task)
+CREATE TABLE IF NOT EXISTS webhooks (
+    event_id TEXT PRIMARY KEY,
+    task_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    next_ts REAL NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS webhooks_due ON webhooks(state, next_ts);
+CREATE INDEX IF NOT EXISTS webhooks_task ON webhooks(task_id);
 """
 
 TASK_COLUMNS = "task_id, owner, idempotency_key, kind, status, created_ts, updated_ts, lease_ts, deadline_ts, doc"

@@ -8,7 +8,8 @@ each in its own savepoint), so a claim's read-then-update cannot interleave with
 even in another process. The state changes themselves are the backend-agnostic rules of
 ``store.ops``; the tables are in ``schema``.
 
-One module per role of the interface (``records``, ``queue``, ``answers``, ``maintenance``, ``usage``), each
+One module per role of the interface (``records``, ``queue``, ``answers``, ``maintenance``, ``usage``,
+``webhooks``), each
 over the shared ``core`` (the worker and the rows several roles write); this class joins them.
 """
 
@@ -20,9 +21,11 @@ from subnet_proxy.store.sqlite.maintenance import SQLiteMaintenance
 from subnet_proxy.store.sqlite.queue import SQLiteQueue
 from subnet_proxy.store.sqlite.records import SQLiteRecords
 from subnet_proxy.store.sqlite.usage import SQLiteUsage
+from subnet_proxy.store.sqlite.webhooks import SQLiteWebhooks
 
 
-class SQLiteTaskStore(SQLiteRecords, SQLiteQueue, SQLiteAnswers, SQLiteMaintenance, SQLiteUsage, TaskStore):
+class SQLiteTaskStore(SQLiteRecords, SQLiteQueue, SQLiteAnswers, SQLiteMaintenance, SQLiteUsage, SQLiteWebhooks,
+                      TaskStore):
     """TaskStore on one SQLite file; safe for several store objects and processes on that file.
 
     ``SQLiteTaskStore(path, *, poll_s=2.0, busy_timeout_s=..., durable=False)`` (``SQLiteCore``)."""

@@ -1,0 +1,117 @@
+"""Webhooks end to end: a running side-server POSTs signed events to a real receiver on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from subnet_proxy.client import ProxyClient, WebhookSignatureError, verify_webhook
+from subnet_proxy.tasks import FinalResult, TaskKind, TaskStatus
+from tests.server.conftest import ADMIN_KEY, CLIENT_KEY, Harness, auth, error_of, start_harness, stop_harness
+from tests.webhook_receiver import Receiver, until_webhooks, webhook_receiver
+
+TEXT = "A long text to summarize for the webhook test. " * 3
+
+
+@pytest.fixture
+async def local_harness(tmp_path: Path) -> AsyncIterator[Harness]:
+    """Local mode (loopback receivers allowed) and tiny back-off, so retries come within milliseconds."""
+    h = await start_harness(tmp_path, local=True, webhook_backoff_s=0.01, webhook_backoff_max_s=0.05)
+    try:
+        yield h
+    finally:
+        await stop_harness(h)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    async with webhook_receiver() as r:
+        yield r
+
+
+def client(h: Harness, key: str = CLIENT_KEY) -> ProxyClient:
+    return ProxyClient(str(h.client.make_url("")), api_key=key)
+
+
+async def test_events_on_first_answer_and_final_state_signed_with_the_keys_secret(
+        local_harness: Harness, receiver: Receiver) -> None:
+    h = local_harness
+    key_id = await h.client_key_id()
+    async with client(h, ADMIN_KEY) as admin:
+        secret = (await admin.set_webhook_secret(key_id)).webhook_secret
+    async with client(h) as c:
+        accepted = await c.submit_summarization(TEXT, callback_url=receiver.url)
+    task_id = accepted.task_id
+    await h.store.claim_tasks("loop", limit=1, lease_s=60)
+    await h.store.assign_miners(task_id, "loop", [(3, h.neurons.miner_1.ss58_address)])
+    resp = await h.signed("POST", "/api/v1/miner/response", h.neurons.miner_1, {"task_id": task_id, "text": "short"})
+    assert resp.status == 200, await resp.text()
+    await h.store.transition(task_id, TaskStatus.DONE, claimer="loop")
+    result = FinalResult(task_id=task_id, kind=TaskKind.SUMMARIZATION, hotkey=h.neurons.miner_1.ss58_address, uid=3,
+                         score=0.9, text="short")
+    await h.store.transition(task_id, TaskStatus.APPROVED, result=result)
+
+    events = []
+    for _ in range(3):
+        got = await receiver.next_delivered()
+        t = verify_webhook(secret, got.body, got.headers["X-Signature"], tolerance_s=60)
+        with pytest.raises(WebhookSignatureError):  # a replay, long after it was signed
+            verify_webhook(secret, got.body, got.headers["X-Signature"], tolerance_s=60, now=t + 3600)
+        with pytest.raises(WebhookSignatureError):  # an altered body
+            verify_webhook(secret, got.body.replace(task_id.encode(), b"f" * 32), got.headers["X-Signature"])
+        with pytest.raises(WebhookSignatureError):  # another secret (a forger's)
+            verify_webhook("whsec_not-the-right-one", got.body, got.headers["X-Signature"])
+        event = json.loads(got.body)
+        assert got.headers["X-Webhook-Id"] == event["id"]
+        events.append(event)
+    by_type = {e["type"]: e for e in events}  # sent concurrently: in any order
+    assert sorted(by_type) == ["task.approved", "task.done", "task.first_answer"]
+    assert {e["task_id"] for e in events} == {task_id}
+    first, approved = by_type["task.first_answer"], by_type["task.approved"]
+    assert first["data"]["answer"]["text"] == "short" and first["status"] == "distributed"
+    assert approved["status"] == "approved" and approved["data"]["result"]["score"] == 0.9
+    assert approved["data"]["result_url"] == f"/api/v1/task/{task_id}/result"
+
+    await until_webhooks(h.store, task_id, lambda hooks: all(w.state == "delivered" for w in hooks))
+    async with client(h) as c:
+        status = await c.status(task_id)
+    assert status.callback_url == receiver.url
+    assert [(w.type, w.state, w.attempts, w.last_status) for w in status.webhooks] == [
+        ("task.first_answer", "delivered", 1, 200), ("task.done", "delivered", 1, 200),
+        ("task.approved", "delivered", 1, 200)]
+    assert all(w.delivered_at is not None for w in status.webhooks)
+
+
+async def test_a_failing_receiver_gets_retries_recorded_until_it_answers(
+        local_harness: Harness, receiver: Receiver, wav_bytes: bytes) -> None:
+    """The form upload path, a cancel (failed/cancelled), the validator's own secret, two 500s then a 200."""
+    h = local_harness
+    receiver.answers = [500, 503]
+    async with client(h) as c:
+        accepted = await c.submit_transcription(wav_bytes, callback_url=receiver.url)
+        await c.cancel(accepted.task_id)
+        got = await receiver.next_delivered()
+        await until_webhooks(h.store, accepted.task_id, lambda hooks: hooks[0].state == "delivered")
+        status = await c.status(accepted.task_id)
+    secret = (h.settings.data_dir / "webhook_secret").read_text()
+    verify_webhook(secret, got.body, got.headers["X-Signature"])
+    event = json.loads(got.body)
+    assert (event["type"], event["data"]["error"]["code"]) == ("task.failed", "cancelled")
+    assert len(receiver.received) == 3
+    [hook] = status.webhooks
+    assert (hook.state, hook.attempts, hook.last_status, hook.last_error) == ("delivered", 3, 200, None)
+
+
+async def test_callback_urls_that_are_not_public_or_not_http_are_refused_at_the_door(harness: Harness) -> None:
+    for url in ("http://127.0.0.1:9/hook", "http://localhost/hook", "http://169.254.169.254/latest",
+                "http://10.0.0.1/x", "ftp://example.org/hook", "https://user:pw@example.org/hook",
+                "https://example.org/" + "a" * 600):
+        resp = await harness.client.post("/api/v1/summarization", json={"text": TEXT, "callback_url": url},
+                                         headers=auth())
+        assert resp.status == 400, url
+        assert await error_of(resp) == "invalid_callback_url", url
+    page = await harness.store.list_tasks()
+    assert page.tasks == []
