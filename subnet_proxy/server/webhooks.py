@@ -38,7 +38,7 @@ class Webhooks:
         self.worker = WebhookWorker(store, WebhookSecrets(keys, default_webhook_secret(settings)), http, delivery)
         self.producer = WebhookProducer(store, wake=self.worker.wake)
         store.observe(self.producer)
-        self._resolver = GuardedResolver(self.policy)
+        self._resolver: GuardedResolver | None = None  # made on first use: it needs the running loop
 
     async def check_callback(self, url: str) -> None:
         """400 unless ``url``'s host is one webhooks may go to (syntax is the request model's check)."""
@@ -46,6 +46,8 @@ class Webhooks:
             return
         parts = urlsplit(url)
         host = parts.hostname or ""
+        if self._resolver is None:
+            self._resolver = GuardedResolver(self.policy)
         try:
             async with asyncio.timeout(RESOLVE_TIMEOUT_S):
                 await self._resolver.resolve(host, parts.port or (443 if parts.scheme == "https" else 80))
@@ -59,5 +61,6 @@ class Webhooks:
 
     async def stop(self) -> None:
         await self.worker.stop()
-        await self._resolver.close()
+        if self._resolver is not None:
+            await self._resolver.close()
 
