@@ -1,13 +1,4 @@
-"""Python client of the side-server: async ``ProxyClient`` (clients, admins, signing neurons) and a small sync wrapper.
-
-Requests and responses use the server's own pydantic models, so a client cannot drift from the API.
-Errors come back as ``ProxyError`` with the server's status, code and message. Requests go through
-``outbound.OutboundHTTP``: never a redirect (a 3xx is ``ProxyError`` ``redirect_refused``), and
-connections only where the ``OutboundPolicy`` allows (a URL the user typed may be loopback; a URL
-someone else named, such as a synapse's ``delivery_url``, is checked: the miner's ``Deliverer``
-passes a public-only policy). ``verify_webhook`` checks a webhook request's ``X-Signature`` on the
-receiving end (``subnet_proxy.webhook_signature``).
-"""
+"""The async client: every endpoint of the side-server, for clients, admins and signing neurons."""
 
 from __future__ import annotations
 
@@ -15,7 +6,6 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -49,83 +39,16 @@ from subnet_proxy.api.schemas import (
 )
 from subnet_proxy.api.usage import UsageReport
 from subnet_proxy.api.ws import WS_PROTOCOL, ServerMessage, Subscribed, TaskEvent, WatchState, WsError
-from subnet_proxy.outbound import OutboundHTTP, OutboundPolicy, read_bounded
+from subnet_proxy.client.responses import ProxyError, TaskResult, raise_for_error, read_json
+from subnet_proxy.outbound import OutboundHTTP, OutboundPolicy
 from subnet_proxy.signing import sign_request
 from subnet_proxy.tasks import MinerReward
-from subnet_proxy.webhook_signature import SIGNATURE_HEADER, WebhookSignatureError, verify_webhook
-
-__all__ = ["SIGNATURE_HEADER", "ProxyClient", "ProxyError", "SyncProxyClient", "TaskResult", "WebhookSignatureError",
-           "verify_webhook"]
 
 M = TypeVar("M", bound=BaseModel)
 
 DEFAULT_TIMEOUT_S = 60.0
 #: each long-poll asks the server to hold this long at most (the server caps it too).
 POLL_S = 10.0
-#: the largest JSON answer read (a validator's task page is the biggest, a few MB): a miner delivers
-#: to whatever URL a validator named, and that server could otherwise stream without end.
-MAX_JSON_BYTES = 64 * 1024 * 1024
-
-
-class ProxyError(Exception):
-    """The server refused a request; ``code`` is the machine-readable reason."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(f"{status} {code}: {message}")
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-@dataclass(frozen=True, slots=True)
-class TaskResult:
-    """A result: text (``text``/``segments``) for transcription and summarization, ``audio`` for TTS."""
-
-    task_id: str
-    stage: str
-    text: str | None = None
-    segments: list[dict[str, Any]] | None = None
-    score: float | None = None
-    uid: int | None = None
-    audio: bytes | None = None
-    content_type: str | None = None
-
-
-async def _read_bounded(resp: aiohttp.ClientResponse) -> bytes:
-    """The body, refused (ProxyError ``response_too_large``) once it passes MAX_JSON_BYTES."""
-    data = await read_bounded(resp, MAX_JSON_BYTES)
-    if data is None:
-        raise ProxyError(resp.status, "response_too_large", f"response body over {MAX_JSON_BYTES} bytes")
-    return data
-
-
-def _loads(raw: bytes) -> Any:
-    """JSON, or ValueError (also for nesting deeper than the parser's stack)."""
-    try:
-        return json.loads(raw)
-    except RecursionError as exc:
-        raise ValueError("JSON nested too deeply") from exc
-
-
-async def _read_json(resp: aiohttp.ClientResponse) -> Any:
-    try:
-        return _loads(await _read_bounded(resp))
-    except ValueError as exc:
-        raise ProxyError(resp.status, "invalid_response", f"response is not JSON: {exc}"[:500]) from exc
-
-
-async def _raise_for_error(resp: aiohttp.ClientResponse) -> None:
-    if resp.status < 300:
-        return
-    if resp.status < 400:  # never followed: a redirect could re-send a signed body anywhere
-        raise ProxyError(resp.status, "redirect_refused", "the server answered a redirect; redirects are not followed")
-    raw = await _read_bounded(resp)
-    try:
-        error = _loads(raw)["error"]
-        code, message = str(error["code"]), str(error["message"])
-    except (ValueError, KeyError, TypeError):
-        code, message = "http_error", raw[:500].decode("utf-8", "replace")
-    raise ProxyError(resp.status, code, message)
 
 
 class ProxyClient:
@@ -187,8 +110,8 @@ class ProxyClient:
             hdrs["Content-Type"] = "application/json"
         async with self.session.request(method, self.base_url + path, data=body or None, headers=hdrs,
                                         params=params) as resp:
-            await _raise_for_error(resp)
-            return model.model_validate(await _read_json(resp))
+            await raise_for_error(resp)
+            return model.model_validate(await read_json(resp))
 
     @staticmethod
     def _idempotency(key: str | None) -> dict[str, str]:
@@ -214,8 +137,8 @@ class ProxyClient:
             form.add_field("callback_url", callback_url)
         headers = {**self._key_headers(), **self._idempotency(idempotency_key)}
         async with self.session.post(self.base_url + path, data=form, headers=headers) as resp:
-            await _raise_for_error(resp)
-            return TaskAccepted.model_validate(await _read_json(resp))
+            await raise_for_error(resp)
+            return TaskAccepted.model_validate(await read_json(resp))
 
     async def submit_transcription(self, audio: bytes | Path, *, language: str | None = None,
                                    filename: str = "audio", idempotency_key: str | None = None,
@@ -260,13 +183,13 @@ class ProxyClient:
         params = {"wait": f"{wait:g}", "stage": stage}
         url = f"{self.base_url}/api/v1/task/{task_id}/result"
         async with self.session.get(url, params=params, headers=self._key_headers()) as resp:
-            await _raise_for_error(resp)
+            await raise_for_error(resp)
             if resp.status == 202:
-                ResultPending.model_validate(await _read_json(resp))
+                ResultPending.model_validate(await read_json(resp))
                 return None
             stage_header = resp.headers.get("X-Result-Stage", "final")
             if resp.content_type == "application/json":
-                body = TextResult.model_validate(await _read_json(resp))
+                body = TextResult.model_validate(await read_json(resp))
                 return TaskResult(task_id=task_id, stage=body.stage, text=body.text, segments=body.segments,
                                   score=body.score, uid=body.uid)
             return TaskResult(task_id=task_id, stage=stage_header, audio=await resp.read(),
@@ -294,7 +217,7 @@ class ProxyClient:
         """The task's server-sent events as (event, data), until the ``end`` event."""
         url = f"{self.base_url}/api/v1/task/{task_id}/events"
         async with self.session.get(url, headers=self._key_headers()) as resp:
-            await _raise_for_error(resp)
+            await raise_for_error(resp)
             event, data = "message", ""
             async for raw in resp.content:
                 line = raw.decode().rstrip("\r\n")
@@ -347,13 +270,13 @@ class ProxyClient:
     async def health(self) -> HealthView:
         async with self.session.get(self.base_url + "/api/v1/health") as resp:
             if resp.status not in (200, 503):
-                await _raise_for_error(resp)
-            return HealthView.model_validate(await _read_json(resp))
+                await raise_for_error(resp)
+            return HealthView.model_validate(await read_json(resp))
 
     async def miners(self) -> MinerList:
         async with self.session.get(self.base_url + "/api/v1/miners") as resp:
-            await _raise_for_error(resp)
-            return MinerList.model_validate(await _read_json(resp))
+            await raise_for_error(resp)
+            return MinerList.model_validate(await read_json(resp))
 
     # -- admin -------------------------------------------------------------------------------------------
     async def create_key(self, name: str, *, role: str = "client", rate_per_s: float | None = None,
@@ -389,8 +312,8 @@ class ProxyClient:
         headers = {**self._signed_headers(body), "Content-Type": "application/json"}
         async with self.session.post(url or self.base_url + "/api/v1/miner/response", data=body,
                                      headers=headers, timeout=self._one_shot) as resp:
-            await _raise_for_error(resp)
-            return AnswerAccepted.model_validate(await _read_json(resp))
+            await raise_for_error(resp)
+            return AnswerAccepted.model_validate(await read_json(resp))
 
     async def validator_tasks(self, *, limit: int = 20, cursor: str | None = None) -> ValidatorTaskPage:
         params = {"limit": str(limit), **({"cursor": cursor} if cursor else {})}
@@ -398,54 +321,9 @@ class ProxyClient:
 
     async def validator_blob(self, url_path: str) -> bytes:
         async with self.session.get(self.base_url + url_path, headers=self._signed_headers(b"")) as resp:
-            await _raise_for_error(resp)
+            await raise_for_error(resp)
             return await resp.read()
 
     async def evaluate(self, task_id: str, rewards: list[MinerReward]) -> EvaluationOutcome:
         return await self._json("POST", "/api/v1/validator/evaluation", EvaluationOutcome, signed=True,
                                 payload=EvaluationRequest(task_id=task_id, rewards=rewards))
-
-
-class SyncProxyClient:
-    """Blocking wrapper for scripts: the common client calls, each run to completion on a private loop."""
-
-    def __init__(self, base_url: str, *, api_key: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
-        self._runner = asyncio.Runner()
-        self._client = ProxyClient(base_url, api_key=api_key, timeout_s=timeout_s)
-
-    def __enter__(self) -> SyncProxyClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._runner.run(self._client.close())
-        self._runner.close()
-
-    def submit_transcription(self, audio: bytes | Path, **kw: Any) -> TaskAccepted:
-        return self._runner.run(self._client.submit_transcription(audio, **kw))
-
-    def submit_tts(self, text: str, **kw: Any) -> TaskAccepted:
-        return self._runner.run(self._client.submit_tts(text, **kw))
-
-    def submit_summarization(self, text: str, **kw: Any) -> TaskAccepted:
-        return self._runner.run(self._client.submit_summarization(text, **kw))
-
-    def status(self, task_id: str) -> TaskStatusView:
-        return self._runner.run(self._client.status(task_id))
-
-    def list_tasks(self, **kw: Any) -> TaskPage:
-        return self._runner.run(self._client.list_tasks(**kw))
-
-    def cancel(self, task_id: str) -> TaskStatusView:
-        return self._runner.run(self._client.cancel(task_id))
-
-    def usage(self, **kw: Any) -> UsageReport:
-        return self._runner.run(self._client.usage(**kw))
-
-    def result(self, task_id: str, **kw: Any) -> TaskResult | None:
-        return self._runner.run(self._client.result(task_id, **kw))
-
-    def wait(self, task_id: str, **kw: Any) -> TaskResult:
-        return self._runner.run(self._client.wait(task_id, **kw))
