@@ -9,7 +9,9 @@ Followed tasks are also re-read every ``--proxy.watch_poll_s`` (changes another 
 not published here); tasks seen only through ``all`` are not.
 
 Memory per connection is bounded: at most ``--proxy.ws_subscriptions`` followed tasks (the tasks an
-``all`` subscription saw are forgotten oldest first past that, and every task once it ends), and at
+``all`` subscription saw are forgotten oldest first past that, and every task once it ends: its id
+alone is kept, as many as that bound, so a write after the end (a webhook attempt saved, a peer's
+evaluation) does not replay its events as a newly seen task's), and at
 most ``--proxy.ws_queue`` messages waiting to be sent: a client that reads slower than its events
 arrive is closed with code 4008 (``CLOSE_SLOW_CONSUMER``) and its queue dropped, instead of the
 queue growing. Messages are not compressed (a deflate context is about 256 KB a connection).
@@ -63,6 +65,8 @@ class WsConnection:
         self.cursors: dict[str, FeedCursor] = {}
         #: tasks seen through an ``all`` subscription (oldest change first), when ``all_since`` is set.
         self.seen: OrderedDict[str, FeedCursor] = OrderedDict()
+        #: tasks seen through ``all`` that ended (oldest first): not seen again.
+        self.ended: OrderedDict[str, None] = OrderedDict()
         self.everything = False
         self.all_since: datetime | None = None
         self.queue: deque[str] = deque()
@@ -93,6 +97,8 @@ class WsConnection:
         if cursor is not None or not self.everything or owner != self.api_key.key_id:
             return cursor
         cursor = self.seen.get(task_id)
+        if cursor is None and task_id in self.ended:
+            return None
         if cursor is None:
             cursor = self.seen[task_id] = FeedCursor(since=self.all_since)
             if len(self.seen) > self.max_follows:
@@ -108,7 +114,10 @@ class WsConnection:
             self.send(encode(task_id, event))
         if cursor.ended:
             self.cursors.pop(task_id, None)
-            self.seen.pop(task_id, None)
+            if self.seen.pop(task_id, None) is not None:
+                self.ended[task_id] = None
+                if len(self.ended) > self.max_follows:
+                    self.ended.popitem(last=False)
         return cursor.ended
 
     async def _write(self) -> None:
@@ -195,6 +204,7 @@ class WsHub:
     def unfollow_all(self, conn: WsConnection) -> None:
         conn.everything = False
         conn.seen.clear()
+        conn.ended.clear()
         owners = self.everything.get(conn.api_key.key_id)
         if owners is not None:
             owners.discard(conn)
