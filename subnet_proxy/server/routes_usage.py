@@ -1,7 +1,8 @@
 """``GET /api/v1/usage``: what a key used (tasks, input audio seconds, input characters) by kind and UTC day.
 
 Read from the counters the door keeps (``quota``, ``UsageCounters``): a report reads a key's few
-rows a day, never its tasks. A client sees its own key; an admin sees every key, or one with ``key``.
+rows a day, never its tasks. A client sees its own key; an admin sees every key, or one with ``key``
+(a Firebase user's owner id ``fb:<uid>`` too: it has counters but no key record).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from subnet_proxy.api.usage import DayUsage, KeyUsage, QuotaView, UsageAmounts, UsageReport
 from subnet_proxy.keys import ApiKey, Role
+from subnet_proxy.keys.firebase import FIREBASE_OWNER_PREFIX
 from subnet_proxy.server.auth import API_KEY
 from subnet_proxy.server.body import parse_query
 from subnet_proxy.server.context import ctx
@@ -68,10 +70,13 @@ async def get_usage(request: web.Request) -> web.Response:
     caller, context = request[API_KEY], ctx(request)
     until = utcnow().date()
     since = until - timedelta(days=query.days - 1)
+    keys: dict[str, ApiKey | None]
     if caller.role is not Role.ADMIN:
         if query.key not in (None, caller.key_id):
             raise ApiError(403, "admin_only", "a client key sees its own usage only")
         keys = {caller.key_id: caller}
+    elif query.key is not None and query.key.startswith(FIREBASE_OWNER_PREFIX):
+        keys = {query.key: None}  # a Firebase user: no record (its name and quota are none)
     elif query.key is not None:
         keys = {query.key: await context.keys.get(query.key)}
     else:
@@ -96,5 +101,6 @@ ENDPOINTS = [
              description="Counted at submission: every accepted task adds 1 task, its input audio's seconds and "
                          "its input text's characters to its key's day; an idempotent replay counts once. A client "
                          "sees its own key (with its daily quota, if any); an admin every key with usage in the "
-                         "window, or one key (404 key_not_found when unknown)."),
+                         "window, or one key (404 key_not_found when unknown; a Firebase user by its owner id "
+                         "fb:<uid>)."),
 ]

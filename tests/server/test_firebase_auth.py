@@ -20,12 +20,14 @@ from typing import Any
 import aiohttp
 import pytest
 
-from subnet_proxy.client import ProxyClient
+from subnet_proxy.api.ws import KEY_PROTOCOL_PREFIX, WS_PROTOCOL
+from subnet_proxy.client import ProxyClient, verify_webhook
 from subnet_proxy.config import AuthSettings
 from subnet_proxy.keys.firebase import FIREBASE_OWNER_PREFIX
 from subnet_proxy.tasks import TaskStatus
-from tests.server.conftest import CLIENT_KEY, Harness, auth, error_of, start_harness, stop_harness
+from tests.server.conftest import ADMIN_KEY, CLIENT_KEY, Harness, auth, error_of, start_harness, stop_harness
 from tests.store.emulators import emulator_host
+from tests.webhook_receiver import until_webhooks, webhook_receiver
 
 pytestmark = pytest.mark.firebase_auth
 
@@ -135,3 +137,41 @@ async def test_expired_foreign_and_garbage_tokens_are_401_with_the_reason(fireba
         assert resp.headers["WWW-Authenticate"] == f'Bearer error="invalid_token", error_description="{reason}"'
     # API keys work beside Firebase tokens
     assert (await h.client.get("/api/v1/tasks", headers=auth(CLIENT_KEY))).status == 200
+
+
+async def test_a_firebase_user_through_the_websocket_webhooks_and_usage(tmp_path: Path) -> None:
+    """A Firebase user (owner fb:<uid>, no key record) follows its task over a WebSocket with its ID token
+    as the subprotocol, gets its webhook signed with the validator's secret, sees its usage (no quota), and
+    an admin key sees that user's usage by its owner id."""
+    host, project = emulator()
+    h = await start_harness(tmp_path, local=True, auth_settings=AuthSettings(firebase_project=project))
+    try:
+        user = await sign_in(host, f"carol-{uuid.uuid4().hex[:8]}@example.com", new=True)
+        owner = FIREBASE_OWNER_PREFIX + user["localId"]
+        async with webhook_receiver() as receiver, h.client.ws_connect(
+                "/api/v1/ws", protocols=(WS_PROTOCOL, KEY_PROTOCOL_PREFIX + user["idToken"])) as ws:
+            await ws.send_json({"type": "subscribe", "all": True})
+            resp = await h.client.post("/api/v1/summarization", headers=bearer(user["idToken"]),
+                                       json={"text": "Carol's text to summarize. " * 3, "callback_url": receiver.url})
+            assert resp.status == 202, await resp.text()
+            task_id = (await resp.json())["task_id"]
+            resp = await h.client.delete(f"/api/v1/task/{task_id}", headers=bearer(user["idToken"]))
+            assert resp.status == 200, await resp.text()
+            events = []
+            while not events or events[-1] != "end":
+                msg = json.loads((await ws.receive(timeout=5)).data)
+                if msg["type"] == "event" and msg["task_id"] == task_id:
+                    events.append(msg["event"])
+            assert events == ["status", "status", "end"]
+            got = await receiver.next_delivered()
+        verify_webhook((h.settings.data_dir / "webhook_secret").read_text(), got.body, got.headers["X-Signature"])
+        await until_webhooks(h.store, task_id, lambda hooks: hooks[0].state == "delivered")
+
+        resp = await h.client.get("/api/v1/usage", headers=bearer(user["idToken"]))
+        [mine] = (await resp.json())["keys"]
+        assert (mine["key_id"], mine["total"]["tasks"], mine["quota"]) == (owner, 1, None)
+        resp = await h.client.get("/api/v1/usage", params={"key": owner}, headers=auth(ADMIN_KEY))
+        assert resp.status == 200, await resp.text()
+        assert [(k["key_id"], k["total"]["tasks"]) for k in (await resp.json())["keys"]] == [(owner, 1)]
+    finally:
+        await stop_harness(h)
