@@ -23,6 +23,7 @@ from subnet_proxy.signing import sign_request
 from subnet_proxy.store import SQLiteTaskStore
 from subnet_proxy.store.watched import WatchedStore
 from subnet_proxy.tasks import MinerStat, Task, TaskInput, TaskKind, TaskStatus
+from tests.webhook_receiver import Receiver, webhook_receiver
 
 CLIENT_KEY = "client-key-one-0123456789abcdef"
 OTHER_KEY = "client-key-two-0123456789abcdef"
@@ -160,6 +161,22 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
         yield h
     finally:
         await stop_harness(h)
+
+
+@pytest.fixture
+async def local_harness(tmp_path: Path) -> AsyncIterator[Harness]:
+    """Local mode (loopback receivers allowed) and tiny back-off, so retries come within milliseconds."""
+    h = await start_harness(tmp_path, local=True, webhook_backoff_s=0.01, webhook_backoff_max_s=0.05)
+    try:
+        yield h
+    finally:
+        await stop_harness(h)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    async with webhook_receiver() as r:
+        yield r
 
 
 @contextlib.asynccontextmanager

@@ -5,35 +5,16 @@ cancel, quotas beside callback URLs and idempotent replays (Firebase users at ev
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 
 from subnet_proxy.api.ws import KEY_PROTOCOL_PREFIX, WS_PROTOCOL
 from subnet_proxy.client import ProxyClient
-from tests.server.conftest import ADMIN_KEY, CLIENT_KEY, Harness, auth, error_of, start_harness, stop_harness
-from tests.webhook_receiver import Receiver, until_webhooks, webhook_receiver
+from tests.server.conftest import ADMIN_KEY, CLIENT_KEY, Harness, auth, error_of
+from tests.webhook_receiver import Receiver, until_webhooks
 
 TEXT = "A long text to summarize where the features meet. " * 3
-
-
-@pytest.fixture
-async def local_harness(tmp_path: Path) -> AsyncIterator[Harness]:
-    """Local mode (loopback receivers allowed) and tiny back-off, so retries come within milliseconds."""
-    h = await start_harness(tmp_path, local=True, webhook_backoff_s=0.01, webhook_backoff_max_s=0.05)
-    try:
-        yield h
-    finally:
-        await stop_harness(h)
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    async with webhook_receiver() as r:
-        yield r
 
 
 async def submit(h: Harness, key: str, *, callback_url: str | None = None,

@@ -3,33 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from subnet_proxy.client import ProxyClient, WebhookSignatureError, verify_webhook
 from subnet_proxy.tasks import FinalResult, TaskKind, TaskStatus
-from tests.server.conftest import ADMIN_KEY, CLIENT_KEY, Harness, auth, error_of, start_harness, stop_harness
-from tests.webhook_receiver import Receiver, until_webhooks, webhook_receiver
+from tests.server.conftest import ADMIN_KEY, CLIENT_KEY, Harness, auth, error_of
+from tests.webhook_receiver import Receiver, until_webhooks
 
 TEXT = "A long text to summarize for the webhook test. " * 3
-
-
-@pytest.fixture
-async def local_harness(tmp_path: Path) -> AsyncIterator[Harness]:
-    """Local mode (loopback receivers allowed) and tiny back-off, so retries come within milliseconds."""
-    h = await start_harness(tmp_path, local=True, webhook_backoff_s=0.01, webhook_backoff_max_s=0.05)
-    try:
-        yield h
-    finally:
-        await stop_harness(h)
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    async with webhook_receiver() as r:
-        yield r
 
 
 def client(h: Harness, key: str = CLIENT_KEY) -> ProxyClient:
