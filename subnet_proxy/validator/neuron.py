@@ -115,7 +115,7 @@ class Validator:
             self.synthetic = SyntheticLoop(store, blobs, engines, owner=f"synthetic:{self.hotkey}",
                                            rate=neuron.synthetic_rate, idle_s=neuron.synthetic_idle_s,
                                            ttl_s=settings.proxy.task_ttl_s, rng=rng,
-                                           corpus=Corpus.load(neuron.challenge_corpus))
+                                           corpus=Corpus.load(neuron.challenge_corpus), ingest=ingest)
         self.forward = ForwardLoop(
             store, self.dispatcher, self.evaluator, claimer=self.hotkey, concurrency=neuron.concurrency,
             lease_s=neuron.lease_s, grace_s=neuron.shutdown_grace_s,
