@@ -21,8 +21,17 @@ is stopped (SIGSTOP), so a validator working through its backlog does not slow t
 After each target stops, its access log is counted against the requests it completed (never fewer).
 Targets (issue 16): ratio >= 0.5 and p99 < 50 ms by default, ratio >= 0.4 with ``--store.fsync``.
 
+The rps ratio is what a shared machine lets each process have: on 2 cores busy with other work it
+swings with the neighbours' load (a process that is runnable but not scheduled serves nobody). So
+each turn also reads the serving process's own CPU time (``/proc/PID/stat``, all its threads: for a
+validator its loop, log writer, store thread and telemetry included; the loopback miners are another
+process, not counted): ``cpu us`` is CPU per completed request, and ``cpu ratio`` the bare handler's
+over the target's, the rps ratio each would reach with the same CPU to itself.
+``--target-args`` appends flags to every target (``--target-args="--neuron.yield_to_ingest_s 0"``
+measures a validator whose loop does not yield to uploads).
+
 Run: ``python scripts/bench_ingest.py [--quick] [--rounds N] [--seconds S] [--targets server,validator/0]
-[--no-fsync] [--clients wrk,aiohttp]``.
+[--no-fsync] [--clients wrk,aiohttp] [--target-args FLAGS]``.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ import asyncio
 import os
 import re
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -89,6 +99,13 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, every thread) process ``pid`` has used so far."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def child_env() -> dict[str, str]:
@@ -175,12 +192,12 @@ class Miners:
         self.proc.wait(timeout=20)
 
 
-def start_target(name: str, fsync: bool, root: Path, miners: Miners | None) -> Target:
+def start_target(name: str, fsync: bool, root: Path, miners: Miners | None, extra: list[str]) -> Target:
     data = root / f"{name.replace('/', '-')}{'-fsync' if fsync else ''}"
     data.mkdir()
     port = free_port()
     common = ["--mock", "--neuron.data_dir", str(data), "--proxy.host", "127.0.0.1", "--proxy.port", str(port),
-              "--proxy.api_key", KEY, *RAISED_LIMITS, *(["--store.fsync"] if fsync else [])]
+              "--proxy.api_key", KEY, *RAISED_LIMITS, *(["--store.fsync"] if fsync else []), *extra]
     if name == "server":
         argv = [sys.executable, "-m", "subnet_proxy.server", *common]
     else:
@@ -225,6 +242,13 @@ class Turn:
     p99_ms: float
     completed: int
     errors: int
+    #: CPU seconds the serving process used during the turn.
+    cpu_s: float = 0.0
+
+    @property
+    def cpu_us(self) -> float:
+        """CPU microseconds per completed request."""
+        return self.cpu_s / max(1, self.completed) * 1e6
 
 
 # -- load generator 1: wrk --------------------------------------------------------------------------------
@@ -341,9 +365,22 @@ class Row:
     def ratios(self) -> list[float]:
         return sorted(p.rps / b.rps for b, p in zip(self.bare, self.proxy, strict=True))
 
+    def cpu_ratio(self) -> float:
+        """The bare handler's CPU per request over the target's (medians)."""
+        return statistics.median(b.cpu_us for b in self.bare) / statistics.median(p.cpu_us for p in self.proxy)
 
-async def measure(target: Target, bare_url: str, clients: dict[str, Callable[[str, str], Awaitable[Turn]]],
+
+async def timed(pid: int, turn: Awaitable[Turn]) -> Turn:
+    """A turn, with the CPU time process ``pid`` used during it."""
+    before = cpu_s(pid)
+    done = await turn
+    done.cpu_s = cpu_s(pid) - before
+    return done
+
+
+async def measure(target: Target, bare: tuple[str, int], clients: dict[str, Callable[[str, str], Awaitable[Turn]]],
                   rounds: int) -> dict[tuple[str, str], Row]:
+    bare_url, bare_pid = bare
     rows: dict[tuple[str, str], Row] = {}
     for workload in PATHS:
         for client, run in clients.items():
@@ -352,21 +389,22 @@ async def measure(target: Target, bare_url: str, clients: dict[str, Callable[[st
             for _ in range(rounds):
                 target.pause(True)
                 try:
-                    row.bare.append(await run(bare_url, workload))
+                    row.bare.append(await timed(bare_pid, run(bare_url, workload)))
                 finally:
                     target.pause(False)
-                row.proxy.append(turn := await run(target.url, workload))
+                row.proxy.append(turn := await timed(target.proc.pid, run(target.url, workload)))
                 target.completed += turn.completed
     return rows
 
 
 def cell(row: Row | None) -> str:
     if row is None:
-        return f"{'-':>8}{'-':>18}{'-':>8}"
+        return f"{'-':>8}{'-':>18}{'-':>8}{'-':>7}{'-':>6}"
     ratios = row.ratios()
     return (f"{statistics.median(p.rps for p in row.proxy):>8.0f}"
             f"{f'{statistics.median(ratios):.2f} ({ratios[0]:.2f}-{ratios[-1]:.2f})':>18}"
-            f"{statistics.median(p.p99_ms for p in row.proxy):>8.1f}")
+            f"{statistics.median(p.p99_ms for p in row.proxy):>8.1f}"
+            f"{statistics.median(p.cpu_us for p in row.proxy):>7.0f}{row.cpu_ratio():>6.2f}")
 
 
 async def bench(args: argparse.Namespace) -> None:
@@ -390,10 +428,10 @@ async def bench(args: argparse.Namespace) -> None:
             await asyncio.sleep(1.0)
             for name in args.targets:
                 for fsync in (False, True) if args.fsync else (False,):
-                    target = start_target(name, fsync, root, miners)
+                    target = start_target(name, fsync, root, miners, shlex.split(args.target_args))
                     try:
-                        results[(name, fsync)] = await measure(target, f"http://127.0.0.1:{bare_port}", clients,
-                                                               args.rounds)
+                        results[(name, fsync)] = await measure(target, (f"http://127.0.0.1:{bare_port}", bare.pid),
+                                                               clients, args.rounds)
                     finally:
                         shutdown_s = target.stop()
                     lines = target.access_lines()
@@ -405,14 +443,16 @@ async def bench(args: argparse.Namespace) -> None:
             bare.wait(timeout=15)
             if miners is not None:
                 miners.stop()
-        print(f"\n{'target':<12}{'body':<6}{'client':<8}|{'bare rps':>9}{'p99':>7} |{'rps':>8}{'ratio':>18}"
-              f"{'p99 ms':>8} | fsync:{'rps':>8}{'ratio':>18}{'p99 ms':>8} |{'errors':>7}")
+        columns = f"{'rps':>8}{'ratio':>18}{'p99 ms':>8}{'cpu us':>7}{'cpu':>6}"
+        print(f"\n{'target':<12}{'body':<6}{'client':<8}|{'bare rps':>9}{'p99':>7}{'cpu us':>7} |{columns} |"
+              f" fsync:{columns} |{'errors':>7}  (cpu: cpu ratio)")
         for name in args.targets:
             for (workload, client), row in results[(name, False)].items():
                 synced = results.get((name, True), {}).get((workload, client))
                 errors = sum(t.errors for t in row.proxy + row.bare + (synced.proxy if synced else []))
                 print(f"{name:<12}{workload:<6}{client:<8}|{statistics.median(b.rps for b in row.bare):>9.0f}"
-                      f"{statistics.median(b.p99_ms for b in row.bare):>7.1f} |{cell(row)} |      {cell(synced)} |"
+                      f"{statistics.median(b.p99_ms for b in row.bare):>7.1f}"
+                      f"{statistics.median(b.cpu_us for b in row.bare):>7.0f} |{cell(row)} |      {cell(synced)} |"
                       f"{errors:>7}")
 
 
@@ -424,6 +464,7 @@ def main() -> None:
     parser.add_argument("--targets", default=",".join(TARGETS), help=f"Comma-separated, of {', '.join(TARGETS)}.")
     parser.add_argument("--clients", default="wrk,aiohttp", help="Comma-separated, of wrk, aiohttp.")
     parser.add_argument("--no-fsync", dest="fsync", action="store_false", help="Skip the --store.fsync runs.")
+    parser.add_argument("--target-args", default="", help="Flags appended to every target's command line.")
     parser.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_bare:

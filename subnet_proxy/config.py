@@ -65,6 +65,9 @@ class NeuronSettings(_Section):
                                          "private one keeps miners from tabulating the answers.")
     shutdown_grace_s: float = Field(30.0, ge=0, description="Seconds in-flight tasks get to finish on shutdown "
                                     "before their leases are released.")
+    yield_to_ingest_s: float = Field(0.1, ge=0, le=10, description="While the side-server is taking uploads (POST "
+                                     "requests in flight), the forward loop claims new tasks at most this often, "
+                                     "so a burst of submissions is taken in first (0: no yielding).")
 
 
 class ProxySettings(_Section):

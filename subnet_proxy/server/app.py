@@ -39,6 +39,7 @@ from subnet_proxy.server import (
     routes_usage,
     routes_ws,
 )
+from subnet_proxy.server.activity import IngestActivity
 from subnet_proxy.server.connections import ConnectionGuard
 from subnet_proxy.server.context import CONTEXT, HealthCheck, ServerContext
 from subnet_proxy.server.cors import add_cors_on_prepare, cors_middleware
@@ -84,12 +85,14 @@ def create_app(
     health_checks: Mapping[str, HealthCheck] | None = None,
     monitor: Monitor | None = None,
     quorum_members: Callable[[], frozenset[str] | None] | None = None,
+    ingest: IngestActivity | None = None,
 ) -> web.Application:
     """The side-server. ``metagraph`` returns the latest snapshot (None: signed endpoints answer 503);
     ``quorum_members`` the validators taking part in quorums (``approval``; default: every permitted one);
     ``own_hotkey`` is the receiver hotkey signed requests must name; ``health_checks`` are extra
     readiness probes (name -> async callable that raises when unhealthy); ``monitor`` the validator's
-    loops (health turns 503 on a stalled one; ``/metrics`` and ``/dashboard`` show them)."""
+    loops (health turns 503 on a stalled one; ``/metrics`` and ``/dashboard`` show them); ``ingest`` counts
+    its POST requests in flight for the validator's forward loop to yield to (``activity``)."""
     shared = watched(store)
     context = ServerContext(
         settings=settings,
@@ -112,6 +115,8 @@ def create_app(
     )
     if quorum_members is not None:
         context.quorum_members = quorum_members
+    if ingest is not None:
+        context.ingest = ingest
     app = web.Application(middlewares=[request_middleware, cors_middleware, error_middleware])
     app[CONTEXT] = context
     routes_ws.install(app, context)

@@ -15,6 +15,7 @@ from subnet_proxy.config import Settings
 from subnet_proxy.keys import ApiKey, KeyStore
 from subnet_proxy.keys.firebase import FirebaseVerifier
 from subnet_proxy.monitoring import Monitor
+from subnet_proxy.server.activity import IngestActivity
 from subnet_proxy.server.dashboard_state import SharedState
 from subnet_proxy.server.decoding import DecodeBudget
 from subnet_proxy.server.ids import IdSource
@@ -52,6 +53,8 @@ class ServerContext:
     #: checks Firebase ID tokens (``--auth.firebase_project``); None: API keys only.
     firebase: FirebaseVerifier | None = None
     ids: IdSource = field(default_factory=IdSource)
+    #: POST requests in flight, which a validator's forward loop in this process yields to.
+    ingest: IngestActivity = field(default_factory=IngestActivity)
     #: the dashboard's state, shared by every open page.
     dashboard: SharedState = field(default_factory=SharedState)
     started_at: float = field(default_factory=time.monotonic)

@@ -68,6 +68,9 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
     request[REQUEST_ID] = request_id
     started = time.perf_counter()
     status = 500
+    upload = request.method == "POST"  # what a validator's loop yields to (``activity``)
+    if upload:
+        context.ingest.enter()
     try:
         response = await handler(request)
         status = response.status
@@ -83,6 +86,8 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
             raise
         return web.Response(status=ABORTED)  # never reaches anyone; ends the handler quietly
     finally:
+        if upload:
+            context.ingest.leave()
         elapsed = time.perf_counter() - started
         route = route_label(request)
         context.metrics.observe(request.method, route, status, elapsed)

@@ -24,6 +24,11 @@ cut off by a lease lost just after DONE, or another validator's task on a shared
 of its quorum, does not stay DONE until the next restart or its deadline. A task this process is
 dispatching or evaluating is never picked by the sweep, and a repeated evaluation moves no score.
 
+Intake yields to the side-server in the same process (``server.activity``): while uploads are in
+flight it waits for a moment with none, at most ``yield_s``, before claiming; a burst of
+submissions is taken in first (it queues in the store), and a sustained one slows dispatch to at
+most ``concurrency`` claims per ``yield_s`` instead of halving the rate clients can hand tasks over.
+
 Claims and the sweep take only the kinds registered in this build (``kinds.REGISTRY``): validators
 of different versions may share a store, and a task of a kind this one cannot serve is left to one
 that can (or to its deadline), never failed or scored here.
@@ -37,6 +42,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from subnet_proxy.kinds import REGISTRY
+from subnet_proxy.server.activity import IngestActivity
 from subnet_proxy.store import ops
 from subnet_proxy.store.base import LeaseLost, TaskStore
 from subnet_proxy.tasks import IllegalTransition, Task, TaskStatus, utcnow
@@ -66,6 +72,8 @@ class ForwardLoop(LoopRunner):
         lease_s: float,
         grace_s: float = 30.0,
         on_dispatched: Callable[[Task], None] | None = None,
+        ingest: IngestActivity | None = None,
+        yield_s: float = 0.0,
     ) -> None:
         super().__init__(interval_s=MAX_IDLE_WAIT_S)
         self.store = store
@@ -76,6 +84,8 @@ class ForwardLoop(LoopRunner):
         self.lease_s = lease_s
         self.grace_s = grace_s
         self.on_dispatched = on_dispatched
+        self.ingest = ingest
+        self.yield_s = yield_s
         self.completed = 0
         #: ``time.monotonic()`` of the last task sent to miners and of the last evaluation done (health).
         self.last_dispatched_at: float | None = None
@@ -108,6 +118,11 @@ class ForwardLoop(LoopRunner):
         self._more_waiting = False
         if free <= 0:
             return
+        if self.ingest is not None and self.ingest.in_flight:
+            await self.ingest.quiet(self.yield_s)
+            free = self._free_slots()  # slots freed while it waited are claimed in the same round trip
+            if free <= 0 or self.stopping:
+                return
         # only the kinds this build can serve: a validator sharing a store with a newer one leaves it the rest
         tasks = await self.store.claim_tasks(self.claimer, limit=free, lease_s=self.lease_s, kinds=list(REGISTRY))
         for task in tasks:

@@ -27,6 +27,7 @@ from subnet_proxy.engines import Engines
 from subnet_proxy.kinds.challenges import Corpus
 from subnet_proxy.monitoring.task_metrics import TaskMetrics
 from subnet_proxy.outbound import OutboundHTTP, OutboundPolicy
+from subnet_proxy.server.activity import IngestActivity
 from subnet_proxy.store.base import TaskStore
 from subnet_proxy.tasks import MinerStat
 from subnet_proxy.telemetry import Telemetry
@@ -83,6 +84,7 @@ class Validator:
         telemetry: Telemetry | None = None,
         rng: random.Random | None = None,
         metrics: TaskMetrics | None = None,
+        ingest: IngestActivity | None = None,
     ) -> None:
         neuron = settings.neuron
         self.settings = settings
@@ -113,11 +115,12 @@ class Validator:
             self.synthetic = SyntheticLoop(store, blobs, engines, owner=f"synthetic:{self.hotkey}",
                                            rate=neuron.synthetic_rate, idle_s=neuron.synthetic_idle_s,
                                            ttl_s=settings.proxy.task_ttl_s, rng=rng,
-                                           corpus=Corpus.load(neuron.challenge_corpus))
+                                           corpus=Corpus.load(neuron.challenge_corpus), ingest=ingest)
         self.forward = ForwardLoop(
             store, self.dispatcher, self.evaluator, claimer=self.hotkey, concurrency=neuron.concurrency,
             lease_s=neuron.lease_s, grace_s=neuron.shutdown_grace_s,
             on_dispatched=self.synthetic.note_task if self.synthetic else None,
+            ingest=ingest, yield_s=neuron.yield_to_ingest_s,
         )
         block_s = settings.mock.block_time_s if settings.mock.enabled else 12.0
         self.resync = ResyncLoop(chain, self.metagraph, self.scores, interval_s=neuron.resync_s,

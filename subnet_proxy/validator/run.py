@@ -28,6 +28,7 @@ from subnet_proxy.monitoring.metered import MeteredStore
 from subnet_proxy.monitoring.task_metrics import TaskMetrics
 from subnet_proxy.offline import pin_external_ip
 from subnet_proxy.rewards import ScoringEngines
+from subnet_proxy.server.activity import IngestActivity
 from subnet_proxy.server.app import create_app, start_server
 from subnet_proxy.store import open_task_store
 from subnet_proxy.telemetry import Telemetry
@@ -74,6 +75,7 @@ async def run_validator(settings: Settings, stop: asyncio.Event, *, say: Callabl
             say(f"starting {settings.mock.miners} reference miner(s); loading their models ...")
             await miners.wait_ready(chain)
 
+        ingest = IngestActivity()  # the side-server's uploads in flight, which the forward loop yields to
         telemetry = Telemetry(settings, hotkey=hotkey)
         await telemetry.start()
         exits.push_async_callback(telemetry.close)
@@ -81,7 +83,7 @@ async def run_validator(settings: Settings, stop: asyncio.Event, *, say: Callabl
                               scorer=EngineScorer(scoring, blobs), engines=engines,
                               peer_scorer=lambda peer_blobs: EngineScorer(scoring, peer_blobs),
                               external_ip=LOOPBACK if mock else await external_ip(), telemetry=telemetry,
-                              metrics=metrics)
+                              metrics=metrics, ingest=ingest)
         if not await validator.start(stop):  # waits for a readable chain; a stop ends the wait
             return
         exits.push_async_callback(validator.stop)
@@ -89,7 +91,7 @@ async def run_validator(settings: Settings, stop: asyncio.Event, *, say: Callabl
         if settings.proxy.enabled:
             app = create_app(settings, store=store, blobs=blobs, keys=keys, metagraph=validator.metagraph,
                              own_hotkey=hotkey, miner_stats=validator.miner_stats, monitor=validator.monitor,
-                             quorum_members=validator.quorum_members)
+                             quorum_members=validator.quorum_members, ingest=ingest)
             server = await start_server(app, settings)
             exits.push_async_callback(server.stop)  # runs first: no new requests while the loop drains
             if mock:  # peers reach a local validator on its loopback URL (a real one: --proxy.public_url)

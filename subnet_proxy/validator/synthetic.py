@@ -9,6 +9,13 @@ its scores and weights keep moving. ``synthetic_rate`` 0 turns them off.
 A challenge gets a deadline ``ttl_s`` away, like a client task (``--proxy.task_ttl_s``): one that
 can never finish (no serving miner, a quorum that never comes, an input that keeps failing) is
 expired by retention and later purged, instead of staying in the store for ever.
+
+Making a challenge is engine work (speech synthesised for a transcription challenge, reference
+answers), background work that must not take CPU from clients handing tasks over: while the
+side-server in the same process has uploads in flight (``server.activity``) a due challenge waits
+for a quiet moment, for at most ``idle_s``; its credit is kept, so the challenges a burst earned are
+issued after it (measured in ``scripts/bench_ingest.py``: a challenge a second under a flood of
+submissions cost the validator about half its CPU per submission).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from subnet_proxy.blobs.base import BlobStore
 from subnet_proxy.engines import Engines
 from subnet_proxy.kinds import pick_challenge_kind, task_spec
 from subnet_proxy.kinds.challenges import Corpus
+from subnet_proxy.server.activity import IngestActivity
 from subnet_proxy.store.base import TaskStore
 from subnet_proxy.tasks import Task, utcnow
 from subnet_proxy.validator.loop_runner import LoopRunner
@@ -48,6 +56,7 @@ class SyntheticLoop(LoopRunner):
         ttl_s: float,
         corpus: Corpus | None = None,
         rng: random.Random | None = None,
+        ingest: IngestActivity | None = None,
     ) -> None:
         super().__init__(interval_s=CHECK_INTERVAL_S)
         self.store = store
@@ -59,6 +68,9 @@ class SyntheticLoop(LoopRunner):
         self.ttl_s = ttl_s
         self.corpus = corpus or Corpus.load()
         self.rng = rng or random.Random()
+        self.ingest = ingest
+        #: ``time.monotonic()`` since when a due challenge has waited for the uploads to stop.
+        self._deferred_since: float | None = None
         self.issued = 0
         self._credit = 0.0
         self._last_activity = time.monotonic()
@@ -76,11 +88,25 @@ class SyntheticLoop(LoopRunner):
         return self._credit >= 1.0 or time.monotonic() - self._last_activity >= self.idle_s
 
     async def run_step(self) -> None:
-        if not self.due:
+        if not self.due or not await self._uploads_allow():
             return
         self._credit = max(0.0, self._credit - 1.0)
         self._last_activity = time.monotonic()
         await self.issue()
+
+    async def _uploads_allow(self) -> bool:
+        """Whether a due challenge may be made now: no upload in flight (waiting for a quiet moment up
+        to a check interval), or it has waited ``idle_s`` already."""
+        if self.ingest is None or await self.ingest.quiet(CHECK_INTERVAL_S):
+            self._deferred_since = None
+            return True
+        now = time.monotonic()
+        if self._deferred_since is None:
+            self._deferred_since = now
+        if now - self._deferred_since < self.idle_s:
+            return False
+        self._deferred_since = None
+        return True
 
     async def issue(self) -> Task:
         """Make one challenge of a randomly drawn kind and queue it like a client task."""

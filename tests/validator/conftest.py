@@ -58,7 +58,7 @@ class Harness:
         return await self.chain.register(Registration.of_wallet(wallet, ip="127.0.0.1", port=port), uid=uid)
 
     async def validator(self, *, scorer: Any = None, monitor: MonitorSettings | None = None,
-                        metrics: Any = None, **neuron: Any) -> Validator:
+                        metrics: Any = None, ingest: Any = None, **neuron: Any) -> Validator:
         """A started validator (``scorer``: wrap the real one to inject faults)."""
         wallet = make_wallet(self.root / "wallets", "validator")
         await self.chain.register(Registration.of_wallet(wallet, stake=VALIDATOR_STAKE, validator_permit=True))
@@ -66,7 +66,7 @@ class Harness:
                            block_time_s=0.5)
         validator = Validator(self.settings(monitor, **neuron), keypair=wallet.hotkey, chain=chain, store=self.store,
                               blobs=self.blobs, scorer=scorer or EngineScorer(self.scoring, self.blobs),
-                              metrics=metrics)
+                              metrics=metrics, ingest=ingest)
         self.validators.append(validator)
         await validator.start()
         return validator

@@ -11,6 +11,7 @@ import aiohttp
 from protocol import SummarizationSynapse
 from subnet_proxy.keys import Role
 from subnet_proxy.keys.sqlite import SqliteKeyStore
+from subnet_proxy.server.activity import IngestActivity
 from subnet_proxy.server.app import create_app, start_server
 from subnet_proxy.signing import sign_request
 from subnet_proxy.store.watched import WatchedStore
@@ -309,3 +310,22 @@ async def test_a_failed_evaluation_leaves_the_loop_running_and_is_redone_at_the_
 
     await harness.validator(sample_size=1)  # start: recover() evaluates what the last run left done
     await harness.wait_status(first.task_id, TaskStatus.APPROVED, timeout=5)
+
+
+async def test_intake_yields_to_uploads_in_flight_then_claims_at_its_floor(harness):
+    ingest = IngestActivity()
+    ingest.enter()  # an upload in flight on the side-server, for the whole test
+    validator = await harness.validator(ingest=ingest, yield_to_ingest_s=1.0)
+    task, _ = await harness.store.create_task(summary_task())
+    # Without yielding the loop claims a new task within milliseconds (no miners: it fails at once).
+    await asyncio.sleep(0.3)
+    assert (await harness.store.get_task(task.task_id)).status is TaskStatus.PENDING
+    failed = await harness.wait_status(task.task_id, TaskStatus.FAILED, timeout=5.0)  # claimed at the floor
+    assert failed.error is not None and "no serving miner" in failed.error.message
+    assert validator.forward.ingest is ingest and ingest.in_flight == 1
+
+    ingest.leave()  # quiet: the next task is claimed at once, not a floor later
+    quick, _ = await harness.store.create_task(summary_task())
+    started = asyncio.get_running_loop().time()
+    await harness.wait_status(quick.task_id, TaskStatus.FAILED, timeout=5.0)
+    assert asyncio.get_running_loop().time() - started < 0.9

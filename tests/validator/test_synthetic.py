@@ -10,6 +10,7 @@ import pytest
 
 from protocol import decode_audio
 from subnet_proxy.blobs import LocalBlobStore
+from subnet_proxy.server.activity import IngestActivity
 from subnet_proxy.store import SQLiteTaskStore
 from subnet_proxy.tasks import Task, TaskInput, TaskKind, TaskStatus
 from subnet_proxy.validator.synthetic import SyntheticLoop
@@ -34,10 +35,11 @@ def client_task() -> Task:
     return Task(kind=TaskKind.SUMMARIZATION, owner="client", input=TaskInput(text="Some text to summarize."))
 
 
-def loop(parts, engines, *, rate: float, idle_s: float = 3600.0, seed: int = 1, ttl_s: float = 3600.0) -> SyntheticLoop:
+def loop(parts, engines, *, rate: float, idle_s: float = 3600.0, seed: int = 1, ttl_s: float = 3600.0,
+         ingest: IngestActivity | None = None) -> SyntheticLoop:
     store, blobs = parts
     return SyntheticLoop(store, blobs, engines, owner="synthetic:5Validator", rate=rate, idle_s=idle_s,
-                         ttl_s=ttl_s, rng=random.Random(seed))
+                         ttl_s=ttl_s, rng=random.Random(seed), ingest=ingest)
 
 
 async def test_client_traffic_earns_challenges_at_the_rate(parts, engines):
@@ -121,3 +123,18 @@ async def test_the_challenge_corpus_flag_feeds_the_validators_challenges(harness
         assert text and not text.replace(sentences[0], "").replace(sentences[1], "").strip(), text
     with pytest.raises(CorpusError, match="cannot read"):
         build(str(tmp_path / "missing.txt"))
+
+
+async def test_a_due_challenge_waits_for_uploads_to_stop_but_at_most_idle_s(parts, engines):
+    ingest = IngestActivity()
+    ingest.enter()  # an upload in flight on the side-server
+    synthetic = loop(parts, engines, rate=1.0, idle_s=0.5, ingest=ingest)
+    synthetic.note_task(client_task())
+    synthetic.note_task(client_task())
+    await synthetic.run_step()  # a check interval without a quiet moment: deferred, the credit kept
+    assert synthetic.issued == 0 and synthetic.due
+    await synthetic.run_step()  # deferred for longer than idle_s: issued though the upload goes on
+    assert synthetic.issued == 1 and synthetic.due
+    ingest.leave()
+    await synthetic.run_step()  # quiet: issued at once
+    assert synthetic.issued == 2
