@@ -15,6 +15,7 @@ Errors::
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -81,6 +82,12 @@ class Transcriber(abc.ABC):
     @abc.abstractmethod
     def transcribe(self, audio: DecodedAudio, language: str | None = None) -> Transcript:
         """Transcribe decoded mono audio; ``language`` None means detect (or the model's only one)."""
+
+    def transcribe_many(self, clips: Sequence[np.ndarray], language: str | None = None) -> list[str]:
+        """The texts of 16 kHz mono clips, for scoring: an engine may decode them together and should
+        decode them deterministically; by default, one ``transcribe`` each."""
+        return [self.transcribe(DecodedAudio(clip, WHISPER_SAMPLE_RATE, "pcm"), language).text if clip.size else ""
+                for clip in clips]
 
 
 class Synthesizer(abc.ABC):
