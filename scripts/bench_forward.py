@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 import aiohttp  # noqa: E402
 import bittensor as bt  # noqa: E402
 import numpy as np  # noqa: E402
+from bench_trees import alternate  # noqa: E402
 from bittensor_wallet import Keypair  # noqa: E402
 
 from protocol import SummarizationSynapse, encode_audio  # noqa: E402
@@ -441,17 +442,8 @@ def speak(path: Path) -> Path:
 
 
 def kinds_against(other: Path, burst_n: int, turns: int) -> None:
-    """The per-kind loop rows for this tree and ``other``, in alternating child processes; best of turns."""
-    trees = {"this code": None, f"against {other}": str(other)}
-    results: dict[str, list[list[dict[str, Any]]]] = {label: [] for label in trees}
-    for _ in range(turns):
-        for label, code in trees.items():
-            env = {**os.environ, "PYTHONPATH": code or str(ROOT), **({"BENCH_CODE": code} if code else {})}
-            out = subprocess.run([sys.executable, __file__, "--kinds", "--burst", str(burst_n), "--json", "-"],
-                                 env=env, check=True, capture_output=True, text=True).stdout
-            results[label].append(json.loads(out.strip().splitlines()[-1]))
-            for row in results[label][-1]:
-                print_kind(row, f"[{label}] ")
+    """The per-kind loop rows for this tree and ``other`` taking turns (``bench_trees``); best of turns."""
+    results = alternate(__file__, ["--kinds", "--burst", str(burst_n), "--json", "-"], other, turns)
     for label, runs in results.items():
         for rows in zip(*runs, strict=True):
             print_kind(max(rows, key=lambda r: r["approved_per_s"]), f"best of {turns} [{label}] ")

@@ -30,7 +30,6 @@ import dataclasses
 import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,6 +43,7 @@ ROOT = Path(os.environ.get("BENCH_CODE") or Path(__file__).resolve().parent.pare
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
+from bench_trees import alternate  # noqa: E402
 
 from protocol import DecodedAudio, decode_audio, encode_audio  # noqa: E402
 from subnet_proxy.blobs.local import LocalBlobStore  # noqa: E402
@@ -192,18 +192,8 @@ def print_rows(label: str, rows: list[dict[str, Any]]) -> None:
 
 
 def against(other: Path, n: int, rounds: int, turns: int) -> None:
-    """This tree and ``other`` in alternating child processes; per kind the best of each tree's turns."""
-    trees = {"this code": None, f"against {other}": str(other)}
-    results: dict[str, list[list[dict[str, Any]]]] = {label: [] for label in trees}
-    for turn in range(turns):
-        for label, code in trees.items():
-            env = {**os.environ, **({"BENCH_CODE": code} if code else {})}
-            env["PYTHONPATH"] = code or str(ROOT)
-            out = subprocess.run([sys.executable, __file__, "--json", "--responses", str(n), "--rounds", str(rounds)],
-                                 env=env, check=True, capture_output=True, text=True).stdout
-            rows = json.loads(out.strip().splitlines()[-1])
-            results[label].append(rows)
-            print_rows(f"turn {turn + 1}, {label}:", rows)
+    """This tree and ``other`` taking turns (``bench_trees``); per kind and figure the best turn."""
+    results = alternate(__file__, ["--json", "--responses", str(n), "--rounds", str(rounds)], other, turns)
     for label, runs in results.items():  # per figure the best turn: the shared machine only ever slows one down
         best = [{**rows[0], **{k: min(r[k] for r in rows) for k in ("score_s", "engine_s", "pure_s", "produce_s")}}
                 for rows in zip(*runs, strict=True)]
