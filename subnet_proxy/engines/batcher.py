@@ -35,6 +35,9 @@ class TranscriptBatcher:
         self._pool = pool
         self._pending: list[_Request] = []
         self._drains: set[asyncio.Task[None]] = set()
+        #: drains started and not yet past their last look at ``_pending`` (counted by the drain itself:
+        #: a finished task leaves ``_drains`` only in a later callback, when a request may already wait).
+        self._active = 0
         #: ``transcribe_many`` calls made and clips they carried (how much coalescing happens).
         self.calls = 0
         self.clips = 0
@@ -45,13 +48,20 @@ class TranscriptBatcher:
             return []
         request = _Request(clips, language, asyncio.get_running_loop().create_future())
         self._pending.append(request)
-        if len(self._drains) < self._pool.workers:
+        if self._active < self._pool.workers:
+            self._active += 1
             drain = asyncio.create_task(self._drain())
             self._drains.add(drain)
             drain.add_done_callback(self._drains.discard)
         return await request.done
 
     async def _drain(self) -> None:
+        try:
+            await self._take_all()
+        finally:
+            self._active -= 1
+
+    async def _take_all(self) -> None:
         while self._pending:
             language = self._pending[0].language
             batch = [r for r in self._pending if r.language == language and not r.done.done()]

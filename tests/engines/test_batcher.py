@@ -57,3 +57,18 @@ async def test_requests_waiting_for_the_model_share_one_call_per_language():
     assert transcriber.calls == [([1], "en"), ([2, 3, 5], "en"), ([4], "de"), ([6], "xx")]
     assert (batcher.calls, batcher.clips) == (4, 6)
     pool.close()
+
+
+async def test_a_request_right_after_a_drain_ends_is_not_left_waiting():
+    """The caller of a finished batch wakes before its drain's task is reaped: asking again at once
+    must start a new drain, not wait for one that has ended."""
+    transcriber, pool = CountingTranscriber(), WorkerPool(1)
+    transcriber.release.set()
+    batcher = TranscriptBatcher(transcriber, pool)
+
+
+    async def ask_in_a_row() -> list[list[str]]:  # awaited directly: this task wakes first
+        return [await batcher.transcribe(_clips(size), "en") for size in (1, 2, 3)]
+
+    assert await asyncio.wait_for(ask_in_a_row(), 5) == [["en:1"], ["en:2"], ["en:3"]]
+    pool.close()
