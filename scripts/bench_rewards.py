@@ -11,7 +11,8 @@ Three baselines are measured in the same run:
   around it: faster-whisper's ``WhisperModel.transcribe`` with its defaults on each audio answer (a
   kind whose result is audio) or on the task's audio (a kind submitted as audio), else one MiniLM
   batch of the source's and the answers' sentences. ``score/engine`` is scoring a task over those
-  calls: the overhead of everything around the model (target <= 1.2x for TTS and transcription);
+  calls, timed one after the other in each round, the median of the rounds: the overhead of
+  everything around the model (target <= 1.2x for TTS and transcription);
 * ``pure``: the kind's pure reward function alone on references computed once (the judging rules
   without the models);
 * ``produce``: the reference miner producing one answer -- scoring cost against the miner's own cost
@@ -30,6 +31,7 @@ import dataclasses
 import json
 import os
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -165,13 +167,19 @@ async def measure_kind(spec: KindSpec[Any], case: Case, scoring: ScoringEngines,
     async def score() -> Any:
         return await score_task(case.task, case.responses, None, scoring, blobs=blobs, timeout_s=timeout)
 
-    score_s = min([(await _timed(score))[1] for _ in range(rounds)])
+    await score()
     case.engine()
-    engine_s = min(_seconds(case.engine) for _ in range(rounds))
+    pairs = []  # (engine s, score s), one after the other in each round: a slow spell of the machine hits both
+    for _ in range(rounds):
+        engine_s = _seconds(case.engine)
+        started = time.perf_counter()
+        await score()
+        pairs.append((engine_s, time.perf_counter() - started))
     references = await spec.references(case.task, case.responses, None, scoring, blobs)
     pure_s = min(_seconds(lambda: spec.reward(case.task, None, case.responses, references, timeout_s=timeout))
                  for _ in range(max(rounds, 20)))
-    return {"kind": spec.kind, "answers": len(case.responses), "score_s": score_s, "engine_s": engine_s,
+    return {"kind": spec.kind, "answers": len(case.responses), "score_s": min(p[1] for p in pairs),
+            "engine_s": min(p[0] for p in pairs), "ratio": statistics.median(p[1] / p[0] for p in pairs),
             "pure_s": pure_s, "produce_s": case.produce_s}
 
 
@@ -187,7 +195,7 @@ def print_rows(label: str, rows: list[dict[str, Any]]) -> None:
     for r in rows:
         n = r["answers"]
         print(f"{r['kind']:<14} {n:>7} {n / r['score_s']:>9.1f} {r['score_s']:>12.3f} {r['engine_s']:>13.3f} "
-              f"{r['score_s'] / r['engine_s']:>11.2f}x {n / r['pure_s']:>8.0f} {r['produce_s']:>9.3f} "
+              f"{r['ratio']:>11.2f}x {n / r['pure_s']:>8.0f} {r['produce_s']:>9.3f} "
               f"{r['score_s'] / n / r['produce_s']:>13.2f}", flush=True)
 
 
@@ -195,8 +203,8 @@ def against(other: Path, n: int, rounds: int, turns: int) -> None:
     """This tree and ``other`` taking turns (``bench_trees``); per kind and figure the best turn."""
     results = alternate(__file__, ["--json", "--responses", str(n), "--rounds", str(rounds)], other, turns)
     for label, runs in results.items():  # per figure the best turn: the shared machine only ever slows one down
-        best = [{**rows[0], **{k: min(r[k] for r in rows) for k in ("score_s", "engine_s", "pure_s", "produce_s")}}
-                for rows in zip(*runs, strict=True)]
+        best = [{**rows[0], **{k: min(r[k] for r in rows) for k in ("score_s", "engine_s", "pure_s", "produce_s")},
+                 "ratio": statistics.median(r["ratio"] for r in rows)} for rows in zip(*runs, strict=True)]
         print_rows(f"best of {turns} turns, {label}:", best)
 
 
