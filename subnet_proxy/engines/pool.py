@@ -20,7 +20,7 @@ from typing import ParamSpec, TypeVar
 
 from protocol import DecodedAudio
 from subnet_proxy.engines.base import Speech, Summarizer, Synthesizer, Transcriber, Transcript
-from subnet_proxy.engines.heap import malloc_trim
+from subnet_proxy.heap import malloc_trim
 
 P = ParamSpec("P")
 T = TypeVar("T")
