@@ -6,6 +6,9 @@
 2. dispatch latency (task accepted by the store -> the miner receives the request), p50/p99, at
    2 tasks/s, and tasks/s end to end (real scoring) for a burst, with instant miners: the forward
    loop vs a sequential poll-and-query loop in the style of the subnet template.
+3. ``--kinds``: the forward loop alone on a burst of client tasks of each kind (three honest answers
+   each, real scoring: the validator's ASR of each transcription task and of every TTS answer):
+   answered and approved tasks/s; ``--against DIR`` runs it for another source tree too, taking turns.
 
 The miners are ``scripts/loopback_miners.py`` (one child process, wire-compatible with the axon; see
 its docstring for why not 256 stock axons). Run: ``python scripts/bench_forward.py [--quick]``.
@@ -26,14 +29,18 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
-ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = Path(__file__).resolve().parent
+#: the source tree benchmarked: this checkout, or BENCH_CODE (``--against`` sets it for its children).
+ROOT = Path(os.environ.get("BENCH_CODE") or SCRIPTS.parent)
 sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
 import bittensor as bt  # noqa: E402
+import numpy as np  # noqa: E402
+from bench_trees import alternate  # noqa: E402
 from bittensor_wallet import Keypair  # noqa: E402
 
-from protocol import SummarizationSynapse  # noqa: E402
+from protocol import SummarizationSynapse, encode_audio  # noqa: E402
 from subnet_proxy import approval  # noqa: E402
 from subnet_proxy.blobs import LocalBlobStore  # noqa: E402
 from subnet_proxy.chain import Neuron  # noqa: E402
@@ -68,11 +75,12 @@ class Farm:
     their cost should not be the bottleneck of a validator benchmark); miners are interleaved so any
     first N of them spread over every process."""
 
-    def __init__(self, count: int, delay: float, procs: int = 2) -> None:
-        script = str(ROOT / "scripts" / "loopback_miners.py")
+    def __init__(self, count: int, delay: float, procs: int = 2, answers: tuple[str, ...] = ()) -> None:
+        script = str(SCRIPTS / "loopback_miners.py")
         share = -(-count // procs)
         self.procs = [subprocess.Popen(
-            [sys.executable, script, "--count", str(share), "--first", str(p * share), "--delay", str(delay)],
+            [sys.executable, script, "--count", str(share), "--first", str(p * share), "--delay", str(delay),
+             *answers],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         ) for p in range(procs)]
         groups = []
@@ -346,14 +354,128 @@ async def bench_loops(farm: Farm, latency_n: int, burst_n: int, reps: int, root:
     return figures
 
 
+# -- 3. the loop per kind: approved tasks/s when scoring runs the models ------------------------------
+
+#: what the audio kinds' tasks say: TTS tasks ask for it, transcription tasks are it spoken.
+SPOKEN = "The river rose overnight, and the farmers moved their herds to higher ground before dawn."
+KINDS = (TaskKind.TRANSCRIPTION, TaskKind.TTS, TaskKind.SUMMARIZATION)
+
+
+class ClientTasks:
+    """Client tasks (no ground truth: the validator's own ASR runs) that the loopback miners answer
+    honestly: TTS of ``SPOKEN``, and ``SPOKEN`` spoken, each task's file with a whisper of noise of its
+    own (distinct uploads, as clients' are)."""
+
+    def __init__(self, speech_wav: Path) -> None:
+        import soundfile
+
+        self.samples, self.rate = soundfile.read(speech_wav, dtype="float32")
+        self.count = 0
+
+    async def make(self, kind: TaskKind, blobs: LocalBlobStore) -> Task:
+        self.count += 1
+        if kind is TaskKind.SUMMARIZATION:
+            return bench_task(f"kind-{self.count}")
+        if kind is TaskKind.TTS:
+            return Task(kind=kind, owner="bench", input=TaskInput(text=SPOKEN))
+        noise = np.random.default_rng(self.count).normal(0, 1e-3, self.samples.size).astype(np.float32)
+        stored = await blobs.put(encode_audio(self.samples + noise, self.rate, "wav"), content_type="audio/wav")
+        return Task(kind=kind, owner="bench", input=TaskInput(audio_blob=stored.key, audio_format="wav", language="en",
+                                                             audio_seconds=round(self.samples.size / self.rate, 3)))
+
+
+async def run_kind(kind: TaskKind, bed: Bed, keypair: Keypair, scoring: ScoringEngines, tasks: ClientTasks,
+                   burst_n: int) -> dict[str, Any]:
+    """The forward loop on a burst of ``burst_n`` tasks of one kind (after one warm-up task)."""
+    validator = Validator(bed.settings, keypair=keypair, chain=bed.chain, store=bed.store, blobs=bed.blobs,
+                          scorer=EngineScorer(scoring, bed.blobs))
+    await validator.start()
+    try:
+        await bed.store.create_task(await tasks.make(kind, bed.blobs))
+        await bed.wait_all(1)
+        burst = [await tasks.make(kind, bed.blobs) for _ in range(burst_n)]
+        start, cpu = time.perf_counter(), time.process_time()
+        for task in burst:
+            await bed.store.create_task(task)
+        answered_at = await bed.wait_all(1 + burst_n, timeout=900.0)
+        wall = time.perf_counter() - start
+        return {"kind": kind.value, "burst": burst_n, "approved_per_s": burst_n / wall,
+                "answered_per_s": burst_n / (answered_at - start),
+                "cpu_ms_per_task": (time.process_time() - cpu) * 1000 / burst_n}
+    finally:
+        await validator.stop()
+
+
+async def bench_kinds(farm: Farm, speech_wav: Path, burst_n: int, root: Path) -> list[dict[str, Any]]:
+    keypair = Keypair.create_from_seed("0x" + "23" * 32)
+    engines = build_engines(EngineSettings())
+    scoring = await asyncio.to_thread(ScoringEngines.build, engines, EngineSettings())
+    await engines.load()
+    tasks = ClientTasks(speech_wav)
+    rows = []
+    try:
+        for kind in KINDS:
+            bed = Bed(root / f"kind-{kind.value}", farm, keypair)
+            try:
+                rows.append(await run_kind(kind, bed, keypair, scoring, tasks, burst_n))
+            finally:
+                await bed.close()
+            print_kind(rows[-1])
+    finally:
+        engines.close()
+    return rows
+
+
+def print_kind(row: dict[str, Any], label: str = "") -> None:
+    print(f"loop {label}{row['kind']:<14} answered {row['answered_per_s']:6.1f}/s"
+          f"  approved {row['approved_per_s']:5.2f}/s  {row['cpu_ms_per_task']:7.1f} ms CPU/task"
+          f"  ({row['burst']} tasks, real scoring)", flush=True)
+
+
+def speak(path: Path) -> Path:
+    """``SPOKEN`` read by the shipped voice, as a WAV file (the loopback miners' answers)."""
+    engines = build_engines(EngineSettings())
+    speech = engines.synthesizer.synthesize(SPOKEN)
+    engines.close()
+    path.write_bytes(encode_audio(speech.samples, speech.sample_rate, "wav"))
+    return path
+
+
+def kinds_against(other: Path, burst_n: int, turns: int) -> None:
+    """The per-kind loop rows for this tree and ``other`` taking turns (``bench_trees``); best of turns."""
+    results = alternate(__file__, ["--kinds", "--burst", str(burst_n), "--json", "-"], other, turns)
+    for label, runs in results.items():
+        for rows in zip(*runs, strict=True):
+            print_kind(max(rows, key=lambda r: r["approved_per_s"]), f"best of {turns} [{label}] ")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="Fewer rounds and sizes (a smoke run).")
     parser.add_argument("--delay", type=float, default=0.1, help="Miners' fixed answer delay, seconds.")
-    parser.add_argument("--json", type=Path, help="Also write the figures to this file.")
+    parser.add_argument("--json", type=Path, help="Also write the figures to this file ('-': print them).")
+    parser.add_argument("--kinds", action="store_true",
+                        help="Only the loop per task kind (approved/s with the models scoring audio).")
+    parser.add_argument("--burst", type=int, default=24, help="Tasks per kind with --kinds.")
+    parser.add_argument("--against", type=Path, help="With --kinds: also another source tree, taking turns.")
+    parser.add_argument("--turns", type=int, default=2, help="Turns per tree with --against.")
     args = parser.parse_args()
     os.environ.setdefault("WANDB_MODE", "offline")
     pin_external_ip("127.0.0.1")
+    if args.kinds and args.against:
+        kinds_against(args.against.resolve(), args.burst, args.turns)
+        return
+    if args.kinds:
+        with tempfile.TemporaryDirectory() as tmp:
+            speech = speak(Path(tmp) / "spoken.wav")
+            farm = Farm(LOOP_MINERS, 0.0, answers=("--speech", str(speech), "--transcript", SPOKEN))
+            try:
+                rows = asyncio.run(bench_kinds(farm, speech, args.burst, Path(tmp)))
+            finally:
+                farm.stop()
+        if args.json:
+            print(json.dumps(rows)) if str(args.json) == "-" else args.json.write_text(json.dumps(rows))
+        return
     sizes = [16, 64] if args.quick else [16, 64, 256]
     rounds = 2 if args.quick else 5
     latency_n, burst_n, reps = (10, 20, 1) if args.quick else (40, 60, 2)

@@ -4,9 +4,12 @@
 2-core machine and would measure the axons rather than the validator. Each miner here is one
 aiohttp site on its own port with its own sr25519 hotkey that does what the axon does for a
 request: checks the dendrite's signature (nonce, hotkeys, uuid, body hash), refuses a replayed
-nonce per (hotkey, uuid), waits a fixed delay, fills the summarization output and answers the
-synapse as JSON with the ``bt_header_*`` headers. Both the stock ``bt.Dendrite`` and the fan-out
-client query it unchanged. ``GET /_received`` on any port lists when each request arrived.
+nonce per (hotkey, uuid), waits a fixed delay, fills the synapse's output and answers it as JSON
+with the ``bt_header_*`` headers: a fixed summary; with ``--speech FILE`` (a WAV of ``--transcript``)
+the transcript for a transcription synapse and, for a TTS synapse, that speech with a whisper of
+noise of the miner's own (each miner's bytes differ, as two real miners' would). Both the stock
+``bt.Dendrite`` and the fan-out client query it unchanged. ``GET /_received`` on any port lists
+when each request arrived.
 
 Run: ``python scripts/loopback_miners.py --count 256 --delay 0.1``; prints one JSON line
 ``{"miners": [{"hotkey": ..., "port": ...}, ...]}`` once every port listens, serves until stdin
@@ -17,16 +20,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import hashlib
+import io
 import json
 import signal
 import sys
 import time
+from pathlib import Path
 
 from aiohttp import web
 from bittensor_wallet import Keypair
 
-OUTPUTS = {"summary": "The river rose; herds moved to higher ground."}
+SUMMARY = "The river rose; herds moved to higher ground."
 #: leading characters of a request's text kept in the received log (benchmarks tag tasks there).
 TAG_CHARS = 40
 
@@ -34,11 +40,14 @@ TAG_CHARS = 40
 class LoopbackMiner:
     """One miner: its hotkey, its nonce table, its fixed answer delay, the log of what it received."""
 
-    def __init__(self, index: int, delay: float, log: list[tuple[str, float]]) -> None:
+    def __init__(self, index: int, delay: float, log: list[tuple[str, float]],
+                 outputs: dict[str, dict[str, object]]) -> None:
         self.keypair = Keypair.create_from_seed(hashlib.sha256(f"loopback-miner-{index}".encode()).hexdigest())
         self.delay = delay
         self.nonces: dict[str, int] = {}
         self.log = log
+        #: synapse name -> the output fields it is answered with.
+        self.outputs = outputs
 
     def verify(self, headers: dict[str, str]) -> str | None:
         """None when the request is authentic; else why not (the axon answers 401)."""
@@ -63,9 +72,7 @@ class LoopbackMiner:
         body = await request.json()
         self.log.append((str(body.get("text", ""))[:TAG_CHARS], started))
         await asyncio.sleep(self.delay)
-        for field, value in OUTPUTS.items():
-            if field in body:
-                body[field] = value
+        body.update(self.outputs.get(str(body.get("name", "")), {}))
         axon = body.get("axon") or {}
         axon.update(status_code=200, status_message="Success", process_time=time.time() - started)
         body["axon"] = axon
@@ -78,9 +85,27 @@ class LoopbackMiner:
         return web.json_response(body, headers=headers)
 
 
-async def serve(count: int, delay: float, host: str, first: int = 0) -> None:
+def outputs(index: int, speech: Path | None, transcript: str) -> dict[str, dict[str, object]]:
+    """What miner ``index`` answers each synapse with."""
+    answers: dict[str, dict[str, object]] = {"SummarizationSynapse": {"summary": SUMMARY}}
+    if speech is not None:
+        import numpy as np
+        import soundfile
+
+        samples, rate = soundfile.read(speech, dtype="float32")
+        noisy = samples + np.random.default_rng(index).normal(0, 1e-3, samples.size).astype(np.float32)
+        out = io.BytesIO()
+        soundfile.write(out, noisy, rate, format="WAV", subtype="PCM_16")
+        answers["TTSSynapse"] = {"audio_b64": base64.b64encode(out.getvalue()).decode(), "audio_format": "wav",
+                                 "audio_sample_rate": rate}
+        answers["TranscriptionSynapse"] = {"transcript": transcript}
+    return answers
+
+
+async def serve(count: int, delay: float, host: str, first: int = 0, speech: Path | None = None,
+                transcript: str = "") -> None:
     log: list[tuple[str, float]] = []
-    miners = [LoopbackMiner(first + i, delay, log) for i in range(count)]
+    miners = [LoopbackMiner(first + i, delay, log, outputs(first + i, speech, transcript)) for i in range(count)]
     runners = []
     listing = []
 
@@ -117,8 +142,10 @@ def main() -> None:
     parser.add_argument("--first", type=int, default=0, help="Index of the first miner (several farms, distinct keys).")
     parser.add_argument("--delay", type=float, default=0.0, help="Seconds each miner waits before answering.")
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--speech", type=Path, help="A WAV file: TTS answers (noised per miner).")
+    parser.add_argument("--transcript", default="", help="What --speech says: the transcription answer.")
     args = parser.parse_args()
-    asyncio.run(serve(args.count, args.delay, args.host, args.first))
+    asyncio.run(serve(args.count, args.delay, args.host, args.first, args.speech, args.transcript))
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from subnet_proxy.engines.base import (
     TranscriptSegment,
 )
 from subnet_proxy.engines.listening import ListeningWindow, listening_windows
+from subnet_proxy.engines.packing import GAP_S, WINDOW_S, assign_segments, plan_windows
 from subnet_proxy.engines.resample import resample
 
 #: how far back from a chunk boundary to look for the quietest point to cut at.
@@ -39,6 +40,8 @@ CUT_SEARCH_S = 5.0
 CUT_WINDOW_S = 0.1
 #: the most text tokens read against one window (Whisper's decoder holds 448 with the start sequence).
 MAX_WINDOW_TOKENS = 440
+#: faster-whisper's default: a window that fails its checks is decoded again by sampling at these temperatures.
+FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 
 def chunk_bounds(samples: np.ndarray, rate: int, chunk_s: float) -> list[tuple[int, int]]:
@@ -134,17 +137,63 @@ class WhisperTranscriber(Transcriber):
         return code
 
     def transcribe(self, audio: DecodedAudio, language: str | None = None) -> Transcript:
+        """The miner's transcription: Whisper's own VAD and its temperature fallback (a window whose
+        beam-search text looks wrong, repetitive or unlikely, is decoded again by sampling)."""
+        return self._decode(*self._prepared(audio, language), temperature=FALLBACK_TEMPERATURES, vad_filter=True)
+
+    def reference_transcript(self, audio: DecodedAudio, language: str | None = None) -> Transcript:
+        """The validator's transcript of a client's audio: Whisper's VAD, temperature 0 only (the same
+        audio gives the same words and segments on every run)."""
+        return self._decode(*self._prepared(audio, language), temperature=0.0, vad_filter=True)
+
+    def _prepared(self, audio: DecodedAudio, language: str | None) -> tuple[np.ndarray, str | None]:
+        """The model loaded; the audio at 16 kHz and the language code (EngineInputError when unusable)."""
         self.load()
         if audio.samples.size == 0 or audio.sample_rate <= 0:
             raise EngineInputError("audio has no samples")
         code = self._language(language)
-        samples = resample(audio.samples, audio.sample_rate, WHISPER_SAMPLE_RATE)
+        return resample(audio.samples, audio.sample_rate, WHISPER_SAMPLE_RATE), code
+
+    def transcribe_many(self, clips: Sequence[np.ndarray], language: str | None = None) -> list[str]:
+        """Deterministic transcripts of 16 kHz clips for scoring: temperature 0 only (beam search), so
+        the same audio gives the same text on every run and CPU; short clips share Whisper windows
+        (``packing``). The clips come trimmed of leading and trailing silence by the caller's VAD."""
+        self.load()
+        code = self._language(language)
+        durations = [len(c) / WHISPER_SAMPLE_RATE for c in clips]
+        # Without a language a multilingual model detects one per window: never mix two files in one.
+        packable = code is not None or not self._model.model.is_multilingual
+        windows = plan_windows(durations) if packable else [[i] for i in range(len(clips))]
+        texts = [""] * len(clips)
+        for window in windows:
+            packed = self._packed([clips[i] for i in window], code) if len(window) > 1 else None
+            for i, text in zip(window, packed or [self._alone(clips[i], code) for i in window], strict=True):
+                texts[i] = text
+        return texts
+
+    def _alone(self, clip: np.ndarray, code: str | None) -> str:
+        if clip.size == 0:
+            return ""
+        # Longer than a window: Whisper's VAD finds where to cut it (the caller's trimmed only the ends).
+        long = clip.size > WINDOW_S * WHISPER_SAMPLE_RATE
+        return self._decode(clip, code, temperature=0.0, vad_filter=long).text
+
+    def _packed(self, clips: Sequence[np.ndarray], code: str | None) -> list[str] | None:
+        gap = np.zeros(int(GAP_S * WHISPER_SAMPLE_RATE), dtype=np.float32)
+        window = np.concatenate([part for clip in clips for part in (clip.astype(np.float32), gap)])
+        pieces, _ = self._model.transcribe(window, language=code, beam_size=self._settings.asr_beam_size,
+                                           temperature=0.0, vad_filter=False)
+        return assign_segments([(p.start, p.end, p.text) for p in pieces],
+                               [len(c) / WHISPER_SAMPLE_RATE for c in clips])
+
+    def _decode(self, samples: np.ndarray, code: str | None, *, temperature: float | tuple[float, ...],
+                vad_filter: bool) -> Transcript:
         segments: list[TranscriptSegment] = []
         detected = code
         for start, end in chunk_bounds(samples, WHISPER_SAMPLE_RATE, self._settings.asr_chunk_s):
             offset, length = start / WHISPER_SAMPLE_RATE, (end - start) / WHISPER_SAMPLE_RATE
-            pieces, info = self._model.transcribe(samples[start:end], language=detected,
-                                                  beam_size=self._settings.asr_beam_size, vad_filter=True)
+            pieces, info = self._model.transcribe(samples[start:end], language=detected, temperature=temperature,
+                                                  beam_size=self._settings.asr_beam_size, vad_filter=vad_filter)
             for piece in pieces:
                 text = piece.text.strip()
                 if text:

@@ -83,6 +83,18 @@ class Transcriber(abc.ABC):
     def transcribe(self, audio: DecodedAudio, language: str | None = None) -> Transcript:
         """Transcribe decoded mono audio; ``language`` None means detect (or the model's only one)."""
 
+    def transcribe_many(self, clips: Sequence[np.ndarray], language: str | None = None) -> list[str]:
+        """The texts of 16 kHz mono clips, for scoring: an engine may decode them together and should
+        decode them deterministically; by default, one ``transcribe`` each."""
+        return [self.transcribe(DecodedAudio(clip, WHISPER_SAMPLE_RATE, "pcm"), language).text if clip.size else ""
+                for clip in clips]
+
+    def reference_transcript(self, audio: DecodedAudio, language: str | None = None) -> Transcript:
+        """The validator's own transcript of a client's audio, for scoring: timed segments (they place
+        the answers' words for ``word_probabilities``), deterministic where the engine can be; by
+        default ``transcribe``."""
+        return self.transcribe(audio, language)
+
     def word_probabilities(self, audio: DecodedAudio, heard: Transcript, heard_words: Sequence[Sequence[str]],
                            hypotheses: Sequence[Sequence[str]]) -> list[list[float]] | None:
         """For each hypothesis (a list of words), the probability the model gives each word when made to

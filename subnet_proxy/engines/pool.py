@@ -5,34 +5,45 @@ axon or a validator loop is serving. ``Engines`` sends each call to a thread poo
 ``settings.engine.workers`` threads (CTranslate2 and onnxruntime release the GIL while they compute),
 so at most that many model calls run at once and the rest wait their turn. A caller that gives up
 (a synapse timeout cancels its coroutine) also withdraws its call if it has not started yet, so
-stale work does not pile up behind a slow request.
+stale work does not pile up behind a slow request. Every ``TRIM_EVERY`` calls the worker that ran
+the last one hands freed heap back to the OS (``heap.malloc_trim``): a long run's RSS stays flat.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
 from protocol import DecodedAudio
 from subnet_proxy.engines.base import Speech, Summarizer, Synthesizer, Transcriber, Transcript
+from subnet_proxy.heap import malloc_trim
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+#: model calls between two returns of freed heap to the OS (a validator makes a few per task).
+TRIM_EVERY = 200
 
 
 class WorkerPool:
     """A fixed number of worker threads for blocking model calls, awaited from async code."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, *, trim_every: int = TRIM_EVERY) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
         self.workers = workers
         #: calls submitted and not finished (running ones included); see ``queued``.
         self.in_use = 0
+        #: times freed heap was handed back to the OS.
+        self.trims = 0
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="engine")
+        self._trim = malloc_trim()
+        self._trim_every = trim_every
+        self._finished = itertools.count(1)  # next() is atomic: worker threads count their calls here
 
     @property
     def queued(self) -> int:
@@ -44,9 +55,18 @@ class WorkerPool:
         loop = asyncio.get_running_loop()
         self.in_use += 1
         try:
-            return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+            return await loop.run_in_executor(self._executor, self._counted, functools.partial(fn, *args, **kwargs))
         finally:
             self.in_use -= 1
+
+    def _counted(self, call: Callable[[], T]) -> T:
+        """Run ``call`` in this worker, then trim the heap if it was the ``trim_every``-th call."""
+        try:
+            return call()
+        finally:
+            if next(self._finished) % self._trim_every == 0 and self._trim is not None:
+                self._trim()
+                self.trims += 1
 
     def close(self) -> None:
         """Stop taking work and drop what has not started; running calls finish in their threads."""
@@ -79,6 +99,9 @@ class Engines:
 
     async def transcribe(self, audio: DecodedAudio, language: str | None = None) -> Transcript:
         return await self.pool.run(self.transcriber.transcribe, audio, language)
+
+    async def reference_transcript(self, audio: DecodedAudio, language: str | None = None) -> Transcript:
+        return await self.pool.run(self.transcriber.reference_transcript, audio, language)
 
     async def word_probabilities(self, audio: DecodedAudio, heard: Transcript, heard_words: Sequence[Sequence[str]],
                                  hypotheses: Sequence[Sequence[str]]) -> list[list[float]] | None:

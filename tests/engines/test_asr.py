@@ -130,3 +130,12 @@ def test_model_name_not_cached_is_not_downloaded():
     with pytest.raises(ModelLoadError, match="not in the local Hugging Face cache") as err:
         WhisperTranscriber(EngineSettings(asr_model="large-v3", device="cpu")).load()
     assert err.value.source == "large-v3"
+
+
+@pytest.mark.slow
+def test_short_clips_share_one_window_and_keep_their_own_words(engines, monkeypatch):
+    """Scoring's ``transcribe_many``: three readings in one Whisper window, each text its own."""
+    texts = (SENTENCE, SECOND, "Good morning to you all.")
+    monkeypatch.setattr(engines.transcriber, "_alone", lambda clip, code: pytest.fail("the packing was distrusted"))
+    heard = engines.transcriber.transcribe_many([_speech(engines, t) for t in texts], "en")
+    assert [jiwer.wer(_normalize(t), _normalize(h)) < 0.15 for t, h in zip(texts, heard, strict=True)] == [True] * 3

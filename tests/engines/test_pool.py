@@ -72,3 +72,10 @@ async def test_queued_counts_calls_waiting_for_a_worker():
     await asyncio.gather(*calls)
     pool.close()
     assert (pool.in_use, pool.queued) == (0, 0)
+
+
+async def test_freed_heap_is_handed_back_every_so_many_calls():
+    pool = WorkerPool(1, trim_every=3)
+    assert [await pool.run(pow, 2, n) for n in range(7)] == [1, 2, 4, 8, 16, 32, 64]
+    pool.close()
+    assert pool.trims == 2  # after the 3rd and the 6th call (glibc here)

@@ -1,0 +1,195 @@
+#!/usr/bin/env python
+"""Benchmark of the validator's memory over a long run: its RSS after every 1,000 tasks.
+
+Starts the validator with the shipped entry point (``neurons/proxy_validator.py --mock``: local chain,
+embedded store, side-server, wandb offline, default logging) against ``scripts/loopback_miners.py``
+(registered on the chain first; they answer every kind honestly and instantly: a fixed summary, the
+spoken ``SPOKEN`` for TTS, its text for transcription). ``--tasks`` client tasks of mixed kinds are
+submitted through the side-server's API, at most ``--in-flight`` unsettled at once; most are
+summarization (scored with MiniLM embeddings), ``--audio-share`` of them transcription and TTS, which
+the validator scores with its real ASR and VAD (a sample: 10,000 audio tasks would take hours on 2
+cores), and ``--neuron.synthetic_rate`` adds its own synthetic challenges. After every ``--every``
+settled tasks (approved, failed or expired, read from the validator's store) the validator process's
+RSS (``/proc/PID/status``) is printed, with its change since the first point.
+
+Target: RSS after 10,000 tasks within 5% of RSS after 1,000.
+Run: ``python scripts/bench_memory.py [--tasks 10000] [--every 1000] [--audio-share 0.04]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+from protocol import encode_audio  # noqa: E402
+from subnet_proxy.chain.local import LocalChain, Registration  # noqa: E402
+from subnet_proxy.client import ProxyClient, ProxyError  # noqa: E402
+from subnet_proxy.config import EngineSettings  # noqa: E402
+from subnet_proxy.engines import build_engines  # noqa: E402
+from subnet_proxy.store import SQLiteTaskStore  # noqa: E402
+from subnet_proxy.tasks import TaskStatus  # noqa: E402
+from tests.conftest import free_port  # noqa: E402
+
+NETUID = 1
+API_KEY = "spx_bench_memory_key_0123456789abcdef"
+MINERS = 4
+SPOKEN = "The river rose overnight, and the farmers moved their herds to higher ground before dawn."
+SENTENCES = ("The river rose overnight after three days of heavy rain.", "Farmers moved their herds to higher ground.",
+             "The village council opened the school gym as a shelter.", "Buses ran late on the flooded roads.",
+             "By noon the water had begun to fall and the first families went home.")
+SETTLED = (TaskStatus.APPROVED, TaskStatus.FAILED, TaskStatus.EXPIRED)
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+class Run:
+    """The loopback miners and the validator process of one run, under ``root``."""
+
+    def __init__(self, root: Path, synthetic_rate: float) -> None:
+        self.root = root
+        self.port = free_port()
+        speech = build_engines(EngineSettings()).synthesizer.synthesize(SPOKEN)
+        self.speech = (speech.samples, speech.sample_rate)
+        wav = root / "spoken.wav"
+        wav.write_bytes(encode_audio(speech.samples, speech.sample_rate, "wav"))
+        self.miners = subprocess.Popen(
+            [sys.executable, str(ROOT / "scripts" / "loopback_miners.py"), "--count", str(MINERS),
+             "--speech", str(wav), "--transcript", SPOKEN], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        listing = json.loads(self.miners.stdout.readline() if self.miners.stdout else "{}")["miners"]
+        chain_file = root / "chain.json"
+        chain = LocalChain(chain_file, netuid=NETUID)
+        for m in listing:
+            chain.register_sync(Registration(hotkey=m["hotkey"], coldkey=m["hotkey"], ip="127.0.0.1", port=m["port"]))
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "WANDB_SILENT": "true",
+               "PYTHONPATH": str(ROOT)}
+        argv = [sys.executable, str(ROOT / "neurons" / "proxy_validator.py"), "--mock", "--netuid", str(NETUID),
+                "--mock.miners", "0", "--mock.chain_file", str(chain_file), "--neuron.data_dir", str(root / "data"),
+                "--proxy.host", "127.0.0.1", "--proxy.port", str(self.port), "--proxy.api_key", API_KEY,
+                "--proxy.rate_per_s", "10000", "--proxy.burst", "10000", "--proxy.max_in_flight", "1024",
+                "--neuron.synthetic_rate", str(synthetic_rate)]
+        self.log = open(root / "validator.log", "ab")  # noqa: SIM115 - closed in stop()
+        self.validator = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                          env=env, cwd=ROOT)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def wait_ready(self, client: ProxyClient, timeout: float = 300.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.validator.poll() is not None:
+                raise RuntimeError(f"the validator exited ({self.validator.returncode}); see {self.root}/validator.log")
+            try:
+                if (await client.health()).ready:
+                    return
+            except (ProxyError, OSError):
+                pass
+            await asyncio.sleep(1.0)
+        raise TimeoutError("the validator did not become ready")
+
+    def stop(self) -> None:
+        if self.validator.poll() is None:
+            self.validator.send_signal(signal.SIGTERM)
+            try:
+                self.validator.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                self.validator.kill()
+                self.validator.wait()
+        self.log.close()
+        if self.miners.stdin:
+            self.miners.stdin.close()
+        self.miners.wait(timeout=20)
+
+
+async def submit(client: ProxyClient, run: Run, rng: random.Random, n: int, audio_share: float) -> None:
+    """One client task: transcription or TTS with ``audio_share`` (half each), else summarization."""
+    draw = rng.random()
+    if draw < audio_share / 2:
+        samples, rate = run.speech
+        noise = np.random.default_rng(n).normal(0, 1e-3, samples.size).astype(np.float32)
+        await client.submit_transcription(encode_audio(samples + noise, rate, "wav"), language="en")
+    elif draw < audio_share:
+        await client.submit_tts(SPOKEN)
+    else:
+        text = " ".join(SENTENCES[(n + k) % len(SENTENCES)] for k in range(4)) + f" Bulletin {n}."
+        await client.submit_summarization(text)
+
+
+async def bench(args: argparse.Namespace) -> list[dict[str, Any]]:
+    root = Path(tempfile.mkdtemp(prefix="bench-memory-"))
+    run = Run(root, args.synthetic_rate)
+    client = ProxyClient(run.url, api_key=API_KEY)
+    curve: list[dict[str, Any]] = []
+    try:
+        await run.wait_ready(client)
+        store = SQLiteTaskStore(root / "data" / "tasks.db")
+        rng = random.Random(7)
+        print(f"validator ready (pid {run.validator.pid}, logs {root}); RSS {rss_mb(run.validator.pid):.1f} MB",
+              flush=True)
+        started, submitted, settled, mark = time.monotonic(), 0, 0, args.every
+        while settled < args.tasks:
+            counts = await store.count_by_status()
+            settled = sum(counts[s] for s in SETTLED)
+            while submitted < args.tasks and submitted - settled < args.in_flight:
+                await submit(client, run, rng, submitted, args.audio_share)
+                submitted += 1
+            if settled >= mark:
+                point = {"tasks": mark, "rss_mb": round(rss_mb(run.validator.pid), 1),
+                         "elapsed_s": round(time.monotonic() - started), **{s.value: counts[s] for s in SETTLED}}
+                curve.append(point)
+                first = curve[0]
+                change = 100 * (point["rss_mb"] - first["rss_mb"]) / first["rss_mb"]
+                print(f"after {mark:>6} tasks: RSS {point['rss_mb']:7.1f} MB ({change:+5.1f}% since {first['tasks']})"
+                      f"  {point['elapsed_s']:>5} s  "
+                      + " ".join(f"{s.value} {counts[s]}" for s in SETTLED), flush=True)
+                mark += args.every
+            if run.validator.poll() is not None:
+                raise RuntimeError(f"the validator exited ({run.validator.returncode}); see {root}/validator.log")
+            await asyncio.sleep(0.2)
+        await store.close()
+    finally:
+        await client.close()
+        run.stop()
+    return curve
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=10_000)
+    parser.add_argument("--every", type=int, default=1_000, help="print RSS after every this many settled tasks")
+    parser.add_argument("--in-flight", type=int, default=32, help="unsettled tasks at most")
+    parser.add_argument("--audio-share", type=float, default=0.04, help="share of transcription + TTS tasks")
+    parser.add_argument("--synthetic-rate", type=float, default=0.02, help="the validator's --neuron.synthetic_rate")
+    parser.add_argument("--json", type=Path, help="also write the curve to this file")
+    args = parser.parse_args()
+    curve = asyncio.run(bench(args))
+    first, last = curve[0], curve[-1]
+    print(f"RSS after {last['tasks']} tasks is {100 * (last['rss_mb'] - first['rss_mb']) / first['rss_mb']:+.1f}% "
+          f"of RSS after {first['tasks']} (target within 5%)")
+    if args.json:
+        args.json.write_text(json.dumps(curve, indent=2))
+
+
+if __name__ == "__main__":
+    main()
