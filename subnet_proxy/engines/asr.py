@@ -70,6 +70,15 @@ def chunk_bounds(samples: np.ndarray, rate: int, chunk_s: float) -> list[tuple[i
     return bounds
 
 
+def written(word: str, *, starts: bool) -> str:
+    """A normalised (lower-case) word as Whisper would write it: capitalised where a window starts (its
+    segments start at sentences) and as the pronoun "I". Read in lower case there, a correct word gets a
+    tenth of its probability or less."""
+    if starts or word == "i" or word.startswith("i'"):
+        return word[:1].upper() + word[1:]
+    return word
+
+
 def _ms_floor(seconds: float) -> float:
     """Whole milliseconds, rounded down so a clamped end never passes the last sample."""
     return math.floor(seconds * 1000) / 1000
@@ -143,8 +152,10 @@ class WhisperTranscriber(Transcriber):
 
     def reference_transcript(self, audio: DecodedAudio, language: str | None = None) -> Transcript:
         """The validator's transcript of a client's audio: Whisper's VAD, temperature 0 only (the same
-        audio gives the same words and segments on every run)."""
-        return self._decode(*self._prepared(audio, language), temperature=0.0, vad_filter=True)
+        audio gives the same words on every run), one segment a word: Whisper's segment times can be
+        off by the silence its VAD cut (a 4 s sentence stamped 0-33 s), its word times are not, and
+        ``word_probabilities`` places the answers' words by them."""
+        return self._decode(*self._prepared(audio, language), temperature=0.0, vad_filter=True, words=True)
 
     def _prepared(self, audio: DecodedAudio, language: str | None) -> tuple[np.ndarray, str | None]:
         """The model loaded; the audio at 16 kHz and the language code (EngineInputError when unusable)."""
@@ -187,19 +198,23 @@ class WhisperTranscriber(Transcriber):
                                [len(c) / WHISPER_SAMPLE_RATE for c in clips])
 
     def _decode(self, samples: np.ndarray, code: str | None, *, temperature: float | tuple[float, ...],
-                vad_filter: bool) -> Transcript:
+                vad_filter: bool, words: bool = False) -> Transcript:
+        """``words``: one segment a word (Whisper's word timestamps), else Whisper's segments."""
         segments: list[TranscriptSegment] = []
         detected = code
         for start, end in chunk_bounds(samples, WHISPER_SAMPLE_RATE, self._settings.asr_chunk_s):
             offset, length = start / WHISPER_SAMPLE_RATE, (end - start) / WHISPER_SAMPLE_RATE
             pieces, info = self._model.transcribe(samples[start:end], language=detected, temperature=temperature,
-                                                  beam_size=self._settings.asr_beam_size, vad_filter=vad_filter)
-            for piece in pieces:
-                text = piece.text.strip()
+                                                  beam_size=self._settings.asr_beam_size, vad_filter=vad_filter,
+                                                  word_timestamps=words)
+            timed = ((w.start, w.end, w.word) for p in pieces for w in p.words or ()) if words else (
+                (p.start, p.end, p.text) for p in pieces)
+            for piece_start, piece_end, piece_text in timed:
+                text = piece_text.strip()
                 if text:
                     # Whisper rounds the last timestamp of a window up (to 10.0 for 9.5 s of audio): clamp.
-                    seg_end = min(max(piece.end, 0.0), length)
-                    seg_start = min(max(piece.start, 0.0), seg_end)
+                    seg_end = min(max(piece_end, 0.0), length)
+                    seg_start = min(max(piece_start, 0.0), seg_end)
                     segments.append(TranscriptSegment(start=_ms_floor(offset + seg_start),
                                                       end=_ms_floor(offset + seg_end), text=text))
             # Later chunks keep the language of the first, so one file is never read as two languages.
@@ -237,7 +252,8 @@ class WhisperTranscriber(Transcriber):
         for words in hypotheses:
             probabilities = [0.0] * len(words)
             for window in listening_windows(heard.segments, heard_words, words, duration_s=duration):
-                tokens = [tokenizer.encode(" " + words[index]) for index in window.words]
+                tokens = [tokenizer.encode(" " + written(words[index], starts=n == 0))
+                          for n, index in enumerate(window.words)]
                 kept = list(accumulate(len(word) for word in tokens))
                 kept = kept[:bisect_right(kept, MAX_WINDOW_TOKENS)]  # words past the decoder's reach: not heard
                 if not kept:

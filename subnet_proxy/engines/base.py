@@ -91,8 +91,8 @@ class Transcriber(abc.ABC):
 
     def reference_transcript(self, audio: DecodedAudio, language: str | None = None) -> Transcript:
         """The validator's own transcript of a client's audio, for scoring: timed segments (they place
-        the answers' words for ``word_probabilities``), deterministic where the engine can be; by
-        default ``transcribe``."""
+        the answers' words for ``word_probabilities``; the finer the better, a word each at best),
+        deterministic where the engine can be; by default ``transcribe``."""
         return self.transcribe(audio, language)
 
     def word_probabilities(self, audio: DecodedAudio, heard: Transcript, heard_words: Sequence[Sequence[str]],

@@ -32,7 +32,7 @@ from subnet_proxy.rewards.text import char_error_rate, normalize, word_error_rat
 from subnet_proxy.tasks import MinerResponse, MinerReward, Task
 
 #: client tasks: a word the validator's model gives less than this, read against the audio, was not heard.
-MIN_WORD_PROBABILITY = 0.01
+MIN_WORD_PROBABILITY = 0.03
 #: share of the validator's word count missing or unheard that costs nothing ...
 HEARD_TOLERANCE = 0.1
 #: ... and the share at which the quality reaches 0.
