@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--final", action="store_true", help="Wait for the evaluated result, not the first answer.")
         p.add_argument("-o", "--output", type=Path, help="Write the result here (audio for TTS).")
         p.add_argument("--idempotency-key", help="Same key, same task: safe to retry.")
+        p.add_argument("--callback-url", help="Where the server POSTs the task's signed webhook events.")
 
     st = sub.add_parser("status", help="Show a task's status.")
     st.add_argument("task_id")

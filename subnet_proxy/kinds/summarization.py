@@ -89,8 +89,8 @@ def _cli_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def _cli_submit(client: Submitter, path: str, args: argparse.Namespace) -> TaskAccepted:
-    return await client.submit(path, SummarizationRequest(text=_text_arg(args.text), max_words=args.max_words),
-                               idempotency_key=args.idempotency_key)
+    body = SummarizationRequest(text=_text_arg(args.text), max_words=args.max_words, callback_url=args.callback_url)
+    return await client.submit(path, body, idempotency_key=args.idempotency_key)
 
 
 SPEC: KindSpec[SummarizationSynapse] = KindSpec(

@@ -107,7 +107,8 @@ def _cli_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def _cli_submit(client: Submitter, path: str, args: argparse.Namespace) -> TaskAccepted:
-    return await client.submit_audio(path, args.file, language=args.language, idempotency_key=args.idempotency_key)
+    return await client.submit_audio(path, args.file, language=args.language, idempotency_key=args.idempotency_key,
+                                     callback_url=args.callback_url)
 
 
 SPEC: KindSpec[TranscriptionSynapse] = KindSpec(

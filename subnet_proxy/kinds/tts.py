@@ -70,7 +70,7 @@ def _cli_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def _cli_submit(client: Submitter, path: str, args: argparse.Namespace) -> TaskAccepted:
-    return await client.submit(path, TTSRequest(text=args.text, voice=args.voice),
+    return await client.submit(path, TTSRequest(text=args.text, voice=args.voice, callback_url=args.callback_url),
                                idempotency_key=args.idempotency_key)
 
 

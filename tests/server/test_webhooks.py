@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
 
+from subnet_proxy.cli import main as cli_main
 from subnet_proxy.client import ProxyClient, WebhookSignatureError, verify_webhook
 from subnet_proxy.tasks import FinalResult, TaskKind, TaskStatus
 from tests.server.conftest import ADMIN_KEY, CLIENT_KEY, Harness, auth, error_of
@@ -97,3 +99,17 @@ async def test_callback_urls_that_are_not_public_or_not_http_are_refused_at_the_
         assert await error_of(resp) == "invalid_callback_url", url
     page = await harness.store.list_tasks()
     assert page.tasks == []
+
+
+async def test_the_cli_submits_with_a_callback_url(local_harness: Harness, receiver: Receiver, capsys) -> None:
+    h = local_harness
+    url = str(h.client.make_url("")).rstrip("/")
+    code = await asyncio.to_thread(cli_main, ["--url", url, "--api-key", CLIENT_KEY, "submit", "summarize", TEXT,
+                                              "--callback-url", receiver.url])
+    assert code == 0
+    task_id = json.loads(capsys.readouterr().out)["task_id"]
+    async with client(h) as c:
+        assert (await c.status(task_id)).callback_url == receiver.url
+        await c.cancel(task_id)
+    got = await receiver.next_delivered()
+    assert json.loads(got.body)["task_id"] == task_id
