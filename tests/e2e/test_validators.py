@@ -29,7 +29,7 @@ pytestmark = pytest.mark.slow
 STAKES = (4000.0, 3500.0, 2500.0)
 QUORUM = 0.7
 #: longer than peers take to judge a task on a busy machine (the first test wants quorums, not graces)
-GRACE_S = 60
+GRACE_S = 45
 #: any wait for a task's outcome; generous for a shared 2-core machine, finite
 SETTLE_S = 300
 SPOKEN = "The weather station reported light rain in the morning and a clear sky by the evening."
