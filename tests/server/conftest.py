@@ -153,20 +153,24 @@ async def start_harness(tmp_path: Path, *, auth_settings: AuthSettings | None = 
 STOP_TIMEOUT_S = 30.0
 
 
+async def _close_all(h: Harness) -> None:
+    await h.client.close()
+    await h.store.close()
+    await h.blobs.close()
+    await h.keys.close()
+
+
 async def stop_harness(h: Harness) -> None:
     try:
-        await asyncio.wait_for(h.client.close(), STOP_TIMEOUT_S)
+        await asyncio.wait_for(_close_all(h), STOP_TIMEOUT_S)
     except TimeoutError:
-        # Seen once in a full run (test_ws, 1 in 4 runs, never alone): the test client's cleanup stalled
-        # for 300 s. Until its cause is found, name what was still running (shown with the test's
-        # output) and go on: the test's own assertions have passed by then.
+        # Seen once in a full run (after test_ws, 1 in 4 runs, never alone): the teardown stalled for
+        # 300 s. Until its cause is found, name what was still running (shown with the test's output)
+        # and go on: the test's own assertions have passed by then.
         running = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
         print(f"stop_harness: the side-server did not stop within {STOP_TIMEOUT_S} s; still running: "
               + "; ".join(f"{t.get_name()}: {t.get_coro()!r} at {t.get_stack(limit=3)!r}" for t in running),
               file=sys.stderr)
-    await h.store.close()
-    await h.blobs.close()
-    await h.keys.close()
 
 
 @pytest.fixture
