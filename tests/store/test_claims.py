@@ -71,6 +71,19 @@ async def test_an_expired_lease_makes_the_task_claimable_again(task_store: TaskS
         await task_store.release_task(task.task_id, "dead")
 
 
+async def test_a_claim_takes_lapsed_and_pending_tasks_oldest_first(task_store: TaskStore) -> None:
+    """A lapsed lease and a pending task are one queue: the oldest goes first, whichever its status."""
+    tasks = [(await task_store.create_task(make_task(n)))[0] for n in range(4)]
+    start = utcnow()
+    [first] = await task_store.claim_tasks("dead", limit=1, lease_s=10, now=start)
+    assert first.task_id == tasks[0].task_id
+    later = start + timedelta(seconds=11)
+    claimed = await task_store.claim_tasks("v2", limit=2, lease_s=10, now=later)
+    assert [t.task_id for t in claimed] == [tasks[0].task_id, tasks[1].task_id]
+    rest = await task_store.claim_tasks("v3", limit=5, lease_s=10, now=later)
+    assert [t.task_id for t in rest] == [tasks[2].task_id, tasks[3].task_id]
+
+
 async def test_renew_extends_the_lease_of_its_holder(task_store: TaskStore) -> None:
     task, _ = await task_store.create_task(make_task(1))
     [claimed] = await task_store.claim_tasks("v1", limit=1, lease_s=1)

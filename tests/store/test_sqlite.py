@@ -16,6 +16,7 @@ import pytest
 
 from subnet_proxy.store import SQLiteTaskStore, TaskNotFound
 from subnet_proxy.store.sqlite import maintenance as sqlite_maintenance
+from subnet_proxy.store.sqlite.queue import claim_statements
 from subnet_proxy.tasks import TaskInput, TaskStatus, utcnow
 from tests.store.factories import make_task
 
@@ -199,3 +200,17 @@ async def test_blobs_in_use_scans_the_references_in_steps(tmp_path: Path, monkey
     assert await store.blobs_in_use(wanted) == {keys[0], keys[3], keys[6], late_key}
     assert reads == 1 + 4  # the highest rowid, then rows (0, 2], (2, 4], (4, 6], (6, ...)
     await store.close()
+
+
+@pytest.mark.parametrize("kinds", [0, 1, 3])
+async def test_a_claim_walks_the_status_index_without_sorting_the_backlog(tmp_path: Path, kinds: int) -> None:
+    """A claim reads only the few oldest rows: neither read sorts the matching tasks (a temporary B-tree),
+    which made each claim cost the whole backlog (62 ms at 17,000 pending tasks)."""
+    store = SQLiteTaskStore(tmp_path / "tasks.db")
+    await store.ping()
+    await store.close()
+    with closing(sqlite3.connect(tmp_path / "tasks.db")) as conn:
+        for sql in claim_statements(kinds):
+            args = (time.time(),) * sql.count("lease_ts") + ("summarization",) * kinds + (8,)
+            plan = " | ".join(row[-1] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, args))
+            assert "USING INDEX tasks_status_order" in plan and "TEMP B-TREE" not in plan, plan

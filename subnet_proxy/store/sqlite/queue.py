@@ -18,6 +18,21 @@ from subnet_proxy.store.sqlite.core import SQLiteCore
 from subnet_proxy.tasks import Task, utcnow
 
 
+def claim_statements(kinds: int) -> tuple[str, str]:
+    """The claim's two reads: pending tasks, and distributed ones whose lease has lapsed (each with
+    ``kinds`` kind parameters, 0 for any kind), both oldest first. Two index-ordered reads merged by the
+    caller: one query with ``pending OR lapsed`` cannot walk the (status, created_ts) index in order, so
+    SQLite sorted every pending task on each claim (62 ms a claim with a backlog of 17,000, on the
+    thread every write waits for)."""
+    kind_filter = f" AND kind IN ({', '.join('?' * kinds)})" if kinds else ""
+    order = " ORDER BY created_ts, task_id LIMIT ?"
+    return (
+        "SELECT created_ts, task_id, doc FROM tasks WHERE status = 'pending'" + kind_filter + order,
+        "SELECT created_ts, task_id, doc FROM tasks WHERE status = 'distributed' AND lease_ts <= ?"
+        + kind_filter + order,
+    )
+
+
 class SQLiteQueue(SQLiteCore, TaskQueue):
     """The work queue over the ``tasks`` table."""
 
@@ -33,18 +48,14 @@ class SQLiteQueue(SQLiteCore, TaskQueue):
         at, kind_values = ops.check_claim(limit=limit, lease_s=lease_s, now=now, kinds=kinds)
         if kind_values == []:
             return []
-        sql = (
-            "SELECT doc FROM tasks WHERE (status = 'pending' OR (status = 'distributed' AND lease_ts <= ?))"
-            + (f" AND kind IN ({', '.join('?' * len(kind_values))})" if kind_values else "")
-            + " ORDER BY created_ts, task_id LIMIT ?"
-        )
-        if kind_values == []:
-            return []
+        pending_sql, lapsed_sql = claim_statements(len(kind_values) if kind_values else 0)
+        kinds_args = tuple(kind_values or ())
 
         def work(conn: sqlite3.Connection) -> list[Task]:
-            rows = conn.execute(sql, (at.timestamp(), *(kind_values or []), limit)).fetchall()
+            rows = conn.execute(pending_sql, (*kinds_args, limit)).fetchall()
+            rows += conn.execute(lapsed_sql, (at.timestamp(), *kinds_args, limit)).fetchall()
             taken = []
-            for (doc,) in rows:
+            for _, _, doc in sorted(rows)[:limit]:
                 task = ops.claimed(Task.model_validate_json(doc), claimer, lease_s=lease_s, now=at)
                 self._save(conn, task)
                 taken.append(task)
