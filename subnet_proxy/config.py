@@ -250,6 +250,8 @@ class EngineSettings(_Section):
     embedding_model: str | None = Field(None, description="Sentence embedding model folder; default: shipped MiniLM.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where the models run.")
     workers: int = Field(1, ge=1, le=64, description="Model calls run at once (worker threads).")
+    nice: int = Field(10, ge=0, le=19, description="CPU niceness of the model threads, so model work yields the "
+                      "cores to the side-server's intake (0 = same priority).")
     asr_beam_size: int = Field(5, ge=1, le=16, description="Whisper beam width (1 = greedy, fastest).")
     asr_chunk_s: float = Field(300.0, ge=30, le=3600, description="Long audio is transcribed in chunks this long.")
 

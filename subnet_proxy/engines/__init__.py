@@ -28,7 +28,7 @@ from subnet_proxy.engines.tts import PiperSynthesizer
 def build_engines(settings: EngineSettings) -> Engines:
     """The configured transcriber, synthesizer and summarizer behind one bounded worker pool."""
     return Engines(transcriber=WhisperTranscriber(settings), synthesizer=PiperSynthesizer(settings),
-                   summarizer=LexRankSummarizer(), workers=settings.workers)
+                   summarizer=LexRankSummarizer(), workers=settings.workers, nice=settings.nice)
 
 
 __all__ = [

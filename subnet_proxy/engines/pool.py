@@ -7,6 +7,12 @@ so at most that many model calls run at once and the rest wait their turn. A cal
 (a synapse timeout cancels its coroutine) also withdraws its call if it has not started yet, so
 stale work does not pile up behind a slow request. Every ``TRIM_EVERY`` calls the worker that ran
 the last one hands freed heap back to the OS (``heap.malloc_trim``): a long run's RSS stays flat.
+
+The workers run at a lower CPU priority (``settings.engine.nice``, 10 by default): in a validator the
+side-server's intake shares the process, and seconds of scoring or challenge-making must not take
+the cores from clients handing tasks over (issue 16). Linux keeps a nice value per thread and a new
+thread inherits its creator's, so the threads the model runtimes start while loading in a worker
+(onnxruntime's and CTranslate2's compute pools) yield too; on an idle machine nice costs nothing.
 """
 
 from __future__ import annotations
@@ -14,6 +20,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import itertools
+import logging
+import os
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
@@ -22,25 +31,44 @@ from protocol import DecodedAudio
 from subnet_proxy.engines.base import Speech, Summarizer, Synthesizer, Transcriber, Transcript
 from subnet_proxy.heap import malloc_trim
 
+log = logging.getLogger(__name__)
+
 P = ParamSpec("P")
 T = TypeVar("T")
 
 #: model calls between two returns of freed heap to the OS (a validator makes a few per task).
 TRIM_EVERY = 200
+#: the workers' default nice value (see the module's docstring).
+NICE = 10
+
+
+def lower_priority(nice: int) -> None:
+    """Make the calling thread ``nice`` steps nicer (Linux: per thread; elsewhere the call may apply
+    to the whole process, so it is skipped). A refusal is logged, never fatal."""
+    if nice <= 0 or not hasattr(os, "setpriority") or not os.uname().sysname == "Linux":
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+    except OSError as exc:
+        log.warning("engine workers keep their CPU priority: %s", exc)
 
 
 class WorkerPool:
     """A fixed number of worker threads for blocking model calls, awaited from async code."""
 
-    def __init__(self, workers: int, *, trim_every: int = TRIM_EVERY) -> None:
+    def __init__(self, workers: int, *, trim_every: int = TRIM_EVERY, nice: int = NICE) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
+        if not 0 <= nice <= 19:
+            raise ValueError("nice must be between 0 and 19")
         self.workers = workers
         #: calls submitted and not finished (running ones included); see ``queued``.
         self.in_use = 0
         #: times freed heap was handed back to the OS.
         self.trims = 0
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="engine")
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="engine",
+                                            initializer=lower_priority, initargs=(nice,))
         self._trim = malloc_trim()
         self._trim_every = trim_every
         self._finished = itertools.count(1)  # next() is atomic: worker threads count their calls here
@@ -82,11 +110,11 @@ class Engines:
     """
 
     def __init__(self, *, transcriber: Transcriber, synthesizer: Synthesizer, summarizer: Summarizer,
-                 workers: int = 1) -> None:
+                 workers: int = 1, nice: int = NICE) -> None:
         self.transcriber = transcriber
         self.synthesizer = synthesizer
         self.summarizer = summarizer
-        self.pool = WorkerPool(workers)
+        self.pool = WorkerPool(workers, nice=nice)
 
     async def load(self, *, asr: bool = True, tts: bool = True, summarizer: bool = True) -> None:
         """Load the chosen models now; raises ModelLoadError naming the missing package or path."""

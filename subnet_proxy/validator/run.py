@@ -66,7 +66,8 @@ async def run_validator(settings: Settings, stop: asyncio.Event, *, say: Callabl
         exits.push_async_callback(keys.close)
         engines = build_engines(settings.engine)
         exits.callback(engines.close)
-        scoring = await asyncio.to_thread(ScoringEngines.build, engines, settings.engine)
+        # loaded in a worker: the runtimes' compute threads inherit the workers' lower CPU priority
+        scoring = await engines.pool.run(ScoringEngines.build, engines, settings.engine)
 
         if mock and settings.mock.miners:
             miners = MockMiners(settings, settings.mock.miners)

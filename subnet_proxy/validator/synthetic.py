@@ -4,7 +4,10 @@ They enter the task store like a client's task (same claim, same miners, same sc
 miner cannot tell them apart, and the miner's score then rests on checkable truth. The pace:
 every client task earns ``synthetic_rate`` of a challenge (0.1: one challenge per ten client
 tasks), and a validator without client traffic still issues one every ``synthetic_idle_s`` so
-its scores and weights keep moving. ``synthetic_rate`` 0 turns them off.
+its scores and weights keep moving. ``synthetic_rate`` 0 turns them off. The credit is capped at
+``MAX_CREDIT`` challenges: a flood of 10,000 client tasks (or a backlog the loop tears through
+because no miner serves) earns a few challenges, not a thousand issued for a quarter of an hour
+after it, each seconds of engine work beside the clients' own scoring.
 
 A challenge gets a deadline ``ttl_s`` away, like a client task (``--proxy.task_ttl_s``): one that
 can never finish (no serving miner, a quorum that never comes, an input that keeps failing) is
@@ -39,6 +42,8 @@ log = logging.getLogger(__name__)
 
 #: how often the loop looks at its credit (a challenge is never due more often than this).
 CHECK_INTERVAL_S = 1.0
+#: challenges' worth of credit kept at most (see the module's docstring).
+MAX_CREDIT = 3.0
 
 
 class SyntheticLoop(LoopRunner):
@@ -78,7 +83,7 @@ class SyntheticLoop(LoopRunner):
     def note_task(self, task: Task) -> None:
         """Called for every task the forward loop dispatches: client tasks earn challenge credit."""
         if not task.synthetic:
-            self._credit += self.rate
+            self._credit = min(MAX_CREDIT, self._credit + self.rate)
             self._last_activity = time.monotonic()
 
     @property

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -79,3 +80,31 @@ async def test_freed_heap_is_handed_back_every_so_many_calls():
     assert [await pool.run(pow, 2, n) for n in range(7)] == [1, 2, 4, 8, 16, 32, 64]
     pool.close()
     assert pool.trims == 2  # after the 3rd and the 6th call (glibc here)
+
+
+def _nice_of(tid: int) -> int:
+    return int(Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="per-thread nice is read from Linux's /proc")
+async def test_model_work_runs_nicer_than_the_event_loop_and_so_do_the_threads_it_starts() -> None:
+    """The side-server's intake keeps the cores under scoring load: the workers, and the threads a model
+    runtime starts from them (its compute pool), yield the CPU; the loop's own thread does not."""
+    loop_nice = _nice_of(threading.get_native_id())
+    pool = WorkerPool(1, nice=7)
+
+    def worker_and_child() -> tuple[int, int]:
+        child: list[int] = []
+        thread = threading.Thread(target=lambda: child.append(_nice_of(threading.get_native_id())))
+        thread.start()
+        thread.join()
+        return _nice_of(threading.get_native_id()), child[0]
+
+    try:
+        worker, child = await pool.run(worker_and_child)
+    finally:
+        pool.close()
+    assert worker == child == min(19, loop_nice + 7)
+    assert _nice_of(threading.get_native_id()) == loop_nice
+    with pytest.raises(ValueError, match="nice"):
+        WorkerPool(1, nice=20)

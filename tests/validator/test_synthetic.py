@@ -13,7 +13,7 @@ from subnet_proxy.blobs import LocalBlobStore
 from subnet_proxy.server.activity import IngestActivity
 from subnet_proxy.store import SQLiteTaskStore
 from subnet_proxy.tasks import Task, TaskInput, TaskKind, TaskStatus
-from subnet_proxy.validator.synthetic import SyntheticLoop
+from subnet_proxy.validator.synthetic import MAX_CREDIT, SyntheticLoop
 
 SEED = 2
 #: challenges drawn at most until every kind has come up (weights 0.4/0.3/0.3: 15 draws miss one about 1% of seeds).
@@ -51,6 +51,21 @@ async def test_client_traffic_earns_challenges_at_the_rate(parts, engines):
     assert not synthetic.due
     synthetic.note_task(client_task())
     assert synthetic.due
+
+
+async def test_a_flood_of_client_tasks_earns_a_few_challenges_not_a_backlog(parts, engines, monkeypatch):
+    synthetic = loop(parts, engines, rate=0.5)
+    issued = []
+
+    async def issue() -> None:
+        issued.append(1)
+
+    monkeypatch.setattr(synthetic, "issue", issue)
+    for _ in range(1_000):  # 500 challenges' worth at the rate
+        synthetic.note_task(client_task())
+    while synthetic.due:
+        await synthetic.run_step()
+    assert len(issued) == int(MAX_CREDIT)
 
 
 async def test_an_idle_validator_still_issues_one_per_idle_period(parts, engines):
