@@ -11,7 +11,11 @@ opens, the oldest local run folders are deleted until they fit in ``--wandb.max_
 
 wandb is third-party I/O on the validator's hot path, so every wandb call runs on one dedicated
 thread in submission order; the loop only enqueues (``log_*`` never block, a full queue drops and
-counts). A wandb error is logged and counted, never raised; after ``MAX_CONSECUTIVE_ERRORS`` in a
+counts). Scores are latest-wins: every evaluated task logs them (a summary of one key per uid for
+score, latency and weight: 768 keys with 256 uids), so while a row of them waits for the thread a
+newer one replaces it instead of queueing behind it. Under a burst of tasks the thread writes each
+task's row and the scores as they stand when it gets to them, not once per task (issue 16).
+A wandb error is logged and counted, never raised; after ``MAX_CONSECUTIVE_ERRORS`` in a
 row wandb is switched off for the session instead of failing on every task.
 """
 
@@ -138,6 +142,8 @@ class Telemetry:
         self._consecutive_errors = 0
         self._pending = 0
         self._pending_lock = threading.Lock()
+        #: latest-wins rows waiting for the telemetry thread, by name (see ``_log``).
+        self._waiting: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
 
     @property
@@ -189,7 +195,7 @@ class Telemetry:
                 per_uid[f"latency_ema/uid_{s.uid}"] = s.latency_s
             if s.last_weight is not None:
                 per_uid[f"weight/uid_{s.uid}"] = s.last_weight
-        self._log(_spread("scores", [s.ema_score for s in stats]), per_uid)
+        self._log(_spread("scores", [s.ema_score for s in stats]), per_uid, latest="scores")
 
     def log_weights(self, uids: Sequence[int], weights: Sequence[float], *, block: int, success: bool) -> None:
         data: dict[str, Any] = {"weights/block": block, "weights/success": int(success),
@@ -206,15 +212,30 @@ class Telemetry:
 
     # -- on the telemetry thread ---------------------------------------------------------------------
 
-    def _log(self, data: dict[str, Any], summary: dict[str, Any] | None = None) -> None:
+    def _log(self, data: dict[str, Any], summary: dict[str, Any] | None = None, *, latest: str | None = None) -> None:
+        """Queue one row for the telemetry thread; with ``latest``, one that a newer row of the same name
+        replaces while it waits."""
         if not self.enabled or self._pool is None:
             return
         with self._pending_lock:
+            if latest is not None and latest in self._waiting:
+                self._waiting[latest] = (data, summary or {})
+                return
             if self._pending >= MAX_PENDING:
                 self.dropped += 1
                 return
             self._pending += 1
-        self._pool.submit(self._guarded, lambda: self._log_now(data, summary or {}), counted=True)
+            if latest is not None:
+                self._waiting[latest] = (data, summary or {})
+        if latest is None:
+            self._pool.submit(self._guarded, lambda: self._log_now(data, summary or {}), counted=True)
+        else:
+            self._pool.submit(self._guarded, lambda: self._log_now(*self._take(latest)), counted=True)
+
+    def _take(self, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The newest row queued under ``name`` (on the telemetry thread, as it is written)."""
+        with self._pending_lock:
+            return self._waiting.pop(name)
 
     def _guarded(self, fn: Callable[[], None], counted: bool = False) -> None:
         try:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
 import struct
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +154,51 @@ class FlakyWandb:
 
         run.log = log
         return run
+
+
+class GatedWandb:
+    """The real wandb module whose first ``run.log`` waits for a gate: the telemetry thread falls behind."""
+
+    errors = wandb.errors
+    Settings = wandb.Settings
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.blocked = threading.Event()
+
+    def init(self, **kwargs: Any) -> Any:
+        run = wandb.init(**kwargs)
+        real_log = run.log
+
+        def log(data: dict[str, Any]) -> None:
+            if not self.gate.is_set():
+                self.blocked.set()
+                self.gate.wait(30)
+            real_log(data)
+
+        run.log = log
+        return run
+
+
+async def test_scores_waiting_for_the_telemetry_thread_are_replaced_by_newer_ones(tmp_path: Path) -> None:
+    """A burst of evaluated tasks logs its scores each time; the thread writes every task's row but only
+    the newest scores it finds waiting, not 768 summary keys per task."""
+    gated = GatedWandb()
+    telemetry = Telemetry(settings(tmp_path), hotkey="hk", wandb_module=gated)
+    await telemetry.start()
+    telemetry.log_task(task_id="t0", kind="tts", rewards={1: 1.0}, latencies={})
+    assert await asyncio.to_thread(gated.blocked.wait, 30)  # the thread is inside the first row's log
+    for i in range(1, 51):
+        telemetry.log_task(task_id=f"t{i}", kind="tts", rewards={1: 1.0}, latencies={})
+        telemetry.log_scores([MinerStat(uid=1, hotkey="a", ema_score=i / 100, latency_s=0.2, last_weight=0.5)])
+    gated.gate.set()
+    await telemetry.close()
+    assert telemetry.errors == 0 and telemetry.dropped == 0
+    [(_, _, history, summary)] = [read_run(r) for r in offline_runs(tmp_path)]
+    assert [row["task/id"] for row in history if "task/id" in row] == [f"t{i}" for i in range(51)]
+    scores = [row for row in history if "scores/max" in row]
+    assert len(scores) == 1 and scores[0]["scores/max"] == pytest.approx(0.5)
+    assert summary["score/uid_1"] == pytest.approx(0.5)
 
 
 async def test_wandb_failures_are_logged_and_survived(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
