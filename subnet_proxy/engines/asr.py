@@ -30,7 +30,8 @@ from subnet_proxy.engines.base import (
     Transcript,
     TranscriptSegment,
 )
-from subnet_proxy.engines.listening import ListeningWindow, listening_windows
+from subnet_proxy.engines.heard import EncoderMemo, HeardWindow, audio_key
+from subnet_proxy.engines.listening import listening_windows
 from subnet_proxy.engines.packing import GAP_S, WINDOW_S, assign_segments, plan_windows
 from subnet_proxy.engines.resample import resample
 
@@ -40,6 +41,8 @@ CUT_SEARCH_S = 5.0
 CUT_WINDOW_S = 0.1
 #: the most text tokens read against one window (Whisper's decoder holds 448 with the start sequence).
 MAX_WINDOW_TOKENS = 440
+#: samples per Whisper feature frame (10 ms at 16 kHz).
+HOP = 160
 #: faster-whisper's default: a window that fails its checks is decoded again by sampling at these temperatures.
 FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
@@ -99,6 +102,7 @@ class WhisperTranscriber(Transcriber):
         self._settings = settings
         self._lock = threading.Lock()
         self._model: Any = None
+        self._heard = EncoderMemo()
         self.device = _resolve_device(settings.device)
         self.compute_type = "int8" if self.device == "cpu" else "float16"
 
@@ -134,6 +138,7 @@ class WhisperTranscriber(Transcriber):
                                      "downloaded; pass a model folder instead", source=location) from exc
             except (RuntimeError, ValueError, OSError) as exc:
                 raise ModelLoadError(f"cannot load Whisper model: {exc}", source=location) from exc
+            self._heard.wrap(self._model)
 
     def _language(self, language: str | None) -> str | None:
         if language is None:
@@ -154,8 +159,17 @@ class WhisperTranscriber(Transcriber):
         """The validator's transcript of a client's audio: Whisper's VAD, temperature 0 only (the same
         audio gives the same words on every run), one segment a word: Whisper's segment times can be
         off by the silence its VAD cut (a 4 s sentence stamped 0-33 s), its word times are not, and
-        ``word_probabilities`` places the answers' words by them."""
-        return self._decode(*self._prepared(audio, language), temperature=0.0, vad_filter=True, words=True)
+        ``word_probabilities`` places the answers' words by them. When the speech fits in one window, that
+        window's encoder output is kept for ``word_probabilities`` (``heard``)."""
+        samples, code = self._prepared(audio, language)
+        infos: list[Any] = []
+        with self._heard.recording() as outputs:
+            heard = self._decode(samples, code, temperature=0.0, vad_filter=True, words=True, infos=infos)
+        if len(outputs) == 1 and len(infos) == 1:
+            frames = round(infos[0].duration_after_vad * WHISPER_SAMPLE_RATE) // HOP
+            if 0 < frames <= self._model.feature_extractor.nb_max_frames:
+                self._heard.keep(audio_key(samples), HeardWindow(outputs[0], frames))
+        return heard
 
     def _prepared(self, audio: DecodedAudio, language: str | None) -> tuple[np.ndarray, str | None]:
         """The model loaded; the audio at 16 kHz and the language code (EngineInputError when unusable)."""
@@ -198,8 +212,9 @@ class WhisperTranscriber(Transcriber):
                                [len(c) / WHISPER_SAMPLE_RATE for c in clips])
 
     def _decode(self, samples: np.ndarray, code: str | None, *, temperature: float | tuple[float, ...],
-                vad_filter: bool, words: bool = False) -> Transcript:
-        """``words``: one segment a word (Whisper's word timestamps), else Whisper's segments."""
+                vad_filter: bool, words: bool = False, infos: list[Any] | None = None) -> Transcript:
+        """``words``: one segment a word (Whisper's word timestamps), else Whisper's segments; each chunk's
+        ``TranscriptionInfo`` is appended to ``infos``."""
         segments: list[TranscriptSegment] = []
         detected = code
         for start, end in chunk_bounds(samples, WHISPER_SAMPLE_RATE, self._settings.asr_chunk_s):
@@ -219,6 +234,8 @@ class WhisperTranscriber(Transcriber):
                                                       end=_ms_floor(offset + seg_end), text=text))
             # Later chunks keep the language of the first, so one file is never read as two languages.
             detected = detected or info.language
+            if infos is not None:
+                infos.append(info)
         return Transcript(text=" ".join(s.text for s in segments), segments=tuple(segments), language=detected)
 
     def word_probabilities(self, audio: DecodedAudio, heard: Transcript, heard_words: Sequence[Sequence[str]],
@@ -226,7 +243,9 @@ class WhisperTranscriber(Transcriber):
         """Each hypothesis read to the model window by window (teacher forcing, CTranslate2's ``align``).
 
         A word's probability is the mean of its tokens' (as faster-whisper's word timestamps have it).
-        Each window's audio is encoded once, whatever the number of hypotheses.
+        When ``reference_transcript`` read this audio's speech in one window, every hypothesis is read
+        whole against that window's encoder output (``heard``); otherwise each window of the audio is
+        encoded once, whatever the number of hypotheses.
         """
         self.load()
         from faster_whisper.audio import pad_or_trim
@@ -236,33 +255,38 @@ class WhisperTranscriber(Transcriber):
         samples = resample(audio.samples, audio.sample_rate, WHISPER_SAMPLE_RATE)
         tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe",
                               language=self._language(heard.language) if model.model.is_multilingual else None)
+        kept = self._heard.take(audio_key(samples))
+        if kept is not None:
+            return [self._read(kept, tokenizer, words, range(len(words))) for words in hypotheses]
         duration = samples.size / WHISPER_SAMPLE_RATE
-        encoded: dict[tuple[float, float], tuple[Any, int]] = {}
-
-        def encode(window: ListeningWindow) -> tuple[Any, int]:
-            key = (window.start, window.end)
-            if key not in encoded:
-                piece = samples[int(window.start * WHISPER_SAMPLE_RATE):int(window.end * WHISPER_SAMPLE_RATE)]
-                features = model.feature_extractor(piece)
-                frames = min(features.shape[-1], model.feature_extractor.nb_max_frames)
-                encoded[key] = (model.encode(pad_or_trim(features)), frames)
-            return encoded[key]
-
+        encoded: dict[tuple[float, float], HeardWindow] = {}
         results: list[list[float]] = []
         for words in hypotheses:
             probabilities = [0.0] * len(words)
             for window in listening_windows(heard.segments, heard_words, words, duration_s=duration):
-                tokens = [tokenizer.encode(" " + written(words[index], starts=n == 0))
-                          for n, index in enumerate(window.words)]
-                kept = list(accumulate(len(word) for word in tokens))
-                kept = kept[:bisect_right(kept, MAX_WINDOW_TOKENS)]  # words past the decoder's reach: not heard
-                if not kept:
-                    continue
-                output, frames = encode(window)
-                flat = [token for word in tokens[:len(kept)] for token in word]
-                token_probs = model.model.align(output, tokenizer.sot_sequence, [flat], frames)[0].text_token_probs
-                for index, end, word in zip(window.words, kept, tokens, strict=False):
-                    probabilities[index] = float(np.mean(token_probs[end - len(word):end])) if word else 0.0
+                key = (window.start, window.end)
+                if key not in encoded:
+                    piece = samples[int(window.start * WHISPER_SAMPLE_RATE):int(window.end * WHISPER_SAMPLE_RATE)]
+                    features = model.feature_extractor(piece)
+                    frames = min(features.shape[-1], model.feature_extractor.nb_max_frames)
+                    encoded[key] = HeardWindow(model.encode(pad_or_trim(features)), frames)
+                read = self._read(encoded[key], tokenizer, words, window.words)
+                for index, probability in zip(window.words, read, strict=True):
+                    probabilities[index] = probability
             results.append(probabilities)
         return results
 
+    def _read(self, window: HeardWindow, tokenizer: Any, words: Sequence[str], indices: Sequence[int]) -> list[float]:
+        """The probability of each of ``words[i]`` for ``i`` in ``indices``, read in order against one window
+        (the first written as a window's first word; words past the decoder's reach get 0: not heard)."""
+        tokens = [tokenizer.encode(" " + written(words[index], starts=n == 0)) for n, index in enumerate(indices)]
+        kept = list(accumulate(len(word) for word in tokens))
+        kept = kept[:bisect_right(kept, MAX_WINDOW_TOKENS)]
+        probabilities = [0.0] * len(tokens)
+        if not kept:
+            return probabilities
+        flat = [token for word in tokens[:len(kept)] for token in word]
+        token_probs = self._model.model.align(window.output, tokenizer.sot_sequence, [flat], window.frames)[0]
+        for n, (end, word) in enumerate(zip(kept, tokens, strict=False)):
+            probabilities[n] = float(np.mean(token_probs.text_token_probs[end - len(word):end])) if word else 0.0
+        return probabilities

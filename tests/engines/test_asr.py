@@ -81,25 +81,36 @@ def test_long_audio_is_chunked_with_absolute_timestamps(engines):
 
 @pytest.mark.slow
 def test_words_read_against_long_audio_are_heard_in_their_own_window(engines):
-    """Two sentences 33 s apart (two Whisper windows): the spoken words read against the audio are heard
-    (a word or so aside); a changed word is not, wherever it falls; words after the last sentence are not."""
+    """Two sentences 33 s apart: the spoken words read against the audio are heard (a word or so aside); a
+    changed word is not, wherever it falls; words after the last sentence are not. Read both ways: against
+    the one window the reference transcript encoded (its VAD left 11 s of speech), and, once that window
+    is handed out, window by window along the transcript (two Whisper windows)."""
     first, second = _speech(engines, SENTENCE), _speech(engines, SECOND)
     samples = np.concatenate([first, np.zeros(33 * 16_000 - len(first), dtype=np.float32), second])
     audio = DecodedAudio(samples, 16_000, "wav")
-    heard = engines.transcriber.reference_transcript(audio)
+    transcriber = engines.transcriber
+    heard = transcriber.reference_transcript(audio)
     truth = _normalize(f"{SENTENCE} {SECOND}").split()  # the validator's own words may be wrong: the truth is not
     late, early = truth.index("sister"), truth.index("harbor")
     changed = [("zebra" if i in (late, early) else w) for i, w in enumerate(truth)]
     padded = truth + "and then the dog ate my homework".split()
-    read = engines.transcriber.word_probabilities(audio, heard, [_normalize(s.text).split() for s in heard.segments],
-                                                  [truth, changed, padded])
+    heard_words = [_normalize(s.text).split() for s in heard.segments]
+    encoded: list[object] = []
+    model = transcriber._model
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(model, "encode", lambda features, encode=model.encode: encoded.append(1) or encode(features))
+        in_one = transcriber.word_probabilities(audio, heard, heard_words, [truth, changed, padded])
+        assert encoded == []  # the reference's window, not encoded again
+        by_window = transcriber.word_probabilities(audio, heard, heard_words, [truth, changed, padded])
+        assert len(encoded) == 2  # the memo handed its window out once: now each window of the audio
     unheard = MIN_WORD_PROBABILITY
-    spoken = sum(p < unheard for p in read[0])
-    # Piper reads differently each time: a word or so near the threshold either way, never many
-    assert spoken <= 0.1 * len(truth), list(zip(truth, read[0], strict=True))
-    assert read[1][late] < 0.1 and read[1][early] < 0.1, (read[1][late], read[1][early])  # spoken words: ~0.9
-    assert sum(p < unheard for p in read[1]) >= spoken + 1
-    assert sum(p < unheard for p in read[2][len(truth):]) >= 5
+    for read in (in_one, by_window):
+        spoken = sum(p < unheard for p in read[0])
+        # Piper reads differently each time: a word or so near the threshold either way, never many
+        assert spoken <= 0.1 * len(truth), list(zip(truth, read[0], strict=True))
+        assert read[1][late] < 0.1 and read[1][early] < 0.1, (read[1][late], read[1][early])  # spoken words: ~0.9
+        assert sum(p < unheard for p in read[1]) >= spoken + 1
+        assert sum(p < unheard for p in read[2][len(truth):]) >= 5
 
 
 @pytest.mark.slow
