@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from subnet_proxy.config import Settings, build_settings
 from subnet_proxy.extras import MissingExtra, require
-from subnet_proxy.heap import limit_arenas
+from subnet_proxy.heap import fix_mmap_threshold, limit_arenas
 from subnet_proxy.telemetry import setup_logging
 
 Neuron = Callable[[Settings, asyncio.Event], Awaitable[None]]
@@ -39,6 +39,7 @@ def run_neuron(argv: Sequence[str] | None, *, role: str, description: str, load:
                sections: Sequence[str] | None = None) -> int:
     """The exit status of one neuron run: 0 after a graceful stop, 1 after a set-up problem (logged)."""
     limit_arenas()  # before any thread: a neuron runs for weeks (heap.py)
+    fix_mmap_threshold()
     settings = build_settings(argv, description, sections=sections)
     setup_logging(settings.logging)
     log = logging.getLogger(f"subnet_proxy.{role}")
