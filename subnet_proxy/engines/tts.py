@@ -7,6 +7,7 @@ short pause and resampled to the rate the caller asked for.
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from protocol import TTS_DEFAULT_VOICE
 from subnet_proxy.config import EngineSettings
 from subnet_proxy.engines.assets import package_file
 from subnet_proxy.engines.base import EngineInputError, ModelLoadError, Speech, Synthesizer
+from subnet_proxy.engines.onnx import session_options
 from subnet_proxy.engines.resample import resample
 
 #: silence between sentences: Piper returns them back to back, which runs sentences together.
@@ -66,11 +68,17 @@ class PiperSynthesizer(Synthesizer):
             if self._voice is not None:
                 return
             model, config = self._locate()
-            from piper import PiperVoice
+            import onnxruntime
+            from piper import PiperConfig, PiperVoice
 
             use_cuda = self._settings.device == "cuda" or (self._settings.device == "auto" and _cuda_available())
-            try:
-                self._voice = PiperVoice.load(model, config_path=config, use_cuda=use_cuda)
+            providers: list[Any] = [("CUDAExecutionProvider", {"cudnn_conv_algo_search": "HEURISTIC"})] if use_cuda \
+                else ["CPUExecutionProvider"]
+            try:  # as PiperVoice.load, with this project's session options (no memory arena: engines/onnx.py)
+                settings = PiperConfig.from_dict(json.loads(config.read_text(encoding="utf-8")))
+                session = onnxruntime.InferenceSession(str(model), sess_options=session_options(),
+                                                       providers=providers)
+                self._voice = PiperVoice(session=session, config=settings)
             except (OSError, ValueError, KeyError, RuntimeError) as exc:
                 raise ModelLoadError(f"cannot load Piper voice: {exc}", source=str(model)) from exc
 
