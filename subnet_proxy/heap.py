@@ -34,19 +34,23 @@ def _libc() -> ctypes.CDLL | None:
         return None
 
 
+def _mallopt(parameter: int, value: int) -> bool:
+    """glibc's ``mallopt``; True when it took the value (False without glibc)."""
+    libc = _libc()
+    return bool(libc is not None and hasattr(libc, "mallopt") and libc.mallopt(parameter, value))
+
+
 def limit_arenas(arenas: int = ARENAS) -> bool:
     """At most ``arenas`` malloc arenas from now on (call first thing: arenas already made stay);
     True when glibc took it. Fewer arenas, less memory held free in each, for a little lock contention."""
-    libc = _libc()
-    return bool(libc is not None and hasattr(libc, "mallopt") and libc.mallopt(M_ARENA_MAX, arenas))
+    return _mallopt(M_ARENA_MAX, arenas)
 
 
 def fix_mmap_threshold(threshold: int = MMAP_THRESHOLD) -> bool:
     """Allocations of ``threshold`` bytes and more get their own mapping from now on, whatever was freed
     before (glibc otherwise raises the threshold to the largest mapped buffer freed); True when glibc
     took it."""
-    libc = _libc()
-    return bool(libc is not None and hasattr(libc, "mallopt") and libc.mallopt(M_MMAP_THRESHOLD, threshold))
+    return _mallopt(M_MMAP_THRESHOLD, threshold)
 
 
 def malloc_trim() -> Callable[[], bool] | None:

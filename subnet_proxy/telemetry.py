@@ -217,20 +217,19 @@ class Telemetry:
         replaces while it waits."""
         if not self.enabled or self._pool is None:
             return
+        row = (data, summary or {})
         with self._pending_lock:
             if latest is not None and latest in self._waiting:
-                self._waiting[latest] = (data, summary or {})
+                self._waiting[latest] = row
                 return
             if self._pending >= MAX_PENDING:
                 self.dropped += 1
                 return
             self._pending += 1
             if latest is not None:
-                self._waiting[latest] = (data, summary or {})
-        if latest is None:
-            self._pool.submit(self._guarded, lambda: self._log_now(data, summary or {}), counted=True)
-        else:
-            self._pool.submit(self._guarded, lambda: self._log_now(*self._take(latest)), counted=True)
+                self._waiting[latest] = row
+        written = (lambda: self._take(latest)) if latest is not None else (lambda: row)
+        self._pool.submit(self._guarded, lambda: self._log_now(*written()), counted=True)
 
     def _take(self, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """The newest row queued under ``name`` (on the telemetry thread, as it is written)."""

@@ -22,12 +22,14 @@ import functools
 import itertools
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
 from protocol import DecodedAudio
+from subnet_proxy.config import EngineSettings
 from subnet_proxy.engines.base import Speech, Summarizer, Synthesizer, Transcriber, Transcript
 from subnet_proxy.heap import malloc_trim
 
@@ -38,14 +40,14 @@ T = TypeVar("T")
 
 #: model calls between two returns of freed heap to the OS (a validator makes a few per task).
 TRIM_EVERY = 200
-#: the workers' default nice value (see the module's docstring).
-NICE = 10
+#: the workers' default nice value, ``--engine.nice``'s (see the module's docstring).
+NICE: int = EngineSettings.model_fields["nice"].default
 
 
 def lower_priority(nice: int) -> None:
     """Make the calling thread ``nice`` steps nicer (Linux: per thread; elsewhere the call may apply
     to the whole process, so it is skipped). A refusal is logged, never fatal."""
-    if nice <= 0 or not hasattr(os, "setpriority") or not os.uname().sysname == "Linux":
+    if nice <= 0 or sys.platform != "linux":
         return
     try:
         tid = threading.get_native_id()

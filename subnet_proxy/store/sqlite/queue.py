@@ -48,8 +48,8 @@ class SQLiteQueue(SQLiteCore, TaskQueue):
         at, kind_values = ops.check_claim(limit=limit, lease_s=lease_s, now=now, kinds=kinds)
         if kind_values == []:
             return []
-        pending_sql, lapsed_sql = claim_statements(len(kind_values) if kind_values else 0)
         kinds_args = tuple(kind_values or ())
+        pending_sql, lapsed_sql = claim_statements(len(kinds_args))
 
         def work(conn: sqlite3.Connection) -> list[Task]:
             rows = conn.execute(pending_sql, (*kinds_args, limit)).fetchall()
