@@ -55,7 +55,7 @@ class Network(Subnet):
                 "--neuron.synthetic_rate", "0", "--neuron.resync_s", "2", "--neuron.lease_s", "6",
                 "--neuron.timeout", "60", "--neuron.concurrency", "2", "--proxy.peer_poll_s", "1",
                 "--proxy.quorum", str(QUORUM), "--proxy.approval_grace_s", str(GRACE_S),
-                "--neuron.recover_s", "5", "--wandb.off"]
+                "--neuron.recover_s", "5", "--neuron.epoch_length", "8", "--wandb.off"]
         self.procs[i] = self._spawn(f"validator{i}", argv)
 
     def kill(self, i: int) -> None:
