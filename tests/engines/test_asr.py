@@ -149,8 +149,21 @@ def test_model_name_not_cached_is_not_downloaded():
 
 @pytest.mark.slow
 def test_short_clips_share_one_window_and_keep_their_own_words(engines, monkeypatch):
-    """Scoring's ``transcribe_many``: three readings in one Whisper window, each text its own."""
+    """Scoring's ``transcribe_many``: three readings in one Whisper window, each text its own.
+
+    Piper samples its speech (no two readings alike), and now and then Whisper runs the end of one clip
+    into the next one's segment; such a window is rightly read again clip by clip. Each try is a fresh
+    reading: every try must keep each text its own, and one of three must have shared the window."""
     texts = (SENTENCE, SECOND, "Good morning to you all.")
-    monkeypatch.setattr(engines.transcriber, "_alone", lambda clip, code: pytest.fail("the packing was distrusted"))
-    heard = engines.transcriber.transcribe_many([_speech(engines, t) for t in texts], "en")
-    assert [jiwer.wer(_normalize(t), _normalize(h)) < 0.15 for t, h in zip(texts, heard, strict=True)] == [True] * 3
+    alone = engines.transcriber._alone
+    read_alone: list[int] = []
+    monkeypatch.setattr(engines.transcriber, "_alone",
+                        lambda clip, code: read_alone.append(clip.size) or alone(clip, code))
+    for _ in range(3):
+        read_alone.clear()
+        heard = engines.transcriber.transcribe_many([_speech(engines, t) for t in texts], "en")
+        assert [jiwer.wer(_normalize(t), _normalize(h)) < 0.15 for t, h in zip(texts, heard, strict=True)] == [True] * 3
+        if not read_alone:
+            break
+    else:
+        pytest.fail("the packing was distrusted in three readings out of three")
