@@ -114,6 +114,35 @@ def test_words_read_against_long_audio_are_heard_in_their_own_window(engines):
 
 
 @pytest.mark.slow
+def test_a_reference_whose_padding_got_a_window_of_its_own_keeps_its_first(engines, monkeypatch):
+    """With word timestamps, Whisper takes up a window whose text does not end on a lone timestamp again
+    from its last word, so the VAD padding after it is encoded as a window of its own (now and then, on
+    some sentences). Forced here for every window: the speech was all in the first, so the answers are
+    read against that one, nothing is encoded again, the truth is heard and a changed word is not."""
+    from faster_whisper.transcribe import WhisperModel
+
+    split = WhisperModel._split_segments_by_timestamps
+    monkeypatch.setattr(WhisperModel, "_split_segments_by_timestamps",
+                        lambda self, *args, **kwargs: (*split(self, *args, **kwargs)[:2], False))
+    transcriber = engines.transcriber
+    transcriber.load()
+    model = transcriber._model
+    encoded: list[object] = []
+    monkeypatch.setattr(model, "encode", lambda features, encode=model.encode: encoded.append(1) or encode(features))
+    audio = DecodedAudio(_speech(engines, SENTENCE), 16_000, "wav")
+    heard = transcriber.reference_transcript(audio, "en")
+    assert len(encoded) >= 2  # the speech's window, then the padding after its last word
+    encoded.clear()
+    truth = _normalize(SENTENCE).split()
+    changed = ["zebra" if word == "harbor" else word for word in truth]
+    read = transcriber.word_probabilities(audio, heard, [_normalize(s.text).split() for s in heard.segments],
+                                          [truth, changed])
+    assert encoded == []
+    assert sum(p < MIN_WORD_PROBABILITY for p in read[0]) <= 1, list(zip(truth, read[0], strict=True))
+    assert read[1][truth.index("harbor")] < 0.1
+
+
+@pytest.mark.slow
 def test_silence_gives_an_empty_transcript(engines):
     transcript = engines.transcriber.transcribe(DecodedAudio(np.zeros(3 * 16_000, np.float32), 16_000, "wav"))
     assert transcript.text == "" and transcript.segments == ()
