@@ -361,15 +361,20 @@ SPOKEN = "The river rose overnight, and the farmers moved their herds to higher 
 KINDS = (TaskKind.TRANSCRIPTION, TaskKind.TTS, TaskKind.SUMMARIZATION)
 
 
+#: readings of ``SPOKEN`` the transcription tasks take turns with: Piper reads differently each time,
+#: and how Whisper takes one reading (one window or two, say) holds for every noisy copy of it.
+READINGS = 4
+
+
 class ClientTasks:
     """Client tasks (no ground truth: the validator's own ASR runs) that the loopback miners answer
-    honestly: TTS of ``SPOKEN``, and ``SPOKEN`` spoken, each task's file with a whisper of noise of its
-    own (distinct uploads, as clients' are)."""
+    honestly: TTS of ``SPOKEN``, and ``SPOKEN`` spoken, the readings taking turns, each task's file
+    with a whisper of noise of its own (distinct uploads, as clients' are)."""
 
-    def __init__(self, speech_wav: Path) -> None:
+    def __init__(self, readings: list[Path]) -> None:
         import soundfile
 
-        self.samples, self.rate = soundfile.read(speech_wav, dtype="float32")
+        self.readings = [soundfile.read(wav, dtype="float32") for wav in readings]
         self.count = 0
 
     async def make(self, kind: TaskKind, blobs: LocalBlobStore) -> Task:
@@ -378,10 +383,11 @@ class ClientTasks:
             return bench_task(f"kind-{self.count}")
         if kind is TaskKind.TTS:
             return Task(kind=kind, owner="bench", input=TaskInput(text=SPOKEN))
-        noise = np.random.default_rng(self.count).normal(0, 1e-3, self.samples.size).astype(np.float32)
-        stored = await blobs.put(encode_audio(self.samples + noise, self.rate, "wav"), content_type="audio/wav")
+        samples, rate = self.readings[self.count % len(self.readings)]
+        noise = np.random.default_rng(self.count).normal(0, 1e-3, samples.size).astype(np.float32)
+        stored = await blobs.put(encode_audio(samples + noise, rate, "wav"), content_type="audio/wav")
         return Task(kind=kind, owner="bench", input=TaskInput(audio_blob=stored.key, audio_format="wav", language="en",
-                                                             audio_seconds=round(self.samples.size / self.rate, 3)))
+                                                             audio_seconds=round(samples.size / rate, 3)))
 
 
 async def run_kind(kind: TaskKind, bed: Bed, keypair: Keypair, scoring: ScoringEngines, tasks: ClientTasks,
@@ -406,12 +412,12 @@ async def run_kind(kind: TaskKind, bed: Bed, keypair: Keypair, scoring: ScoringE
         await validator.stop()
 
 
-async def bench_kinds(farm: Farm, speech_wav: Path, burst_n: int, root: Path) -> list[dict[str, Any]]:
+async def bench_kinds(farm: Farm, readings: list[Path], burst_n: int, root: Path) -> list[dict[str, Any]]:
     keypair = Keypair.create_from_seed("0x" + "23" * 32)
     engines = build_engines(EngineSettings())
     scoring = await asyncio.to_thread(ScoringEngines.build, engines, EngineSettings())
     await engines.load()
-    tasks = ClientTasks(speech_wav)
+    tasks = ClientTasks(readings)
     rows = []
     try:
         for kind in KINDS:
@@ -432,18 +438,27 @@ def print_kind(row: dict[str, Any], label: str = "") -> None:
           f"  ({row['burst']} tasks, real scoring)", flush=True)
 
 
-def speak(path: Path) -> Path:
-    """``SPOKEN`` read by the shipped voice, as a WAV file (the loopback miners' answers)."""
-    engines = build_engines(EngineSettings())
-    speech = engines.synthesizer.synthesize(SPOKEN)
-    engines.close()
-    path.write_bytes(encode_audio(speech.samples, speech.sample_rate, "wav"))
-    return path
+def speak(folder: Path) -> list[Path]:
+    """``READINGS`` readings of ``SPOKEN`` by the shipped voice, as WAV files in ``folder`` (made once:
+    the readings already there are used); the first is the loopback miners' TTS answer."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"spoken-{i}.wav" for i in range(READINGS)]
+    if not all(path.is_file() for path in paths):
+        engines = build_engines(EngineSettings())
+        for path in paths:
+            speech = engines.synthesizer.synthesize(SPOKEN)
+            path.write_bytes(encode_audio(speech.samples, speech.sample_rate, "wav"))
+        engines.close()
+    return paths
 
 
 def kinds_against(other: Path, burst_n: int, turns: int) -> None:
-    """The per-kind loop rows for this tree and ``other`` taking turns (``bench_trees``); best of turns."""
-    results = alternate(__file__, ["--kinds", "--burst", str(burst_n), "--json", "-"], other, turns)
+    """The per-kind loop rows for this tree and ``other`` taking turns (``bench_trees``), on the same
+    readings; best of turns."""
+    with tempfile.TemporaryDirectory() as tmp:
+        readings = speak(Path(tmp))
+        results = alternate(__file__, ["--kinds", "--burst", str(burst_n), "--json", "-", "--readings",
+                                       str(readings[0].parent)], other, turns)
     for label, runs in results.items():
         for rows in zip(*runs, strict=True):
             print_kind(max(rows, key=lambda r: r["approved_per_s"]), f"best of {turns} [{label}] ")
@@ -459,6 +474,8 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=24, help="Tasks per kind with --kinds.")
     parser.add_argument("--against", type=Path, help="With --kinds: also another source tree, taking turns.")
     parser.add_argument("--turns", type=int, default=2, help="Turns per tree with --against.")
+    parser.add_argument("--readings", type=Path, help="With --kinds: a folder for the readings of the audio "
+                        "tasks (made there if missing; --against shares one between the trees).")
     args = parser.parse_args()
     os.environ.setdefault("WANDB_MODE", "offline")
     pin_external_ip("127.0.0.1")
@@ -467,10 +484,10 @@ def main() -> None:
         return
     if args.kinds:
         with tempfile.TemporaryDirectory() as tmp:
-            speech = speak(Path(tmp) / "spoken.wav")
-            farm = Farm(LOOP_MINERS, 0.0, answers=("--speech", str(speech), "--transcript", SPOKEN))
+            readings = speak(args.readings or Path(tmp) / "readings")
+            farm = Farm(LOOP_MINERS, 0.0, answers=("--speech", str(readings[0]), "--transcript", SPOKEN))
             try:
-                rows = asyncio.run(bench_kinds(farm, speech, args.burst, Path(tmp)))
+                rows = asyncio.run(bench_kinds(farm, readings, args.burst, Path(tmp)))
             finally:
                 farm.stop()
         if args.json:
