@@ -31,7 +31,7 @@ LAYERS: tuple[frozenset[str], ...] = (
                "subnet_proxy.atomic_file", "subnet_proxy.sqlite_worker", "subnet_proxy.firestore_client",
                "subnet_proxy.offline", "subnet_proxy.signing", "subnet_proxy.wallets", "subnet_proxy.outbound",
                "subnet_proxy.extras", "subnet_proxy.parent", "subnet_proxy.languages", "subnet_proxy.log_writer",
-               "subnet_proxy.webhook_signature", "subnet_proxy.heap"}),
+               "subnet_proxy.webhook_signature", "subnet_proxy.heap", "subnet_proxy.waits"}),
     frozenset({"subnet_proxy.store", "subnet_proxy.blobs", "subnet_proxy.keys", "subnet_proxy.chain",
                "subnet_proxy.engines", "subnet_proxy.client", "subnet_proxy.backup"}),
     frozenset({"subnet_proxy.kinds", "subnet_proxy.rewards", "subnet_proxy.approval", "subnet_proxy.retention",

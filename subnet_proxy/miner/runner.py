@@ -20,6 +20,7 @@ from subnet_proxy.miner.delivery import Deliverer, DeliveryPolicy
 from subnet_proxy.miner.server import MinerAxon
 from subnet_proxy.miner.service import MinerLimits, MinerService
 from subnet_proxy.offline import pin_external_ip
+from subnet_proxy.waits import wait_set
 from subnet_proxy.wallets import open_wallet
 
 log = logging.getLogger(__name__)
@@ -47,11 +48,8 @@ async def announce(settings: Settings, wallet: Wallet, chain: Chain, axon: Miner
 async def keep_in_sync(chain: Chain, view: MetagraphView, interval_s: float, stop: asyncio.Event) -> None:
     """Refresh the metagraph every ``interval_s`` until ``stop`` is set; a failed read keeps the last one."""
     while not stop.is_set():
-        try:
-            await asyncio.wait_for(stop.wait(), interval_s)
+        if await wait_set(stop, interval_s):
             return
-        except TimeoutError:
-            pass
         try:
             view.update(await chain.snapshot())
         except ChainError as exc:

@@ -10,7 +10,6 @@ grows neither with the number of viewers nor with the traffic.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from importlib import resources
 from typing import Any
@@ -23,6 +22,7 @@ from subnet_proxy.server.dashboard_state import PUSH_S
 from subnet_proxy.server.routes_results import sse
 from subnet_proxy.server.routing import Endpoint
 from subnet_proxy.tasks import utcnow
+from subnet_proxy.waits import wait_set
 
 #: an SSE comment after this long without an event, so proxies keep the stream open.
 HEARTBEAT_S = 15.0
@@ -82,10 +82,7 @@ async def get_dashboard_events(request: web.Request) -> web.StreamResponse:
             elif time.monotonic() - last_write >= HEARTBEAT_S:
                 await resp.write(b": keep-alive\n\n")
                 last_write = time.monotonic()
-            try:
-                await asyncio.wait_for(context.closing.wait(), PUSH_S)
-            except TimeoutError:
-                pass
+            await wait_set(context.closing, PUSH_S)
         await resp.write_eof()
     except ConnectionResetError:
         pass  # the page was closed

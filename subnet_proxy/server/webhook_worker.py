@@ -33,6 +33,7 @@ from subnet_proxy.keys import KeyNotFound, KeyStore
 from subnet_proxy.outbound import OutboundHTTP, read_bounded, refused_address
 from subnet_proxy.store.base import WebhookOutbox
 from subnet_proxy.tasks import WebhookDelivery, utcnow
+from subnet_proxy.waits import wait_set
 from subnet_proxy.webhook_signature import SIGNATURE_HEADER, sign
 
 log = logging.getLogger(__name__)
@@ -155,8 +156,7 @@ class WebhookWorker:
         timeout = self.policy.poll_s
         if self._retries:
             timeout = min(timeout, max(0.0, (self._retries[0] - utcnow()).total_seconds()))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout)
+        await wait_set(self._wake, timeout)
 
     async def _attempt(self, delivery: WebhookDelivery) -> None:
         try:

@@ -35,6 +35,7 @@ from subnet_proxy.keys import ApiKey
 from subnet_proxy.server.feed import FeedCursor, FeedEvent, TaskSnapshot, read_snapshot
 from subnet_proxy.store.base import TaskNotFound
 from subnet_proxy.store.watched import WatchedStore
+from subnet_proxy.waits import wait_set
 
 log = logging.getLogger("subnet_proxy.server")
 
@@ -227,8 +228,7 @@ class WsHub:
         loop = asyncio.get_running_loop()
         next_poll = loop.time() + self.settings.watch_poll_s
         while True:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(0.0, next_poll - loop.time()))
+            await wait_set(self._wake, next_poll - loop.time())
             self._wake.clear()
             if loop.time() >= next_poll:  # the backstop: changes other processes made
                 self._dirty.update(self.followers)

@@ -16,6 +16,8 @@ import asyncio
 import logging
 import time
 
+from subnet_proxy.waits import wait_set
+
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 60.0
@@ -49,10 +51,7 @@ class LoopRunner(abc.ABC):
 
     async def sleep(self, seconds: float) -> None:
         """Sleep that a stop interrupts."""
-        try:
-            await asyncio.wait_for(self._stopping.wait(), timeout=max(seconds, 0.0))
-        except TimeoutError:
-            pass
+        await wait_set(self._stopping, seconds)
 
     @property
     def stopping(self) -> bool:

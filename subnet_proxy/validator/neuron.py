@@ -12,7 +12,6 @@ synthetic challenges, the approval grace, and peers (their done tasks judged: ``
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Callable
@@ -51,6 +50,7 @@ from subnet_proxy.validator.peers import PeerDirectory
 from subnet_proxy.validator.scores import ScoreBook
 from subnet_proxy.validator.synthetic import SyntheticLoop
 from subnet_proxy.validator.weights import WeightSetter
+from subnet_proxy.waits import wait_set
 
 log = logging.getLogger(__name__)
 
@@ -185,9 +185,7 @@ class Validator:
             if stop is None:
                 await asyncio.sleep(delay)
             else:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), delay)
-                if stop.is_set():
+                if await wait_set(stop, delay):
                     return False
             delay = min(delay * 2, MAX_START_RETRY_S)
         if self.metagraph().by_hotkey(self.hotkey) is None:

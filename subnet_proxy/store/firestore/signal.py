@@ -19,6 +19,7 @@ from google.cloud import firestore
 
 from subnet_proxy.firestore_client import close_client
 from subnet_proxy.tasks import TaskStatus
+from subnet_proxy.waits import wait_set
 
 
 def pending_query(collection: Any) -> Any:
@@ -69,9 +70,7 @@ class NewTaskSignal:
         return await self._poll(timeout)
 
     async def _wait_event(self, timeout: float) -> bool:
-        try:
-            await asyncio.wait_for(self._event.wait(), timeout)
-        except TimeoutError:
+        if not await wait_set(self._event, timeout):
             return False
         self._event.clear()
         return True

@@ -16,6 +16,7 @@ from subnet_proxy.store import ops
 from subnet_proxy.store.base import TaskQueue
 from subnet_proxy.store.sqlite.core import SQLiteCore
 from subnet_proxy.tasks import Task, utcnow
+from subnet_proxy.waits import wait_set
 
 
 def claim_statements(kinds: int) -> tuple[str, str]:
@@ -100,7 +101,4 @@ class SQLiteQueue(SQLiteCore, TaskQueue):
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return False
-            try:
-                await asyncio.wait_for(self._wake.wait(), min(self._poll_s, remaining))
-            except TimeoutError:
-                pass
+            await wait_set(self._wake, min(self._poll_s, remaining))
