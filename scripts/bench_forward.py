@@ -456,9 +456,9 @@ def kinds_against(other: Path, burst_n: int, turns: int) -> None:
     """The per-kind loop rows for this tree and ``other`` taking turns (``bench_trees``), on the same
     readings; best of turns."""
     with tempfile.TemporaryDirectory() as tmp:
-        readings = speak(Path(tmp))
-        results = alternate(__file__, ["--kinds", "--burst", str(burst_n), "--json", "-", "--readings",
-                                       str(readings[0].parent)], other, turns)
+        speak(Path(tmp))
+        results = alternate(__file__, ["--kinds", "--burst", str(burst_n), "--json", "-", "--readings", tmp],
+                            other, turns)
     for label, runs in results.items():
         for rows in zip(*runs, strict=True):
             print_kind(max(rows, key=lambda r: r["approved_per_s"]), f"best of {turns} [{label}] ")

@@ -27,6 +27,13 @@ def _speech(engines, text: str, rate: int = 16_000) -> np.ndarray:
     return engines.synthesizer.synthesize(text, sample_rate=rate).samples
 
 
+def _count_encodes(patch: pytest.MonkeyPatch, model) -> list[object]:
+    """One entry per window ``model`` encodes from now on (while ``patch`` holds)."""
+    encoded: list[object] = []
+    patch.setattr(model, "encode", lambda features, encode=model.encode: encoded.append(1) or encode(features))
+    return encoded
+
+
 def test_chunk_bounds_cover_the_audio_and_cut_at_quiet_points():
     rate = 1_000
     loud = np.ones(100 * rate, dtype=np.float32)
@@ -95,10 +102,8 @@ def test_words_read_against_long_audio_are_heard_in_their_own_window(engines):
     changed = [("zebra" if i in (late, early) else w) for i, w in enumerate(truth)]
     padded = truth + "and then the dog ate my homework".split()
     heard_words = [_normalize(s.text).split() for s in heard.segments]
-    encoded: list[object] = []
-    model = transcriber._model
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(model, "encode", lambda features, encode=model.encode: encoded.append(1) or encode(features))
+        encoded = _count_encodes(patch, transcriber._model)
         in_one = transcriber.word_probabilities(audio, heard, heard_words, [truth, changed, padded])
         assert encoded == []  # the reference's window, not encoded again
         by_window = transcriber.word_probabilities(audio, heard, heard_words, [truth, changed, padded])
@@ -126,9 +131,7 @@ def test_a_reference_whose_padding_got_a_window_of_its_own_keeps_its_first(engin
                         lambda self, *args, **kwargs: (*split(self, *args, **kwargs)[:2], False))
     transcriber = engines.transcriber
     transcriber.load()
-    model = transcriber._model
-    encoded: list[object] = []
-    monkeypatch.setattr(model, "encode", lambda features, encode=model.encode: encoded.append(1) or encode(features))
+    encoded = _count_encodes(monkeypatch, transcriber._model)
     audio = DecodedAudio(_speech(engines, SENTENCE), 16_000, "wav")
     heard = transcriber.reference_transcript(audio, "en")
     assert len(encoded) >= 2  # the speech's window, then the padding after its last word
