@@ -6,11 +6,15 @@ same JSON body), so stock axons accept it; what differs is the cost and the fail
 
 - the synapse is serialized, hashed and its headers built ONCE per fan-out; each axon only adds its
   own terminal headers and signature (stock bittensor redoes all of it, schema included, per axon);
-- one shared session with bounded connections, kept alive across fan-outs, through
-  ``outbound.OutboundHTTP``: a miner's redirect is never followed (a 3xx is an ``http_error``: a
-  307 would re-POST the client's input and our signed headers anywhere, and the reply would be
-  taken as that miner's answer), and outside local mode only public axon addresses are connected
-  to (``OutboundPolicy``; the resync skips the others before any task is sent, see ``loops``);
+- one shared session with bounded connections, kept alive across fan-outs (an idle one for less
+  than the 5 s after which a stock axon's uvicorn closes it), through ``outbound.OutboundHTTP``: a
+  miner's redirect is never followed (a 3xx is an ``http_error``: a 307 would re-POST the client's
+  input and our signed headers anywhere, and the reply would be taken as that miner's answer), and
+  outside local mode only public axon addresses are connected to (``OutboundPolicy``; the resync
+  skips the others before any task is sent, see ``loops``);
+- a request whose connection drops before any answer is sent once more, freshly signed, on a new
+  connection: a kept-alive connection the axon closes just as we write on it is reset, and that is
+  no fault of the miner's (see ``_send``);
 - a response body limit: a Content-Length over it is refused unread, a chunked body is cut off at it;
 - results come back AS THEY COMPLETE, with the latency this validator measured, and every failure
   is a classified :class:`AxonResult` (timeout, unreachable, http status, oversize, invalid), never
@@ -45,6 +49,9 @@ TERMINAL_SLACK_BYTES = 16 * 1024
 #: connections the shared session keeps at most (all axons together), and per axon.
 DEFAULT_MAX_CONNECTIONS = 512
 DEFAULT_MAX_PER_AXON = 8
+#: how long an idle connection to an axon is reused: under uvicorn's default ``timeout_keep_alive``
+#: of 5 s, which stock axons run with, so a connection is not picked up just as the axon closes it.
+AXON_KEEPALIVE_S = 4.0
 
 Outcome = Literal["ok", "timeout", "unreachable", "http_error", "oversize", "invalid"]
 
@@ -104,8 +111,8 @@ class FanoutDendrite:
         self.hotkey = keypair.ss58_address
         self.external_ip = external_ip
         self._http = OutboundHTTP(outbound or OutboundPolicy(), timeout=aiohttp.ClientTimeout(total=None),
-                                  max_connections=max_connections, max_per_host=max_per_axon, keepalive_s=60,
-                                  auto_decompress=False)
+                                  max_connections=max_connections, max_per_host=max_per_axon,
+                                  keepalive_s=AXON_KEEPALIVE_S, auto_decompress=False)
         self._lanes: dict[str, list[str]] = {}
         self._last_nonce = 0
 
@@ -207,6 +214,29 @@ class FanoutDendrite:
         return headers, body
 
     # -- one axon -----------------------------------------------------------------------------------
+    async def _send(self, prepared: _Prepared, target: Neuron, lane: str) -> aiohttp.ClientResponse:
+        """POST the signed synapse; once more, signed anew, when the connection drops before an answer.
+
+        A kept-alive connection that the axon's server closes as we write on it is reset or ends
+        before a status line. No answer was sent, so the miner is not at fault, and a validator that
+        scored it as unreachable would punish it for a race of the two idle timers. aiohttp retries
+        such a drop once for idempotent methods only (RFC 9112, section 9.3.1); a synapse is a POST,
+        but asking twice for an answer changes nothing, and the second request carries its own nonce,
+        so the axon's replay check passes it and still refuses a copy of either. A failure to connect
+        (``ClientConnectorError``) is the axon being down, and is not tried again.
+        """
+        url = f"http://{target.ip}:{target.port}{prepared.url_path}"
+        response: aiohttp.ClientResponse
+        try:
+            headers, body = self._signed(prepared, target, lane)
+            response = await self._http.post(url, data=body, headers=headers)
+        except aiohttp.ClientConnectorError:
+            raise
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+            headers, body = self._signed(prepared, target, lane)
+            response = await self._http.post(url, data=body, headers=headers)
+        return response
+
     async def _call(self, prepared: _Prepared, target: Neuron) -> AxonResult:
         lane = self._take_lane(target.hotkey)
         start = time.perf_counter()
@@ -216,10 +246,8 @@ class FanoutDendrite:
                               latency_s=time.perf_counter() - start, **kw)
 
         try:
-            headers, body = self._signed(prepared, target, lane)
-            url = f"http://{target.ip}:{target.port}{prepared.url_path}"
             async with asyncio.timeout(prepared.timeout):
-                async with self._http.post(url, data=body, headers=headers) as response:
+                async with await self._send(prepared, target, lane) as response:
                     raw = await read_bounded(response, prepared.max_body_bytes)
                     if raw is None:
                         return result("oversize", status_code=response.status,

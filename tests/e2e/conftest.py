@@ -17,6 +17,7 @@ import pytest
 
 from subnet_proxy.chain.local import LocalChain, Registration
 from subnet_proxy.config import MockSettings, NeuronSettings, Settings
+from subnet_proxy.tasks import TERMINAL_STATUSES
 from subnet_proxy.validator.mock_miners import miner_argv
 from subnet_proxy.validator.run import MOCK_VALIDATOR_STAKE
 from subnet_proxy.wallets import local_wallet
@@ -26,6 +27,8 @@ ROOT = Path(__file__).resolve().parents[2]
 NETUID = 7
 API_KEY = "spx_e2e_test_key_0123456789abcdef"
 READY_S = 240.0
+#: statuses a task never leaves: waiting on for another one is waiting for nothing.
+TERMINAL = frozenset(status.value for status in TERMINAL_STATUSES)
 
 
 class Subnet:
@@ -174,6 +177,8 @@ class Client:
                 status = {"status": "unreachable"}
             if status["status"] in wanted:
                 return status
+            if status["status"] in TERMINAL:
+                raise AssertionError(f"task {task_id} ended {status['status']}, not {'/'.join(wanted)}: {status}")
             if loop.time() > deadline:
                 raise TimeoutError(f"task {task_id}: {status}")
             await asyncio.sleep(0.25)

@@ -259,12 +259,25 @@ def local_subnet(full: Install) -> Iterator[tuple[subprocess.Popen[bytes], str]]
 async def test_the_validator_extra_runs_the_local_subnet_from_outside_the_checkout(
         full: Install, local_subnet: tuple[subprocess.Popen[bytes], str]) -> None:
     proc, url = local_subnet
+    try:
+        await _all_three_kinds_approved(proc, url)
+    except (AssertionError, RuntimeError, TimeoutError) as exc:
+        raise AssertionError(_log_tails(full.outside)) from exc
+    chain = LocalChain(default_chain_file(full.outside / "data", 1), netuid=1)
+    deadline = time.monotonic() + 90
+    while not chain.weights_history_sync() and time.monotonic() < deadline:  # an epoch is 3 one-second blocks
+        await asyncio.sleep(1)
+    (record, *_) = chain.weights_history_sync()
+    assert record.version_key == __spec_version__ and record.uids, record
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(60) == 0
+
+
+async def _all_three_kinds_approved(proc: subprocess.Popen[bytes], url: str) -> None:
+    """A summary, a reading of SPOKEN, and that reading transcribed back, each approved."""
     async with aiohttp.ClientSession() as session:
         client = Client(session, url)
-        try:
-            await client.wait_ready(proc)
-        except (RuntimeError, TimeoutError) as exc:
-            raise AssertionError((full.outside / "validator.log").read_text(errors="replace")[-3000:]) from exc
+        await client.wait_ready(proc)
         summary_id = await client.submit("summarization", text=SOURCE, max_words=40)
         tts_id = await client.submit("tts", text=SPOKEN)
         summary = await client.wait_status(summary_id, "approved")
@@ -275,14 +288,12 @@ async def test_the_validator_extra_runs_the_local_subnet_from_outside_the_checko
         transcript = await client.wait_status(await client.submit_audio(audio), "approved")
         heard = transcript["result"]["text"].lower().replace(",", "").rstrip(".")
         assert jiwer.wer(SPOKEN.lower().rstrip("."), heard) < 0.3
-    chain = LocalChain(default_chain_file(full.outside / "data", 1), netuid=1)
-    deadline = time.monotonic() + 90
-    while not chain.weights_history_sync() and time.monotonic() < deadline:  # an epoch is 3 one-second blocks
-        await asyncio.sleep(1)
-    (record, *_) = chain.weights_history_sync()
-    assert record.version_key == __spec_version__ and record.uids, record
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(60) == 0
+
+
+def _log_tails(outside: Path) -> str:
+    """The ends of the validator's log and its miners' logs: all that a CI run keeps of a failure."""
+    logs = [outside / "validator.log", *sorted((outside / "data" / "logs").glob("*.log"))]
+    return "\n".join(f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}" for log in logs if log.exists())
 
 
 #: the README's trial names no --netuid: the default one.
