@@ -14,6 +14,9 @@ goes through :class:`OutboundHTTP`, which holds three promises:
 - **bounded**: connections capped, timeouts from the caller, bodies read whole up to the caller's
   limit and no further (``read_bounded``).
 
+A request whose kept-alive connection the other side closed just as it was written on can be sent
+once more on a new connection by its caller (``resend_on_drop``), when asking twice is harmless.
+
 Local mode (loopback subnets, tests) allows private addresses explicitly: ``OutboundPolicy
 (allow_private=True)`` is passed down by whoever builds the client, never a global.
 """
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -160,6 +163,25 @@ async def read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes | 
             response.close()
             return None
     return bytes(buf)
+
+
+async def resend_on_drop(send: Callable[[], Awaitable[aiohttp.ClientResponse]]) -> aiohttp.ClientResponse:
+    """``send()``'s response; ``send()`` once more when the connection drops before any answer.
+
+    A kept-alive connection that the server closes as we write on it (uvicorn, a stock axon's server,
+    closes one idle for 5 s; nginx after its ``keepalive_timeout``) is reset or ends before a status
+    line: nothing was answered, and the server is not at fault. aiohttp sends such a request again
+    for idempotent methods only (RFC 9112, section 9.3.1); the callers here POST requests that are
+    harmless to ask twice (a synapse, a peer's evaluation), and ``send`` signs each try anew, so a
+    replay check passes the second and still refuses a copy of either. A failure to connect
+    (``ClientConnectorError``) is the server being down, and is not tried again.
+    """
+    try:
+        return await send()
+    except aiohttp.ClientConnectorError:
+        raise
+    except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+        return await send()
 
 
 def refused_address(exc: BaseException) -> bool:

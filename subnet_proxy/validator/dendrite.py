@@ -14,7 +14,7 @@ same JSON body), so stock axons accept it; what differs is the cost and the fail
   skips the others before any task is sent, see ``loops``);
 - a request whose connection drops before any answer is sent once more, freshly signed, on a new
   connection: a kept-alive connection the axon closes just as we write on it is reset, and that is
-  no fault of the miner's (see ``_send``);
+  no fault of the miner's (``outbound.resend_on_drop``);
 - a response body limit: a Content-Length over it is refused unread, a chunked body is cut off at it;
 - results come back AS THEY COMPLETE, with the latency this validator measured, and every failure
   is a classified :class:`AxonResult` (timeout, unreachable, http status, oversize, invalid), never
@@ -42,7 +42,7 @@ from bittensor_wallet import Keypair
 from pydantic import ValidationError
 
 from subnet_proxy.chain import Neuron
-from subnet_proxy.outbound import OutboundHTTP, OutboundPolicy, read_bounded, refused_address
+from subnet_proxy.outbound import OutboundHTTP, OutboundPolicy, read_bounded, refused_address, resend_on_drop
 
 #: room for the terminal headers an axon adds to the echoed request in its answer.
 TERMINAL_SLACK_BYTES = 16 * 1024
@@ -215,27 +215,15 @@ class FanoutDendrite:
 
     # -- one axon -----------------------------------------------------------------------------------
     async def _send(self, prepared: _Prepared, target: Neuron, lane: str) -> aiohttp.ClientResponse:
-        """POST the signed synapse; once more, signed anew, when the connection drops before an answer.
-
-        A kept-alive connection that the axon's server closes as we write on it is reset or ends
-        before a status line. No answer was sent, so the miner is not at fault, and a validator that
-        scored it as unreachable would punish it for a race of the two idle timers. aiohttp retries
-        such a drop once for idempotent methods only (RFC 9112, section 9.3.1); a synapse is a POST,
-        but asking twice for an answer changes nothing, and the second request carries its own nonce,
-        so the axon's replay check passes it and still refuses a copy of either. A failure to connect
-        (``ClientConnectorError``) is the axon being down, and is not tried again.
-        """
+        """POST the signed synapse; once more, signed anew, when the connection drops before an answer
+        (a miner is not scored unreachable for a race of two idle timers: ``resend_on_drop``)."""
         url = f"http://{target.ip}:{target.port}{prepared.url_path}"
-        response: aiohttp.ClientResponse
-        try:
+
+        def send() -> Any:
             headers, body = self._signed(prepared, target, lane)
-            response = await self._http.post(url, data=body, headers=headers)
-        except aiohttp.ClientConnectorError:
-            raise
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
-            headers, body = self._signed(prepared, target, lane)
-            response = await self._http.post(url, data=body, headers=headers)
-        return response
+            return self._http.post(url, data=body, headers=headers)
+
+        return await resend_on_drop(send)
 
     async def _call(self, prepared: _Prepared, target: Neuron) -> AxonResult:
         lane = self._take_lane(target.hotkey)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import aiohttp
 from bittensor_wallet import Keypair
@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from subnet_proxy.api.schemas import EvaluationOutcome, EvaluationRequest, ValidatorTaskPage
 from subnet_proxy.blobs.base import blob_key, check_key
-from subnet_proxy.outbound import OutboundHTTP, read_bounded
+from subnet_proxy.outbound import OutboundHTTP, read_bounded, resend_on_drop
 from subnet_proxy.signing import sign_request
 from subnet_proxy.validator.peers import Peer
 
@@ -82,12 +82,15 @@ class PeerClient:
             raise PeerError(200, "bad_answer", f"{path}: {exc.error_count()} invalid field(s)") from exc
 
     async def _send(self, peer: Peer, method: str, path: str, body: bytes, *, limit: int) -> bytes:
-        headers = sign_request(self.keypair, body, peer.hotkey)
-        if body:
-            headers["Content-Type"] = "application/json"
+        def send() -> Any:  # signed anew for each try: the peer refuses a nonce it has seen
+            headers = sign_request(self.keypair, body, peer.hotkey)
+            if body:
+                headers["Content-Type"] = "application/json"
+            return self.http.request(method, peer.url + path, data=body or None, headers=headers,
+                                     timeout=self.timeout)
+
         try:
-            async with self.http.request(method, peer.url + path, data=body or None, headers=headers,
-                                         timeout=self.timeout) as resp:
+            async with await resend_on_drop(send) as resp:
                 if resp.status != 200:
                     raise await _refusal(resp)
                 data = await read_bounded(resp, limit)  # to the end: one read() is one chunk's worth

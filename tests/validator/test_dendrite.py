@@ -15,6 +15,7 @@ from protocol import MAX_SUMMARY_CHARS, SummarizationSynapse
 from subnet_proxy.outbound import OutboundPolicy
 from subnet_proxy.validator.dendrite import AXON_KEEPALIVE_S, FanoutDendrite
 from tests.conftest import free_port
+from tests.dropping import DroppingProxy
 from tests.validator.axons import neuron, raw_server, running_axon
 
 MB = 1 << 20
@@ -244,69 +245,39 @@ async def test_outside_local_mode_a_private_axon_is_never_contacted(wallet_facto
     assert hits == []
 
 
-class DroppingAxon:
-    """A raw HTTP/1.1 server that answers the first ``answered`` requests of each connection and closes
-    the connection on the next one unanswered: the race of a kept-alive connection that the axon's
-    server shuts just as the validator writes on it, made certain."""
 
-    def __init__(self, answered: int) -> None:
-        self.answered = answered
-        self.connections = 0
-        self.nonces: list[int] = []
-
-    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        try:
-            for _ in range(self.answered):
-                await self._read(reader)
-                body = json.dumps({"summary": "River rose; herds moved."}).encode()
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-                             % (len(body), body))
-                await writer.drain()
-            await self._read(reader)
-        except asyncio.IncompleteReadError:
-            pass
-        finally:
-            writer.close()
-
-    async def _read(self, reader: asyncio.StreamReader) -> None:
-        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").lower()
-        fields = dict(line.split(": ", 1) for line in head.split("\r\n")[1:] if ": " in line)
-        await reader.readexactly(int(fields["content-length"]))
-        self.nonces.append(int(fields["bt_header_dendrite_nonce"]))
-
-
-async def test_a_kept_alive_connection_dropped_unanswered_is_tried_once_more_on_a_new_one(dendrite):
+async def test_a_kept_alive_connection_dropped_unanswered_is_tried_once_more_on_a_new_one(wallet_factory, dendrite):
     """Stock axons (uvicorn) close a connection idle for 5 s; one picked up at that moment resets with
-    no answer sent. That is no fault of the miner's, so the request goes again, with a newer nonce."""
-    axon = DroppingAxon(answered=1)
-    server = await asyncio.start_server(axon.serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        first = await dendrite.query(SummarizationSynapse(text=SOURCE), [neuron(0, "5Fake", port)],
-                                     timeout=5.0, max_output_bytes=MB)
-        second = await dendrite.query(SummarizationSynapse(text=SOURCE), [neuron(0, "5Fake", port)],
-                                      timeout=5.0, max_output_bytes=MB)
-    finally:
-        server.close()
-        await server.wait_closed()
+    no answer sent. That is no fault of the miner's: the request goes again, signed anew, and the
+    stock axon's nonce check takes it."""
+    wallet = wallet_factory("miner")
+    with running_axon(wallet, summarizer(0.0)) as port:
+        proxy = DroppingProxy(port, answered=1)
+        target = [neuron(0, wallet.hotkey.ss58_address, await proxy.start())]
+        try:
+            first = await dendrite.query(SummarizationSynapse(text=SOURCE), target, timeout=5.0, max_output_bytes=MB)
+            second = await dendrite.query(SummarizationSynapse(text=SOURCE), target, timeout=5.0, max_output_bytes=MB)
+        finally:
+            await proxy.close()
     assert [r.outcome for r in first + second] == ["ok", "ok"], second
-    assert axon.connections == 2 and len(axon.nonces) == 3  # the second query's first try was dropped
-    assert axon.nonces == sorted(set(axon.nonces))  # the retry is signed anew, never a replay
+    assert second[0].synapse.summary == "River rose; herds moved."
+    assert proxy.connections == 2 and len(proxy.requests) == 3  # the second query's first try was dropped
+    nonces = [int(fields["bt_header_dendrite_nonce"]) for _, fields in proxy.requests]
+    assert nonces == sorted(set(nonces))  # each try signed anew, never a replay
 
 
-async def test_an_axon_that_drops_every_request_is_tried_twice_then_unreachable(dendrite):
-    axon = DroppingAxon(answered=0)
-    server = await asyncio.start_server(axon.serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        [result] = await dendrite.query(SummarizationSynapse(text=SOURCE), [neuron(0, "5Fake", port)],
-                                        timeout=5.0, max_output_bytes=MB)
-    finally:
-        server.close()
-        await server.wait_closed()
+async def test_an_axon_that_drops_every_request_is_tried_twice_then_unreachable(wallet_factory, dendrite):
+    wallet = wallet_factory("miner")
+    with running_axon(wallet, summarizer(0.0)) as port:
+        proxy = DroppingProxy(port, answered=0)
+        target = [neuron(0, wallet.hotkey.ss58_address, await proxy.start())]
+        try:
+            [result] = await dendrite.query(SummarizationSynapse(text=SOURCE), target, timeout=5.0,
+                                            max_output_bytes=MB)
+        finally:
+            await proxy.close()
     assert result.outcome == "unreachable", result
-    assert axon.connections == 2 and len(axon.nonces) == 2
+    assert proxy.connections == 2 and len(proxy.requests) == 2
 
 
 def test_idle_connections_are_dropped_before_a_stock_axon_closes_them(wallet_factory):

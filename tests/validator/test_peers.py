@@ -28,6 +28,7 @@ from subnet_proxy.validator.peer_loop import PeerEvaluationLoop
 from subnet_proxy.validator.peers import PUBLISH_SETTLE_S, Peer, PeerDirectory, find_peers, peer_url
 from subnet_proxy.validator.scores import ScoreBook
 from tests.conftest import free_port, make_wallet
+from tests.dropping import DroppingProxy
 from tests.server.conftest import Harness, error_of, start_harness, stop_harness
 
 LOCAL = OutboundPolicy(allow_private=True)
@@ -180,6 +181,27 @@ async def test_the_loop_judges_a_peers_done_tasks_once_and_learns(peer: Harness,
     finally:
         await http.close()
 
+
+
+async def test_an_evaluation_written_on_a_connection_the_peer_drops_is_sent_again(peer: Harness,
+                                                                                   tmp_path: Path) -> None:
+    """A peer's server (or the reverse proxy before it) closes a kept-alive connection just as an
+    evaluation is written on it: no answer came, so the evaluation goes again, signed anew, and is
+    counted once; the peer is not backed off and the task not scored again."""
+    [task] = [await peer.done_task()]
+    proxy = DroppingProxy(peer.client.port, answered=1)  # every connection's second request: dropped
+    via = Peer(hotkey=peer.own_hotkey, url=f"http://127.0.0.1:{await proxy.start()}", stake=100.0)
+    loop, scorer, _, http = make_loop(peer, tmp_path, [via])
+    try:
+        await loop.run_step()
+    finally:
+        await http.close()
+        await proxy.close()
+    posts = [fields for line, fields in proxy.requests if line.startswith("POST /api/v1/validator/evaluation")]
+    assert len(posts) == 2 and posts[0]["x-nonce"] != posts[1]["x-nonce"]  # dropped, then sent anew
+    assert scorer.scored == [task.task_id] and loop.evaluated == 1 and loop._backoff[via.hotkey].until == 0
+    [evaluation] = await peer.store.list_evaluations(task.task_id)
+    assert evaluation.validator_hotkey == peer.neurons.validator_a.ss58_address
 
 async def test_own_work_first_and_an_unreachable_peer_is_backed_off(peer: Harness, tmp_path: Path) -> None:
     await peer.done_task()

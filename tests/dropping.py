@@ -1,0 +1,66 @@
+"""A loopback HTTP/1.1 proxy that drops a kept-alive connection on purpose, for the stale-connection race.
+
+A server closes a connection idle for its keep-alive time (uvicorn, a stock axon's server: 5 s); a
+client that picks that connection up at the same instant writes a request that is never answered.
+On a real server the race is a window of a millisecond. ``DroppingProxy`` makes it certain: it relays
+the first ``answered`` requests of each client connection to the real server and back, then reads
+the next request and closes the connection without a word.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+
+async def read_message(reader: asyncio.StreamReader) -> tuple[bytes, str, dict[str, str]]:
+    """One HTTP/1.1 message with a Content-Length body: its bytes, its first line and its header
+    fields (names lower-case)."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    first, *lines = head.decode("latin-1").split("\r\n")
+    fields = {name.lower(): value for name, _, value in (line.partition(": ") for line in lines) if value}
+    if "chunked" in fields.get("transfer-encoding", "").lower():
+        raise ValueError("a chunked message: this proxy relays Content-Length bodies only")
+    body = await reader.readexactly(int(fields.get("content-length", "0")))
+    return head + body, first, fields
+
+
+@dataclass
+class DroppingProxy:
+    """Relays to 127.0.0.1:``upstream``; each client connection's request number ``answered + 1`` is dropped."""
+
+    upstream: int
+    answered: int = 1
+    connections: int = 0
+    #: every request received, relayed or dropped, in order: its request line and header fields (lower-case).
+    requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    _server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream)
+        try:
+            for _ in range(self.answered):
+                request, line, fields = await read_message(reader)
+                self.requests.append((line, fields))
+                up_writer.write(request)
+                await up_writer.drain()
+                response, _, _ = await read_message(up_reader)
+                writer.write(response)
+                await writer.drain()
+            _, line, fields = await read_message(reader)
+            self.requests.append((line, fields))
+        except asyncio.IncompleteReadError:
+            pass  # the client closed first
+        finally:
+            up_writer.close()
+            writer.close()
