@@ -6,9 +6,12 @@
 2. dispatch latency (task accepted by the store -> the miner receives the request), p50/p99, at
    2 tasks/s, and tasks/s end to end (real scoring) for a burst, with instant miners: the forward
    loop vs a sequential poll-and-query loop in the style of the subnet template.
-3. ``--kinds``: the forward loop alone on a burst of client tasks of each kind (three honest answers
-   each, real scoring: the validator's ASR of each transcription task and of every TTS answer):
-   answered and approved tasks/s; ``--against DIR`` runs it for another source tree too, taking turns.
+3. ``--kinds``: the shipped validator (``neurons/proxy_validator.py --mock``: the embedded defaults,
+   default logging, its side-server and loop; client tasks only) on a burst of client tasks of each
+   kind submitted over its API, three honest answers each, real scoring (the validator's ASR of each
+   transcription task and of every TTS answer): answered and approved tasks/s from the tasks' own
+   timelines, and the validator process's CPU per task; ``--against DIR`` runs another source tree's
+   validator too, taking turns.
 
 The miners are ``scripts/loopback_miners.py`` (one child process, wire-compatible with the axon; see
 its docstring for why not 256 stock axons). Run: ``python scripts/bench_forward.py [--quick]``.
@@ -26,6 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -39,6 +43,7 @@ import bittensor as bt  # noqa: E402
 import numpy as np  # noqa: E402
 from bench_trees import alternate  # noqa: E402
 from bittensor_wallet import Keypair  # noqa: E402
+from shipped import Target, free_port, register  # noqa: E402
 
 from protocol import SummarizationSynapse, encode_audio  # noqa: E402
 from subnet_proxy import approval  # noqa: E402
@@ -366,10 +371,15 @@ KINDS = (TaskKind.TRANSCRIPTION, TaskKind.TTS, TaskKind.SUMMARIZATION)
 READINGS = 4
 
 
+#: the API key the bench's client uses, and rate limits raised so a burst is taken in whole.
+KEY = "bench-key-0123456789abcdef"
+RAISED_LIMITS = ["--proxy.rate_per_s", "1000", "--proxy.burst", "1000"]
+
+
 class ClientTasks:
-    """Client tasks (no ground truth: the validator's own ASR runs) that the loopback miners answer
-    honestly: TTS of ``SPOKEN``, and ``SPOKEN`` spoken, the readings taking turns, each task's file
-    with a whisper of noise of its own (distinct uploads, as clients' are)."""
+    """Client requests (no ground truth: the validator's own ASR runs) that the loopback miners answer
+    honestly: TTS of ``SPOKEN``, and ``SPOKEN`` spoken, the readings taking turns, each upload with a
+    whisper of noise of its own (distinct files, as clients' are)."""
 
     def __init__(self, readings: list[Path]) -> None:
         import soundfile
@@ -377,58 +387,93 @@ class ClientTasks:
         self.readings = [soundfile.read(wav, dtype="float32") for wav in readings]
         self.count = 0
 
-    async def make(self, kind: TaskKind, blobs: LocalBlobStore) -> Task:
+    def request(self, kind: TaskKind) -> tuple[str, dict[str, Any] | aiohttp.FormData]:
+        """The API path and the body (JSON, or a form with the audio) of the next task of ``kind``."""
         self.count += 1
         if kind is TaskKind.SUMMARIZATION:
-            return bench_task(f"kind-{self.count}")
+            return "/api/v1/summarization", {"text": f"kind-{self.count} {SOURCE}", "max_words": 20}
         if kind is TaskKind.TTS:
-            return Task(kind=kind, owner="bench", input=TaskInput(text=SPOKEN))
+            return "/api/v1/tts", {"text": SPOKEN}
         samples, rate = self.readings[self.count % len(self.readings)]
         noise = np.random.default_rng(self.count).normal(0, 1e-3, samples.size).astype(np.float32)
-        stored = await blobs.put(encode_audio(samples + noise, rate, "wav"), content_type="audio/wav")
-        return Task(kind=kind, owner="bench", input=TaskInput(audio_blob=stored.key, audio_format="wav", language="en",
-                                                             audio_seconds=round(samples.size / rate, 3)))
+        form = aiohttp.FormData()
+        form.add_field("audio", encode_audio(samples + noise, rate, "wav"), filename="speech.wav",
+                       content_type="audio/wav")
+        form.add_field("language", "en")
+        return "/api/v1/transcription", form
 
 
-async def run_kind(kind: TaskKind, bed: Bed, keypair: Keypair, scoring: ScoringEngines, tasks: ClientTasks,
-                   burst_n: int) -> dict[str, Any]:
-    """The forward loop on a burst of ``burst_n`` tasks of one kind (after one warm-up task)."""
-    validator = Validator(bed.settings, keypair=keypair, chain=bed.chain, store=bed.store, blobs=bed.blobs,
-                          scorer=EngineScorer(scoring, bed.blobs))
-    await validator.start()
-    try:
-        await bed.store.create_task(await tasks.make(kind, bed.blobs))
-        await bed.wait_all(1)
-        burst = [await tasks.make(kind, bed.blobs) for _ in range(burst_n)]
-        start, cpu = time.perf_counter(), time.process_time()
-        for task in burst:
-            await bed.store.create_task(task)
-        answered_at = await bed.wait_all(1 + burst_n, timeout=900.0)
-        wall = time.perf_counter() - start
-        return {"kind": kind.value, "burst": burst_n, "approved_per_s": burst_n / wall,
+async def submit(session: aiohttp.ClientSession, url: str, tasks: ClientTasks, kind: TaskKind) -> str:
+    path, body = tasks.request(kind)
+    sent = {"data": body} if isinstance(body, aiohttp.FormData) else {"json": body}
+    async with session.post(url + path, **sent) as resp:
+        answer = await resp.json()
+        if resp.status != 202:
+            raise RuntimeError(f"{path}: {resp.status} {answer}")
+        return str(answer["task_id"])
+
+
+async def settled(session: aiohttp.ClientSession, url: str, ids: list[str], timeout: float = 900.0
+                  ) -> tuple[float, float]:
+    """When the last of ``ids`` was answered (DONE: the client had its first answer) and approved, in
+    epoch seconds, from the tasks' own timelines (the server's clock), whatever this poll's pace."""
+    answered: dict[str, float] = {}
+    approved: dict[str, float] = {}
+    deadline = time.monotonic() + timeout
+    while len(approved) < len(ids):
+        for task_id in [t for t in ids if t not in approved]:
+            async with session.get(f"{url}/api/v1/task/{task_id}/status") as resp:
+                status = await resp.json()
+            if status["status"] in ("failed", "expired"):
+                raise RuntimeError(f"task {task_id} {status['status']}: {status.get('error')}")
+            times = {step["status"]: datetime.fromisoformat(step["at"].replace("Z", "+00:00")).timestamp()
+                     for step in status["timeline"]}
+            if "done" in times:
+                answered[task_id] = times["done"]
+            if "approved" in times:
+                approved[task_id] = times["approved"]
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{len(ids) - len(approved)} of {len(ids)} tasks not approved")
+        await asyncio.sleep(0.25)
+    return max(answered.values()), max(approved.values())
+
+
+def start_validator(root: Path, farm: Farm) -> Target:
+    """``neurons/proxy_validator.py`` of the benchmarked tree in local mode (the embedded defaults), the
+    farm's first miners registered on its chain; client tasks only (no synthetic challenges)."""
+    root.mkdir(parents=True)
+    chain_file = root / "chain.json"
+    register(chain_file, [(n.hotkey, n.port) for n in farm.neurons(LOOP_MINERS)])
+    port = free_port()
+    argv = [sys.executable, str(ROOT / "neurons" / "proxy_validator.py"), "--mock", "--mock.miners", "0",
+            "--mock.chain_file", str(chain_file), "--neuron.data_dir", str(root), "--proxy.host", "127.0.0.1",
+            "--proxy.port", str(port), "--proxy.api_key", KEY, "--neuron.synthetic_rate", "0", *RAISED_LIMITS]
+    return Target(argv, root / "validator.log", port, code=ROOT)
+
+
+async def run_kind(kind: TaskKind, target: Target, tasks: ClientTasks, burst_n: int) -> dict[str, Any]:
+    """The validator on a burst of ``burst_n`` client tasks of one kind (after one warm-up task),
+    submitted over its API; its process's CPU time per task."""
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {KEY}"}) as session:
+        await settled(session, target.url, [await submit(session, target.url, tasks, kind)])
+        start, cpu = time.time(), target.cpu_s
+        ids = [await submit(session, target.url, tasks, kind) for _ in range(burst_n)]
+        answered_at, approved_at = await settled(session, target.url, ids)
+        return {"kind": kind.value, "burst": burst_n, "approved_per_s": burst_n / (approved_at - start),
                 "answered_per_s": burst_n / (answered_at - start),
-                "cpu_ms_per_task": (time.process_time() - cpu) * 1000 / burst_n}
-    finally:
-        await validator.stop()
+                "cpu_ms_per_task": (target.cpu_s - cpu) * 1000 / burst_n}
 
 
-async def bench_kinds(farm: Farm, readings: list[Path], burst_n: int, root: Path) -> list[dict[str, Any]]:
-    keypair = Keypair.create_from_seed("0x" + "23" * 32)
-    engines = build_engines(EngineSettings())
-    scoring = await asyncio.to_thread(ScoringEngines.build, engines, EngineSettings())
-    await engines.load()
+def bench_kinds(farm: Farm, readings: list[Path], burst_n: int, root: Path) -> list[dict[str, Any]]:
     tasks = ClientTasks(readings)
     rows = []
-    try:
-        for kind in KINDS:
-            bed = Bed(root / f"kind-{kind.value}", farm, keypair)
-            try:
-                rows.append(await run_kind(kind, bed, keypair, scoring, tasks, burst_n))
-            finally:
-                await bed.close()
-            print_kind(rows[-1])
-    finally:
-        engines.close()
+    for kind in KINDS:
+        target = start_validator(root / f"kind-{kind.value}", farm)
+        try:
+            rows.append(asyncio.run(run_kind(kind, target, tasks, burst_n)))
+        finally:
+            target.stop()
+        print_kind(rows[-1])
     return rows
 
 
@@ -470,7 +515,7 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=0.1, help="Miners' fixed answer delay, seconds.")
     parser.add_argument("--json", type=Path, help="Also write the figures to this file ('-': print them).")
     parser.add_argument("--kinds", action="store_true",
-                        help="Only the loop per task kind (approved/s with the models scoring audio).")
+                        help="Only the shipped validator per task kind (approved/s with the models scoring audio).")
     parser.add_argument("--burst", type=int, default=24, help="Tasks per kind with --kinds.")
     parser.add_argument("--against", type=Path, help="With --kinds: also another source tree, taking turns.")
     parser.add_argument("--turns", type=int, default=2, help="Turns per tree with --against.")
@@ -487,7 +532,7 @@ def main() -> None:
             readings = speak(args.readings or Path(tmp) / "readings")
             farm = Farm(LOOP_MINERS, 0.0, answers=("--speech", str(readings[0]), "--transcript", SPOKEN))
             try:
-                rows = asyncio.run(bench_kinds(farm, readings, args.burst, Path(tmp)))
+                rows = bench_kinds(farm, readings, args.burst, Path(tmp))
             finally:
                 farm.stop()
         if args.json:

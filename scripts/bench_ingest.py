@@ -44,19 +44,18 @@ import secrets
 import shlex
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 from aiohttp import web
+from shipped import Target, child_env, cpu_s, free_port, register
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "bench-key-0123456789abcdef"
@@ -95,73 +94,11 @@ async def serve_bare(port: int) -> None:
 
 
 # -- the servers under test ---------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def cpu_s(pid: int) -> float:
-    """CPU seconds (user + system, every thread) process ``pid`` has used so far."""
-    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def child_env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline",
-            "WANDB_SILENT": "true"}
-
-
-class Target:
-    """One server process: started, stopped during the baseline's turns, then asked to shut down."""
-
-    def __init__(self, argv: list[str], log_path: Path, port: int) -> None:
-        self.port, self.log_path = port, log_path
-        with open(log_path, "ab") as log:
-            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         env=child_env(), cwd=ROOT)
-        self.completed = 0
-        deadline = time.monotonic() + 240
-        while True:  # a validator loads its scoring models first
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{argv[1:3]} exited ({self.proc.returncode}); see {log_path}")
-            try:
-                with urllib.request.urlopen(self.url + "/api/v1/health/live", timeout=2) as resp:
-                    if resp.status == 200:
-                        return
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                raise TimeoutError(f"{argv[1:3]} did not serve within 240 s; see {log_path}")
-            time.sleep(0.5)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def pause(self, paused: bool) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGSTOP if paused else signal.SIGCONT)
-
-    def stop(self) -> float:
-        """Shut down gracefully; the seconds it took."""
-        started = time.monotonic()
-        self.pause(False)
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        return time.monotonic() - started
-
-    def access_lines(self) -> int:
-        """Access-log lines for the submit routes (the bench's requests)."""
-        routes = tuple(f'"route":"{p}"'.encode() for p in PATHS.values())
-        with open(self.log_path, "rb") as log:
-            return sum(1 for line in log if any(r in line for r in routes))
+def access_lines(target: Target) -> int:
+    """Access-log lines for the submit routes (the bench's requests)."""
+    routes = tuple(f'"route":"{p}"'.encode() for p in PATHS.values())
+    with open(target.log_path, "rb") as log:
+        return sum(1 for line in log if any(r in line for r in routes))
 
 
 class Miners:
@@ -169,7 +106,7 @@ class Miners:
 
     def __init__(self) -> None:
         self.proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "loopback_miners.py"), "--count", "3"],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=child_env())
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=child_env(ROOT))
         import json
 
         line = self.proc.stdout.readline() if self.proc.stdout else ""
@@ -179,12 +116,7 @@ class Miners:
 
     def register(self, chain_file: Path) -> None:
         sys.path.insert(0, str(ROOT))
-        from subnet_proxy.chain import Registration
-        from subnet_proxy.chain.local import LocalChain
-
-        chain = LocalChain(chain_file, netuid=1)
-        for m in self.miners:
-            chain.register_sync(Registration(hotkey=m["hotkey"], coldkey=m["hotkey"], ip="127.0.0.1", port=m["port"]))
+        register(chain_file, [(m["hotkey"], m["port"]) for m in self.miners])
 
     def stop(self) -> None:
         if self.proc.stdin:
@@ -206,7 +138,7 @@ def start_target(name: str, fsync: bool, root: Path, miners: Miners | None, extr
             miners.register(chain_file)
         argv = [sys.executable, str(ROOT / "neurons" / "proxy_validator.py"), *common, "--mock.miners", "0",
                 "--mock.chain_file", str(chain_file)]
-    return Target(argv, data / "server.log", port)
+    return Target(argv, data / "server.log", port, code=ROOT)
 
 
 # -- request bodies -------------------------------------------------------------------------------------------
@@ -379,12 +311,14 @@ async def timed(pid: int, turn: Awaitable[Turn]) -> Turn:
 
 
 async def measure(target: Target, bare: tuple[str, int], clients: dict[str, Callable[[str, str], Awaitable[Turn]]],
-                  rounds: int) -> dict[tuple[str, str], Row]:
+                  rounds: int) -> tuple[dict[tuple[str, str], Row], int]:
+    """The rows, and how many requests the target completed in all (its access log must show as many)."""
     bare_url, bare_pid = bare
     rows: dict[tuple[str, str], Row] = {}
+    completed = 0
     for workload in PATHS:
         for client, run in clients.items():
-            target.completed += (await run(target.url, workload)).completed  # warm-up: code paths, WAL pages
+            completed += (await run(target.url, workload)).completed  # warm-up: code paths, WAL pages
             row = rows[(workload, client)] = Row([], [])
             for _ in range(rounds):
                 target.pause(True)
@@ -393,8 +327,8 @@ async def measure(target: Target, bare: tuple[str, int], clients: dict[str, Call
                 finally:
                     target.pause(False)
                 row.proxy.append(turn := await timed(target.proc.pid, run(target.url, workload)))
-                target.completed += turn.completed
-    return rows
+                completed += turn.completed
+    return rows, completed
 
 
 def cell(row: Row | None) -> str:
@@ -418,7 +352,7 @@ async def bench(args: argparse.Namespace) -> None:
         if "aiohttp" in args.clients:
             clients["aiohttp"] = lambda url, w: run_aiohttp(url, w, args.seconds, bodies)
         bare_port = free_port()
-        bare = subprocess.Popen([sys.executable, __file__, "--serve-bare", str(bare_port)], env=child_env())
+        bare = subprocess.Popen([sys.executable, __file__, "--serve-bare", str(bare_port)], env=child_env(ROOT))
         miners = Miners() if "validator/3" in args.targets else None
         print(f"ingest benchmark: {CONNECTIONS} connections, {args.rounds} rounds of {args.seconds:g} s per row, "
               f"bare handler and target taking turns; medians (ratio's range); {os.cpu_count()} cores, load "
@@ -431,14 +365,14 @@ async def bench(args: argparse.Namespace) -> None:
                     target = start_target(name, fsync, root, miners if name == "validator/3" else None,
                                           shlex.split(args.target_args))
                     try:
-                        results[(name, fsync)] = await measure(target, (f"http://127.0.0.1:{bare_port}", bare.pid),
-                                                               clients, args.rounds)
+                        results[(name, fsync)], completed = await measure(
+                            target, (f"http://127.0.0.1:{bare_port}", bare.pid), clients, args.rounds)
                     finally:
                         shutdown_s = target.stop()
-                    lines = target.access_lines()
-                    verdict = "complete" if lines >= target.completed else "LINES MISSING"
+                    lines = access_lines(target)
+                    verdict = "complete" if lines >= completed else "LINES MISSING"
                     print(f"  {name}{' --store.fsync' if fsync else ''}: access log {lines} lines for "
-                          f"{target.completed} completed requests ({verdict}), shutdown {shutdown_s:.1f} s", flush=True)
+                          f"{completed} completed requests ({verdict}), shutdown {shutdown_s:.1f} s", flush=True)
         finally:
             bare.send_signal(signal.SIGTERM)
             bare.wait(timeout=15)
