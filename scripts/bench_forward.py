@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -416,29 +417,31 @@ async def submit(session: aiohttp.ClientSession, url: str, tasks: ClientTasks, k
 async def settled(session: aiohttp.ClientSession, url: str, ids: list[str], timeout: float = 900.0
                   ) -> tuple[float, float]:
     """When the last of ``ids`` was answered (DONE: the client had its first answer) and approved, in
-    epoch seconds, from the tasks' own timelines (the server's clock), whatever this poll's pace."""
-    answered: dict[str, float] = {}
-    approved: dict[str, float] = {}
+    epoch seconds, from the tasks' own timelines (the server's clock). One task is asked about at a
+    time, 4 times a second while it is not approved: the validator's CPU is the benchmark's, not the
+    poll's, and the timelines make the figures exact whatever the poll's pace."""
+    answered: list[float] = []
+    approved: list[float] = []
     deadline = time.monotonic() + timeout
-    while len(approved) < len(ids):
-        for task_id in [t for t in ids if t not in approved]:
+    for task_id in ids:
+        while True:
             async with session.get(f"{url}/api/v1/task/{task_id}/status") as resp:
                 status = await resp.json()
             if status["status"] in ("failed", "expired"):
                 raise RuntimeError(f"task {task_id} {status['status']}: {status.get('error')}")
-            times = {step["status"]: datetime.fromisoformat(step["at"].replace("Z", "+00:00")).timestamp()
-                     for step in status["timeline"]}
-            if "done" in times:
-                answered[task_id] = times["done"]
-            if "approved" in times:
-                approved[task_id] = times["approved"]
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{len(ids) - len(approved)} of {len(ids)} tasks not approved")
-        await asyncio.sleep(0.25)
-    return max(answered.values()), max(approved.values())
+            if status["status"] == "approved":
+                times = {step["status"]: datetime.fromisoformat(step["at"].replace("Z", "+00:00")).timestamp()
+                         for step in status["timeline"]}
+                answered.append(times["done"])
+                approved.append(times["approved"])
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(ids) - len(approved)} of {len(ids)} tasks not approved")
+            await asyncio.sleep(0.25)
+    return max(answered), max(approved)
 
 
-def start_validator(root: Path, farm: Farm) -> Target:
+def start_validator(root: Path, farm: Farm, extra: list[str]) -> Target:
     """``neurons/proxy_validator.py`` of the benchmarked tree in local mode (the embedded defaults), the
     farm's first miners registered on its chain; client tasks only (no synthetic challenges)."""
     root.mkdir(parents=True)
@@ -447,7 +450,7 @@ def start_validator(root: Path, farm: Farm) -> Target:
     port = free_port()
     argv = [sys.executable, str(ROOT / "neurons" / "proxy_validator.py"), "--mock", "--mock.miners", "0",
             "--mock.chain_file", str(chain_file), "--neuron.data_dir", str(root), "--proxy.host", "127.0.0.1",
-            "--proxy.port", str(port), "--proxy.api_key", KEY, "--neuron.synthetic_rate", "0", *RAISED_LIMITS]
+            "--proxy.port", str(port), "--proxy.api_key", KEY, "--neuron.synthetic_rate", "0", *RAISED_LIMITS, *extra]
     return Target(argv, root / "validator.log", port, code=ROOT)
 
 
@@ -464,11 +467,11 @@ async def run_kind(kind: TaskKind, target: Target, tasks: ClientTasks, burst_n: 
                 "cpu_ms_per_task": (target.cpu_s - cpu) * 1000 / burst_n}
 
 
-def bench_kinds(farm: Farm, readings: list[Path], burst_n: int, root: Path) -> list[dict[str, Any]]:
+def bench_kinds(farm: Farm, readings: list[Path], burst_n: int, root: Path, extra: list[str]) -> list[dict[str, Any]]:
     tasks = ClientTasks(readings)
     rows = []
     for kind in KINDS:
-        target = start_validator(root / f"kind-{kind.value}", farm)
+        target = start_validator(root / f"kind-{kind.value}", farm, extra)
         try:
             rows.append(asyncio.run(run_kind(kind, target, tasks, burst_n)))
         finally:
@@ -497,12 +500,13 @@ def speak(folder: Path) -> list[Path]:
     return paths
 
 
-def kinds_against(other: Path, burst_n: int, turns: int) -> None:
+def kinds_against(other: Path, burst_n: int, turns: int, validator_args: str) -> None:
     """The per-kind loop rows for this tree and ``other`` taking turns (``bench_trees``), on the same
     readings; best of turns."""
     with tempfile.TemporaryDirectory() as tmp:
         speak(Path(tmp))
-        results = alternate(__file__, ["--kinds", "--burst", str(burst_n), "--json", "-", "--readings", tmp],
+        results = alternate(__file__, ["--kinds", "--burst", str(burst_n), "--json", "-", "--readings", tmp,
+                                       f"--validator-args={validator_args}"],
                             other, turns)
     for label, runs in results.items():
         for rows in zip(*runs, strict=True):
@@ -519,20 +523,22 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=24, help="Tasks per kind with --kinds.")
     parser.add_argument("--against", type=Path, help="With --kinds: also another source tree, taking turns.")
     parser.add_argument("--turns", type=int, default=2, help="Turns per tree with --against.")
+    parser.add_argument("--validator-args", default="", help="With --kinds: flags appended to the validator's "
+                        "command (--validator-args='--neuron.concurrency 16' measures that setting).")
     parser.add_argument("--readings", type=Path, help="With --kinds: a folder for the readings of the audio "
                         "tasks (made there if missing; --against shares one between the trees).")
     args = parser.parse_args()
     os.environ.setdefault("WANDB_MODE", "offline")
     pin_external_ip("127.0.0.1")
     if args.kinds and args.against:
-        kinds_against(args.against.resolve(), args.burst, args.turns)
+        kinds_against(args.against.resolve(), args.burst, args.turns, args.validator_args)
         return
     if args.kinds:
         with tempfile.TemporaryDirectory() as tmp:
             readings = speak(args.readings or Path(tmp) / "readings")
             farm = Farm(LOOP_MINERS, 0.0, answers=("--speech", str(readings[0]), "--transcript", SPOKEN))
             try:
-                rows = bench_kinds(farm, readings, args.burst, Path(tmp))
+                rows = bench_kinds(farm, readings, args.burst, Path(tmp), shlex.split(args.validator_args))
             finally:
                 farm.stop()
         if args.json:
