@@ -36,6 +36,10 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 DEFAULT_MAX_CONNECTIONS = 100
 #: a name's checked addresses are reused this long (the check holds for what is cached).
 DNS_CACHE_S = 10
+#: how long an idle connection is reused: under the idle timeouts servers close connections at (5 s:
+#: uvicorn, a stock axon's server, and Node; 15 s: this project's side-server and the README's reverse
+#: proxies; 60-75 s: nginx, aiohttp), so a connection is rarely picked up just as its server shuts it.
+KEEPALIVE_S = 4.0
 
 AddrInfo = tuple[Any, ...]
 
@@ -107,7 +111,7 @@ class OutboundHTTP:
 
     def __init__(self, policy: OutboundPolicy, *, timeout: aiohttp.ClientTimeout | None = None,
                  max_connections: int = DEFAULT_MAX_CONNECTIONS, max_per_host: int = 0,
-                 keepalive_s: float = 15.0, auto_decompress: bool = True,
+                 keepalive_s: float = KEEPALIVE_S, auto_decompress: bool = True,
                  resolver: AbstractResolver | None = None) -> None:
         self.policy = policy
         self._timeout = timeout or aiohttp.ClientTimeout(total=60)

@@ -7,11 +7,11 @@ same JSON body), so stock axons accept it; what differs is the cost and the fail
 - the synapse is serialized, hashed and its headers built ONCE per fan-out; each axon only adds its
   own terminal headers and signature (stock bittensor redoes all of it, schema included, per axon);
 - one shared session with bounded connections, kept alive across fan-outs (an idle one for less
-  than the 5 s after which a stock axon's uvicorn closes it), through ``outbound.OutboundHTTP``: a
-  miner's redirect is never followed (a 3xx is an ``http_error``: a 307 would re-POST the client's
-  input and our signed headers anywhere, and the reply would be taken as that miner's answer), and
-  outside local mode only public axon addresses are connected to (``OutboundPolicy``; the resync
-  skips the others before any task is sent, see ``loops``);
+  than the 5 s after which a stock axon's uvicorn closes it: ``outbound.KEEPALIVE_S``), through
+  ``outbound.OutboundHTTP``: a miner's redirect is never followed (a 3xx is an ``http_error``: a 307
+  would re-POST the client's input and our signed headers anywhere, and the reply would be taken as
+  that miner's answer), and outside local mode only public axon addresses are connected to
+  (``OutboundPolicy``; the resync skips the others before any task is sent, see ``loops``);
 - a request whose connection drops before any answer is sent once more, freshly signed, on a new
   connection: a kept-alive connection the axon closes just as we write on it is reset, and that is
   no fault of the miner's (``outbound.resend_on_drop``);
@@ -49,9 +49,6 @@ TERMINAL_SLACK_BYTES = 16 * 1024
 #: connections the shared session keeps at most (all axons together), and per axon.
 DEFAULT_MAX_CONNECTIONS = 512
 DEFAULT_MAX_PER_AXON = 8
-#: how long an idle connection to an axon is reused: under uvicorn's default ``timeout_keep_alive``
-#: of 5 s, which stock axons run with, so a connection is not picked up just as the axon closes it.
-AXON_KEEPALIVE_S = 4.0
 
 Outcome = Literal["ok", "timeout", "unreachable", "http_error", "oversize", "invalid"]
 
@@ -111,8 +108,7 @@ class FanoutDendrite:
         self.hotkey = keypair.ss58_address
         self.external_ip = external_ip
         self._http = OutboundHTTP(outbound or OutboundPolicy(), timeout=aiohttp.ClientTimeout(total=None),
-                                  max_connections=max_connections, max_per_host=max_per_axon,
-                                  keepalive_s=AXON_KEEPALIVE_S, auto_decompress=False)
+                                  max_connections=max_connections, max_per_host=max_per_axon, auto_decompress=False)
         self._lanes: dict[str, list[str]] = {}
         self._last_nonce = 0
 
