@@ -185,7 +185,13 @@ def test_short_clips_share_one_window_and_keep_their_own_words(engines, monkeypa
 
     Piper samples its speech (no two readings alike), and now and then Whisper runs the end of one clip
     into the next one's segment; such a window is rightly read again clip by clip. Each try is a fresh
-    reading: every try must keep each text its own, and one of three must have shared the window."""
+    reading: every try must keep each text its own, and one of three must have shared the window.
+
+    "Its own": as many words as its text, give or take 2 (a phrase moved between clips adds or takes
+    away words), and within 0.3 WER of it. tiny.en mishears some readings of SECOND by itself, read
+    alone as packed ("who lived" as "will it": 3 words of 16, 0.19, in 3 readings of 40), and a
+    shared window moves a word or two against the same clip read alone (at most 0.2 in 40); the
+    shortest text moved into the longest is 0.31."""
     texts = (SENTENCE, SECOND, "Good morning to you all.")
     alone = engines.transcriber._alone
     read_alone: list[int] = []
@@ -194,7 +200,8 @@ def test_short_clips_share_one_window_and_keep_their_own_words(engines, monkeypa
     for _ in range(3):
         read_alone.clear()
         heard = engines.transcriber.transcribe_many([_speech(engines, t) for t in texts], "en")
-        assert [jiwer.wer(_normalize(t), _normalize(h)) < 0.15 for t, h in zip(texts, heard, strict=True)] == [True] * 3
+        for text, words in zip(texts, map(_normalize, heard), strict=True):
+            assert abs(len(words.split()) - len(text.split())) <= 2 and jiwer.wer(_normalize(text), words) < 0.3, heard
         if not read_alone:
             break
     else:
