@@ -21,9 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
-import signal
 import subprocess
 import sys
 import tempfile
@@ -35,15 +33,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
+from shipped import Target, free_port, register  # noqa: E402
 
 from protocol import encode_audio  # noqa: E402
-from subnet_proxy.chain.local import LocalChain, Registration  # noqa: E402
 from subnet_proxy.client import ProxyClient, ProxyError  # noqa: E402
 from subnet_proxy.config import EngineSettings  # noqa: E402
 from subnet_proxy.engines import build_engines  # noqa: E402
 from subnet_proxy.store import SQLiteTaskStore  # noqa: E402
 from subnet_proxy.tasks import TaskStatus  # noqa: E402
-from tests.conftest import free_port  # noqa: E402
 
 NETUID = 1
 API_KEY = "spx_bench_memory_key_0123456789abcdef"
@@ -67,7 +64,6 @@ class Run:
 
     def __init__(self, root: Path, synthetic_rate: float) -> None:
         self.root = root
-        self.port = free_port()
         speech = build_engines(EngineSettings()).synthesizer.synthesize(SPOKEN)
         self.speech = (speech.samples, speech.sample_rate)
         wav = root / "spoken.wav"
@@ -77,29 +73,21 @@ class Run:
              "--speech", str(wav), "--transcript", SPOKEN], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         listing = json.loads(self.miners.stdout.readline() if self.miners.stdout else "{}")["miners"]
         chain_file = root / "chain.json"
-        chain = LocalChain(chain_file, netuid=NETUID)
-        for m in listing:
-            chain.register_sync(Registration(hotkey=m["hotkey"], coldkey=m["hotkey"], ip="127.0.0.1", port=m["port"]))
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "WANDB_SILENT": "true",
-               "PYTHONPATH": str(ROOT)}
+        register(chain_file, [(m["hotkey"], m["port"]) for m in listing])
+        port = free_port()
         argv = [sys.executable, str(ROOT / "neurons" / "proxy_validator.py"), "--mock", "--netuid", str(NETUID),
                 "--mock.miners", "0", "--mock.chain_file", str(chain_file), "--neuron.data_dir", str(root / "data"),
-                "--proxy.host", "127.0.0.1", "--proxy.port", str(self.port), "--proxy.api_key", API_KEY,
+                "--proxy.host", "127.0.0.1", "--proxy.port", str(port), "--proxy.api_key", API_KEY,
                 "--proxy.rate_per_s", "10000", "--proxy.burst", "10000", "--proxy.max_in_flight", "1024",
                 "--neuron.synthetic_rate", str(synthetic_rate)]
-        self.log = open(root / "validator.log", "ab")  # noqa: SIM115 - closed in stop()
-        self.validator = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                          env=env, cwd=ROOT)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        self.validator = Target(argv, root / "validator.log", port, code=ROOT)
 
     async def wait_ready(self, client: ProxyClient, timeout: float = 300.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.validator.poll() is not None:
-                raise RuntimeError(f"the validator exited ({self.validator.returncode}); see {self.root}/validator.log")
+            if self.validator.proc.poll() is not None:
+                raise RuntimeError(f"the validator exited ({self.validator.proc.returncode}); "
+                                   f"see {self.root}/validator.log")
             try:
                 if (await client.health()).ready:
                     return
@@ -109,14 +97,7 @@ class Run:
         raise TimeoutError("the validator did not become ready")
 
     def stop(self) -> None:
-        if self.validator.poll() is None:
-            self.validator.send_signal(signal.SIGTERM)
-            try:
-                self.validator.wait(timeout=90)
-            except subprocess.TimeoutExpired:
-                self.validator.kill()
-                self.validator.wait()
-        self.log.close()
+        self.validator.stop(timeout=90)
         if self.miners.stdin:
             self.miners.stdin.close()
         self.miners.wait(timeout=20)
@@ -138,15 +119,15 @@ async def submit(client: ProxyClient, run: Run, rng: random.Random, n: int, audi
 
 async def bench(args: argparse.Namespace) -> list[dict[str, Any]]:
     root = Path(tempfile.mkdtemp(prefix="bench-memory-"))
-    run = Run(root, args.synthetic_rate)
-    client = ProxyClient(run.url, api_key=API_KEY)
+    run = await asyncio.to_thread(Run, root, args.synthetic_rate)  # waits for the validator to serve
+    client = ProxyClient(run.validator.url, api_key=API_KEY)
     curve: list[dict[str, Any]] = []
     try:
         await run.wait_ready(client)
         store = SQLiteTaskStore(root / "data" / "tasks.db")
         rng = random.Random(7)
-        print(f"validator ready (pid {run.validator.pid}, logs {root}); RSS {rss_mb(run.validator.pid):.1f} MB",
-              flush=True)
+        pid = run.validator.proc.pid
+        print(f"validator ready (pid {pid}, logs {root}); RSS {rss_mb(pid):.1f} MB", flush=True)
         started, submitted, settled, mark = time.monotonic(), 0, 0, args.every
         while settled < args.tasks:
             counts = await store.count_by_status()
@@ -155,7 +136,7 @@ async def bench(args: argparse.Namespace) -> list[dict[str, Any]]:
                 await submit(client, run, rng, submitted, args.audio_share)
                 submitted += 1
             if settled >= mark:
-                point = {"tasks": mark, "rss_mb": round(rss_mb(run.validator.pid), 1),
+                point = {"tasks": mark, "rss_mb": round(rss_mb(pid), 1),
                          "elapsed_s": round(time.monotonic() - started), **{s.value: counts[s] for s in SETTLED}}
                 curve.append(point)
                 first = curve[0]
@@ -164,8 +145,8 @@ async def bench(args: argparse.Namespace) -> list[dict[str, Any]]:
                       f"  {point['elapsed_s']:>5} s  "
                       + " ".join(f"{s.value} {counts[s]}" for s in SETTLED), flush=True)
                 mark += args.every
-            if run.validator.poll() is not None:
-                raise RuntimeError(f"the validator exited ({run.validator.returncode}); see {root}/validator.log")
+            if run.validator.proc.poll() is not None:
+                raise RuntimeError(f"the validator exited ({run.validator.proc.returncode}); see {root}/validator.log")
             await asyncio.sleep(0.2)
         await store.close()
     finally:

@@ -86,13 +86,13 @@ class Target:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGSTOP if paused else signal.SIGCONT)
 
-    def stop(self) -> float:
-        """Shut down gracefully; the seconds it took."""
+    def stop(self, timeout: float = 60.0) -> float:
+        """Shut down gracefully (killed after ``timeout`` s); the seconds it took."""
         started = time.monotonic()
         self.pause(False)
         self.proc.send_signal(signal.SIGTERM)
         try:
-            self.proc.wait(timeout=60)
+            self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
