@@ -362,8 +362,9 @@ async def bench(args: argparse.Namespace) -> None:
             await asyncio.sleep(1.0)
             for name in args.targets:
                 for fsync in (False, True) if args.fsync else (False,):
-                    target = start_target(name, fsync, root, miners if name == "validator/3" else None,
-                                          shlex.split(args.target_args))
+                    target = await asyncio.to_thread(  # waits for it to serve: off the event loop
+                        start_target, name, fsync, root, miners if name == "validator/3" else None,
+                        shlex.split(args.target_args))
                     try:
                         results[(name, fsync)], completed = await measure(
                             target, (f"http://127.0.0.1:{bare_port}", bare.pid), clients, args.rounds)
