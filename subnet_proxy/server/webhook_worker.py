@@ -8,12 +8,14 @@ attempt, so another process's worker on the same store does not send it meanwhil
 holding it leaves it due again: delivery is at least once (receivers deduplicate on the event id).
 
 Each attempt POSTs the event's stored JSON through the guarded ``OutboundHTTP`` (no redirects, only
-public addresses outside local mode: ``--mock``), signed with ``webhook_signature.sign`` under the
-owner key's webhook secret, else the validator's. A 2xx delivers it. A refused address fails it for
-good (no retry can help). Anything else (another status, an error, a timeout) is retried after an
-exponential back-off with jitter (``--proxy.webhook_backoff_s`` doubling up to ``webhook_backoff_max_s``,
-each pause drawn between half and all of it) until ``--proxy.webhook_max_age_s`` after the event, then
-given up (state ``failed``). Every attempt's outcome is written to the event (``save_webhook``).
+public addresses outside local mode: ``--mock``), signed with ``webhook_signature.sign`` under the owner
+key's webhook secret, else the validator's. A 2xx delivers it. A refused address fails it for good (no
+retry can help). A connection the receiver drops before any answer (a kept-alive one it closed as the
+event was written) is sent again at once, within the attempt. Anything else (another status, an error, a
+timeout) is retried after an exponential back-off with jitter (``--proxy.webhook_backoff_s`` doubling up
+to ``webhook_backoff_max_s``, each pause drawn between half and all of it) until
+``--proxy.webhook_max_age_s`` after the event, then given up (state ``failed``). Every attempt's outcome
+is written to the event (``save_webhook``).
 """
 
 from __future__ import annotations
@@ -25,12 +27,13 @@ import logging
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import aiohttp
 
 from subnet_proxy.config import ProxySettings
 from subnet_proxy.keys import KeyNotFound, KeyStore
-from subnet_proxy.outbound import OutboundHTTP, read_bounded, refused_address
+from subnet_proxy.outbound import OutboundHTTP, read_bounded, refused_address, resend_on_drop
 from subnet_proxy.store.base import WebhookOutbox
 from subnet_proxy.tasks import WebhookDelivery, utcnow
 from subnet_proxy.waits import wait_set
@@ -186,13 +189,21 @@ class WebhookWorker:
             log.warning("webhook %s: outcome not stored", delivery.event_id, exc_info=True)
 
     async def _post(self, delivery: WebhookDelivery) -> tuple[int | None, str | None]:
-        """One POST: (HTTP status, None), or (None, why there was no answer)."""
+        """One attempt: (HTTP status, None), or (None, why there was no answer). A kept-alive connection
+        the receiver closes as the event is written on it (gunicorn closes one idle for 2 s) is no
+        answer and not the receiver's fault: the POST goes once more at once, signed anew
+        (``resend_on_drop``), instead of waiting out a back-off."""
         body = delivery.body.encode()
-        headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, "X-Webhook-Id": delivery.event_id,
-                   SIGNATURE_HEADER: sign(await self.secrets.secret_for(delivery.owner), body)}
+        secret = await self.secrets.secret_for(delivery.owner)
+
+        def send() -> Any:
+            headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
+                       "X-Webhook-Id": delivery.event_id, SIGNATURE_HEADER: sign(secret, body)}
+            return self.http.post(delivery.url, data=body, headers=headers,
+                                  timeout=aiohttp.ClientTimeout(total=self.policy.timeout_s))
+
         try:
-            async with self.http.post(delivery.url, data=body, headers=headers,
-                                      timeout=aiohttp.ClientTimeout(total=self.policy.timeout_s)) as resp:
+            async with await resend_on_drop(send) as resp:
                 await read_bounded(resp, MAX_ANSWER_BYTES)
                 return resp.status, None
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:

@@ -10,6 +10,7 @@ import pytest
 from subnet_proxy.cli import main as cli_main
 from subnet_proxy.client import ProxyClient, WebhookSignatureError, verify_webhook
 from subnet_proxy.tasks import FinalResult, TaskKind, TaskStatus
+from tests.dropping import DroppingProxy
 from tests.server.conftest import ADMIN_KEY, CLIENT_KEY, Harness, auth, error_of
 from tests.webhook_receiver import Receiver, until_webhooks
 
@@ -87,6 +88,35 @@ async def test_a_failing_receiver_gets_retries_recorded_until_it_answers(
     assert len(receiver.received) == 3
     [hook] = status.webhooks
     assert (hook.state, hook.attempts, hook.last_status, hook.last_error) == ("delivered", 3, 200, None)
+
+
+async def test_an_event_written_on_a_connection_the_receiver_drops_is_sent_again_at_once(
+        local_harness: Harness, receiver: Receiver) -> None:
+    """A receiver (or the proxy before it) closes a kept-alive connection just as the next event is
+    written on it: nothing was answered, so the POST goes again at once on a new connection, within
+    the same attempt: no back-off, no failed try on the record."""
+    h = local_harness
+    port = int(receiver.url.split(":")[2].split("/")[0])
+    proxy = DroppingProxy(port, answered=1)  # every connection's second request: dropped
+    callback = f"http://127.0.0.1:{await proxy.start()}/hook"
+    try:
+        async with client(h) as c:
+            task_id = (await c.submit_summarization(TEXT, callback_url=callback)).task_id
+        await h.store.claim_tasks("loop", limit=1, lease_s=60)
+        await h.store.assign_miners(task_id, "loop", [(3, h.neurons.miner_1.ss58_address)])
+        resp = await h.signed("POST", "/api/v1/miner/response", h.neurons.miner_1, {"task_id": task_id, "text": "a"})
+        assert resp.status == 200, await resp.text()
+        await until_webhooks(h.store, task_id, lambda hooks: hooks[0].state == "delivered")
+        await h.store.transition(task_id, TaskStatus.DONE, claimer="loop")  # its event: the connection's second
+        hooks = await until_webhooks(h.store, task_id,
+                                     lambda hooks: [w.state for w in hooks] == ["delivered", "delivered"])
+    finally:
+        await proxy.close()
+    assert [(w.event_type, w.attempts, w.last_status) for w in hooks] == [
+        ("task.first_answer", 1, 200), ("task.done", 1, 200)]
+    sent = [fields["x-webhook-id"] for line, fields in proxy.requests if line.startswith("POST /hook")]
+    assert sent == [hooks[0].event_id, hooks[1].event_id, hooks[1].event_id]  # the second: dropped, then again
+    assert [json.loads(r.body)["type"] for r in receiver.received] == ["task.first_answer", "task.done"]
 
 
 async def test_callback_urls_that_are_not_public_or_not_http_are_refused_at_the_door(harness: Harness) -> None:
