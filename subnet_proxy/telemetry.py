@@ -89,6 +89,11 @@ class PlainFormatter(logging.Formatter):
         return f"{self._stamp},{int(record.msecs):03d}"
 
 
+#: third-party loggers that show only their warnings unless tracing (``--logging.trace``): faster-whisper
+#: alone wrote two INFO lines for every model call ("Processing audio with duration ...").
+QUIET_LOGGERS = ("websockets", "urllib3", "asyncio", "filelock", "wandb", "faster_whisper")
+
+
 def setup_logging(settings: LoggingSettings, *, stream: IO[str] | None = None) -> logging.Handler:
     """Configure the root logger once per process (calling again replaces this module's handler). Lines are
     formatted and written by a writer thread (``log_writer``): the handler's ``flush`` waits for them."""
@@ -101,8 +106,7 @@ def setup_logging(settings: LoggingSettings, *, stream: IO[str] | None = None) -
         old.close()
     root.addHandler(handler)
     root.setLevel(level)
-    # Third-party chatter only shows its warnings unless tracing.
-    for noisy in ("websockets", "urllib3", "asyncio", "filelock", "wandb"):
+    for noisy in QUIET_LOGGERS:
         logging.getLogger(noisy).setLevel(level if settings.trace else logging.WARNING)
     return handler
 

@@ -19,6 +19,7 @@ from subnet_proxy.config import LoggingSettings, Settings
 from subnet_proxy.tasks import MinerStat
 from subnet_proxy.telemetry import (
     MAX_CONSECUTIVE_ERRORS,
+    QUIET_LOGGERS,
     TRACE,
     Telemetry,
     prune_runs,
@@ -251,7 +252,7 @@ def test_online_unless_offline_or_mock(tmp_path: Path) -> None:
 @pytest.fixture
 def restore_logging():
     """setup_logging changes process-wide logging: put it back for the tests that follow."""
-    names = ["", "websockets", "urllib3", "asyncio", "filelock", "wandb"]
+    names = ["", *QUIET_LOGGERS]
     levels = {name: logging.getLogger(name).level for name in names}
     handlers = list(logging.getLogger().handlers)
     yield
@@ -259,6 +260,23 @@ def restore_logging():
         logging.getLogger().removeHandler(handler)
     for name, level in levels.items():
         logging.getLogger(name).setLevel(level)
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_third_party_chatter_shows_only_its_warnings_unless_tracing() -> None:
+    stream = io.StringIO()
+    handler = setup_logging(LoggingSettings(), stream=stream)
+    whisper = logging.getLogger("faster_whisper")
+    whisper.info("Processing audio with duration 00:04.563")  # written at every model call
+    whisper.warning("a warning of its own")
+    logging.getLogger("subnet_proxy.test").info("ours")
+    handler.flush()
+    assert [line.split(": ", 1)[1] for line in stream.getvalue().splitlines()] == ["a warning of its own", "ours"]
+    stream = io.StringIO()
+    handler = setup_logging(LoggingSettings(trace=True), stream=stream)
+    whisper.info("Processing audio with duration 00:04.563")
+    handler.flush()
+    assert "Processing audio" in stream.getvalue()
 
 
 @pytest.mark.usefixtures("restore_logging")
