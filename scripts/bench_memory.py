@@ -13,9 +13,10 @@ settled tasks (approved, failed or expired, read from the validator's store) the
 RSS (``/proc/PID/status``) is printed, with its change since the first point, twice: *under load*, read
 as the point is passed (32 tasks in flight, model calls running), and *at rest*: submissions stop
 until no task is pending, distributed or done, then the lowest of ``REST_SAMPLES`` readings
-``REST_EVERY_S`` apart. Under load, RSS swings by 40-90 MB within seconds (a Whisper window or a Piper
-reading in flight: 440-533 MB over 20 s, sampled every 10 s), so one reading says more about what was
-running at that instant than about what the process keeps; the floor at rest is what it keeps.
+``REST_EVERY_S`` apart. Under load, RSS moves by tens of MB from one reading to the next (sampled every
+10 s in a run: 521, 473, 533, 468 MB) as Whisper windows and Piper readings come and go, so one reading
+says more about what was running at that instant than about what the process keeps; the floor at
+rest is what it keeps.
 
 Target: RSS after 10,000 tasks within 5% of RSS after 1,000.
 Run: ``python scripts/bench_memory.py [--tasks 10000] [--every 1000] [--audio-share 0.04]``.
