@@ -176,7 +176,8 @@ async def resend_on_drop(send: Callable[[], Awaitable[aiohttp.ClientResponse]]) 
     closes one idle for 5 s; nginx after its ``keepalive_timeout``) is reset or ends before a status
     line: nothing was answered, and the server is not at fault. aiohttp sends such a request again
     for idempotent methods only (RFC 9112, section 9.3.1); the callers here POST requests that are
-    harmless to ask twice (a synapse, a peer's evaluation), and ``send`` signs each try anew, so a
+    harmless to ask twice (a synapse, a peer's evaluation, a webhook event its receiver deduplicates
+    by id, a client's submit under its Idempotency-Key), and ``send`` signs each try anew, so a
     replay check passes the second and still refuses a copy of either. A failure to connect
     (``ClientConnectorError``) is the server being down, and is not tried again.
     """

@@ -4,7 +4,9 @@ A server closes a connection idle for its keep-alive time (uvicorn, a stock axon
 client that picks that connection up at the same instant writes a request that is never answered.
 On a real server the race is a window of a millisecond. ``DroppingProxy`` makes it certain: it relays
 the first ``answered`` requests of each client connection to the real server and back, then reads
-the next request and closes the connection without a word.
+the next request and closes the connection without a word. With ``served_dropped`` that request
+reaches the server first and only its answer is lost: the other way a connection can drop, where
+sending again is safe only for a request the server recognises as a repeat.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ class DroppingProxy:
 
     upstream: int
     answered: int = 1
+    #: the dropped request is relayed and served before the connection drops (its answer is lost).
+    served_dropped: bool = False
     connections: int = 0
     #: every request received, relayed or dropped, in order: its request line and header fields (lower-case).
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
@@ -57,8 +61,12 @@ class DroppingProxy:
                 response, _, _ = await read_message(up_reader)
                 writer.write(response)
                 await writer.drain()
-            _, line, fields = await read_message(reader)
+            request, line, fields = await read_message(reader)
             self.requests.append((line, fields))
+            if self.served_dropped:
+                up_writer.write(request)
+                await up_writer.drain()
+                await read_message(up_reader)
         except asyncio.IncompleteReadError:
             pass  # the client closed first
         finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
@@ -40,7 +41,7 @@ from subnet_proxy.api.schemas import (
 from subnet_proxy.api.usage import UsageReport
 from subnet_proxy.api.ws import WS_PROTOCOL, ServerMessage, Subscribed, TaskEvent, WatchState, WsError
 from subnet_proxy.client.responses import ProxyError, TaskResult, raise_for_error, read_json
-from subnet_proxy.outbound import OutboundHTTP, OutboundPolicy
+from subnet_proxy.outbound import OutboundHTTP, OutboundPolicy, resend_on_drop
 from subnet_proxy.signing import sign_request
 from subnet_proxy.tasks import MinerReward
 
@@ -49,6 +50,11 @@ M = TypeVar("M", bound=BaseModel)
 DEFAULT_TIMEOUT_S = 60.0
 #: each long-poll asks the server to hold this long at most (the server caps it too).
 POLL_S = 10.0
+
+
+def new_idempotency_key() -> str:
+    """A random Idempotency-Key for a submit that was not given one (128 bits: never the same twice)."""
+    return secrets.token_hex(16)
 
 
 class ProxyClient:
@@ -102,41 +108,52 @@ class ProxyClient:
 
     async def _json(self, method: str, path: str, model: type[M], *, payload: BaseModel | None = None,
                     signed: bool = False, headers: dict[str, str] | None = None,
-                    params: dict[str, str] | None = None) -> M:
+                    params: dict[str, str] | None = None, resend: bool = False) -> M:
+        """``resend``: the request is safe to send twice (a submit under its Idempotency-Key): sent once
+        more when the connection drops before any answer (``outbound.resend_on_drop``)."""
         body = payload.model_dump_json(exclude_none=True).encode() if payload is not None else b""
         hdrs = dict(headers or {})
         hdrs.update(self._signed_headers(body) if signed else self._key_headers())
         if payload is not None:
             hdrs["Content-Type"] = "application/json"
-        async with self.session.request(method, self.base_url + path, data=body or None, headers=hdrs,
-                                        params=params) as resp:
+
+        def send() -> Any:
+            return self.session.request(method, self.base_url + path, data=body or None, headers=hdrs, params=params)
+
+        async with await (resend_on_drop(send) if resend else send()) as resp:
             await raise_for_error(resp)
             return model.model_validate(await read_json(resp))
 
-    @staticmethod
-    def _idempotency(key: str | None) -> dict[str, str]:
-        return {"Idempotency-Key": key} if key else {}
-
     # -- client endpoints ------------------------------------------------------------------------------
     async def submit(self, path: str, body: BaseModel, *, idempotency_key: str | None = None) -> TaskAccepted:
-        """Submit a task of a kind taking a JSON body (``path``: its endpoint, ``/api/v1/<kind>``)."""
-        return await self._json("POST", path, TaskAccepted, payload=body, headers=self._idempotency(idempotency_key))
+        """Submit a task of a kind taking a JSON body (``path``: its endpoint, ``/api/v1/<kind>``).
+
+        Every submit carries an Idempotency-Key (``idempotency_key``, else a random one made here), so
+        a submit whose connection drops before the answer is sent again safely: should the server have
+        made the task already, it answers with that task instead of making a second."""
+        headers = {"Idempotency-Key": idempotency_key or new_idempotency_key()}
+        return await self._json("POST", path, TaskAccepted, payload=body, headers=headers, resend=True)
 
     async def submit_audio(self, path: str, audio: bytes | Path, *, language: str | None = None,
                            filename: str = "audio", idempotency_key: str | None = None,
                            callback_url: str | None = None) -> TaskAccepted:
         """Submit a task of a kind taking an audio upload (a multipart form); ``callback_url``: where
-        its webhook events go."""
+        its webhook events go. Sent again on a dropped connection under its Idempotency-Key, as ``submit``."""
         if isinstance(audio, Path):
             filename, audio = audio.name, await asyncio.to_thread(audio.read_bytes)
-        form = aiohttp.FormData()
-        form.add_field("audio", audio, filename=filename, content_type="application/octet-stream")
-        if language:
-            form.add_field("language", language)
-        if callback_url:
-            form.add_field("callback_url", callback_url)
-        headers = {**self._key_headers(), **self._idempotency(idempotency_key)}
-        async with self.session.post(self.base_url + path, data=form, headers=headers) as resp:
+        data = audio
+        headers = {**self._key_headers(), "Idempotency-Key": idempotency_key or new_idempotency_key()}
+
+        def send() -> Any:  # a form is consumed by sending it: one per try
+            form = aiohttp.FormData()
+            form.add_field("audio", data, filename=filename, content_type="application/octet-stream")
+            if language:
+                form.add_field("language", language)
+            if callback_url:
+                form.add_field("callback_url", callback_url)
+            return self.session.post(self.base_url + path, data=form, headers=headers)
+
+        async with await resend_on_drop(send) as resp:
             await raise_for_error(resp)
             return TaskAccepted.model_validate(await read_json(resp))
 

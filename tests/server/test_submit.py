@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import time
+from datetime import date, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -13,8 +14,10 @@ import numpy as np
 
 from protocol import TTS_DEFAULT_VOICE, b64encode, encode_audio
 from subnet_proxy.blobs.base import BlobError, blob_key
+from subnet_proxy.client import ProxyClient
 from subnet_proxy.tasks import TaskKind, TaskStatus
 from tests.conftest import tone
+from tests.dropping import DroppingProxy
 from tests.server.conftest import ADMIN_KEY, CLIENT_KEY, Harness, auth, error_of, start_harness, stop_harness
 
 
@@ -245,3 +248,44 @@ async def test_a_body_that_does_not_arrive_in_time_is_refused_with_408(tmp_path:
         assert resp.status == 202, "a body that arrives in time is taken"
     finally:
         await stop_harness(h)
+
+
+async def submits_through(proxy: DroppingProxy, h: Harness, wav_bytes: bytes) -> list[str]:
+    """Two summarization submits and one upload through ``proxy`` with the client: their task ids."""
+    async with ProxyClient(f"http://127.0.0.1:{await proxy.start()}", api_key=CLIENT_KEY) as c:
+        try:
+            ids = [(await c.submit_summarization(f"Text number {n} to summarize, long enough.")).task_id
+                   for n in range(2)]
+            ids.append((await c.submit_transcription(wav_bytes)).task_id)
+        finally:
+            await proxy.close()
+    return ids
+
+
+def posted_keys(proxy: DroppingProxy) -> list[str]:
+    return [fields["idempotency-key"] for line, fields in proxy.requests if line.startswith("POST ")]
+
+
+async def test_the_client_sends_a_submit_again_when_its_connection_drops_unanswered(harness: Harness,
+                                                                                    wav_bytes: bytes) -> None:
+    """A kept-alive connection the server (or a proxy before it) closes as a submit is written on it:
+    the client sends it once more on a new connection, under the Idempotency-Key it made for it."""
+    proxy = DroppingProxy(harness.client.port, answered=1)  # each connection's second request: dropped unseen
+    ids = await submits_through(proxy, harness, wav_bytes)
+    keys = posted_keys(proxy)
+    assert len(keys) == 5 and keys[1] == keys[2] and keys[3] == keys[4]  # the second and third: dropped, again
+    assert len(set(keys)) == 3 and len(set(ids)) == 3
+    assert sum((await harness.store.count_by_status()).values()) == 3
+
+
+async def test_a_submit_served_but_unanswered_and_sent_again_makes_one_task(harness: Harness,
+                                                                            wav_bytes: bytes) -> None:
+    """The drop after the server made the task: the same key finds it, the client gets that task, and
+    no second task is made (or counted)."""
+    proxy = DroppingProxy(harness.client.port, answered=1, served_dropped=True)
+    ids = await submits_through(proxy, harness, wav_bytes)
+    assert len(posted_keys(proxy)) == 5 and len(set(ids)) == 3
+    assert sum((await harness.store.count_by_status()).values()) == 3
+    key_id = await harness.client_key_id()
+    rows = await harness.store.usage(since=date.today() - timedelta(days=1), owner=key_id)
+    assert {row.kind: row.usage.tasks for row in rows} == {"summarization": 2, "transcription": 1}  # once each
