@@ -192,18 +192,18 @@ class WebhookWorker:
         """One attempt: (HTTP status, None), or (None, why there was no answer). A kept-alive connection
         the receiver closes as the event is written on it (gunicorn closes one idle for 2 s) is no
         answer and not the receiver's fault: the POST goes once more at once, signed anew
-        (``resend_on_drop``), instead of waiting out a back-off."""
+        (``resend_on_drop``), instead of waiting out a back-off. Both tries together take at most
+        ``timeout_s``, so an attempt never outlives the lease its event is held under."""
         body = delivery.body.encode()
         secret = await self.secrets.secret_for(delivery.owner)
 
         def send() -> Any:
             headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
                        "X-Webhook-Id": delivery.event_id, SIGNATURE_HEADER: sign(secret, body)}
-            return self.http.post(delivery.url, data=body, headers=headers,
-                                  timeout=aiohttp.ClientTimeout(total=self.policy.timeout_s))
+            return self.http.post(delivery.url, data=body, headers=headers)
 
         try:
-            async with await resend_on_drop(send) as resp:
+            async with asyncio.timeout(self.policy.timeout_s), await resend_on_drop(send) as resp:
                 await read_bounded(resp, MAX_ANSWER_BYTES)
                 return resp.status, None
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:

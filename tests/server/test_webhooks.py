@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from subnet_proxy.cli import main as cli_main
 from subnet_proxy.client import ProxyClient, WebhookSignatureError, verify_webhook
 from subnet_proxy.tasks import FinalResult, TaskKind, TaskStatus
 from tests.dropping import DroppingProxy
-from tests.server.conftest import ADMIN_KEY, CLIENT_KEY, Harness, auth, error_of
+from tests.server.conftest import ADMIN_KEY, CLIENT_KEY, Harness, auth, error_of, start_harness, stop_harness
 from tests.webhook_receiver import Receiver, until_webhooks
 
 TEXT = "A long text to summarize for the webhook test. " * 3
@@ -117,6 +120,42 @@ async def test_an_event_written_on_a_connection_the_receiver_drops_is_sent_again
     sent = [fields["x-webhook-id"] for line, fields in proxy.requests if line.startswith("POST /hook")]
     assert sent == [hooks[0].event_id, hooks[1].event_id, hooks[1].event_id]  # the second: dropped, then again
     assert [json.loads(r.body)["type"] for r in receiver.received] == ["task.first_answer", "task.done"]
+
+
+async def test_a_receiver_that_never_answers_costs_one_timeout_an_attempt_then_a_retry(tmp_path) -> None:
+    """The first try is dropped after a while, the second hangs: the attempt, both tries together,
+    ends at ``--proxy.webhook_timeout_s`` (the lease it holds the event under is sized for one) and
+    is recorded as a timeout, to be retried."""
+    tries: list[float] = []
+
+    async def hang(request: web.Request) -> web.Response:
+        tries.append(time.time())
+        await request.read()
+        if len(tries) == 1:  # the first: held, then the connection dropped without an answer
+            await asyncio.sleep(1.2)
+            assert request.transport is not None
+            request.transport.close()
+        await asyncio.sleep(60)
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_post("/hook", hang)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    h = await start_harness(tmp_path, local=True, webhook_timeout_s=2.0, webhook_backoff_s=30.0)
+    try:
+        async with client(h) as c:
+            task_id = (await c.submit_summarization(TEXT, callback_url=str(server.make_url("/hook")))).task_id
+            await c.cancel(task_id)
+        [hook] = await until_webhooks(h.store, task_id, lambda hooks: hooks[0].attempts == 1, timeout=10.0)
+    finally:
+        await stop_harness(h)
+        await server.close()
+    assert (hook.state, hook.last_error, hook.last_status) == ("pending", "timeout", None)  # retried later
+    assert len(tries) == 2 and tries[1] - tries[0] >= 1.2  # sent again after the drop, within the attempt
+    assert hook.last_attempt_at is not None and hook.next_attempt_at > hook.last_attempt_at
+    # ended at the attempt's 2 s (a timeout for each try would have run to 1.2 + 2 s)
+    assert hook.last_attempt_at.timestamp() - tries[0] < 2.6
 
 
 async def test_callback_urls_that_are_not_public_or_not_http_are_refused_at_the_door(harness: Harness) -> None:
