@@ -53,7 +53,7 @@ class PeerClient:
         self.keypair = keypair
         self.http = http
         self.max_blob_bytes = max_blob_bytes
-        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self.timeout_s = timeout_s
 
     async def tasks(self, peer: Peer, cursor: str | None) -> ValidatorTaskPage:
         query = f"?limit={PAGE_SIZE}" + (f"&cursor={cursor}" if cursor else "")
@@ -82,15 +82,15 @@ class PeerClient:
             raise PeerError(200, "bad_answer", f"{path}: {exc.error_count()} invalid field(s)") from exc
 
     async def _send(self, peer: Peer, method: str, path: str, body: bytes, *, limit: int) -> bytes:
+        """The answer's body; a call (a try, and one more on a dropped connection) takes ``timeout_s`` at most."""
         def send() -> Any:  # signed anew for each try: the peer refuses a nonce it has seen
             headers = sign_request(self.keypair, body, peer.hotkey)
             if body:
                 headers["Content-Type"] = "application/json"
-            return self.http.request(method, peer.url + path, data=body or None, headers=headers,
-                                     timeout=self.timeout)
+            return self.http.request(method, peer.url + path, data=body or None, headers=headers)
 
         try:
-            async with await resend_on_drop(send) as resp:
+            async with asyncio.timeout(self.timeout_s), await resend_on_drop(send) as resp:
                 if resp.status != 200:
                     raise await _refusal(resp)
                 data = await read_bounded(resp, limit)  # to the end: one read() is one chunk's worth

@@ -7,13 +7,17 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from aiohttp import web
+from bittensor_wallet import Keypair
 
 from subnet_proxy import approval
+from subnet_proxy.api.schemas import EvaluationRequest
 from subnet_proxy.blobs import LocalBlobStore
 from subnet_proxy.blobs.base import BlobStore
 from subnet_proxy.chain.local import LocalChain, Registration
@@ -202,6 +206,43 @@ async def test_an_evaluation_written_on_a_connection_the_peer_drops_is_sent_agai
     assert scorer.scored == [task.task_id] and loop.evaluated == 1 and loop._backoff[via.hotkey].until == 0
     [evaluation] = await peer.store.list_evaluations(task.task_id)
     assert evaluation.validator_hotkey == peer.neurons.validator_a.ss58_address
+
+async def test_a_call_whose_retry_hangs_ends_at_the_clients_timeout(tmp_path: Path) -> None:
+    """The peer holds the first try, drops it, then hangs on the one sent again: the call, both tries
+    together, gives up at ``timeout_s`` as unreachable (a timeout for each try would run to 1.2 + 2 s)."""
+    tries: list[float] = []
+
+    async def hang(request: web.Request) -> web.Response:
+        tries.append(time.monotonic())
+        await request.read()
+        if len(tries) == 1:
+            await asyncio.sleep(1.2)
+            assert request.transport is not None
+            request.transport.close()
+        await asyncio.sleep(60)
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_post("/api/v1/validator/evaluation", hang)
+    runner = web.AppRunner(app, shutdown_timeout=0.5)  # not a minute for the hanging handler
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    me = Keypair.create_from_uri("//PeerTimeout")
+    http = OutboundHTTP(OutboundPolicy(allow_private=True))
+    client = PeerClient(me, http, max_blob_bytes=1 << 20, timeout_s=2.0)
+    peer = Peer(hotkey=me.ss58_address, url=f"http://127.0.0.1:{port}", stake=1.0)
+    request = EvaluationRequest(task_id="t" * 32, rewards=[MinerReward(uid=1, hotkey=me.ss58_address, reward=0.5)])
+    try:
+        with pytest.raises(PeerError) as caught:
+            await client.evaluate(peer, request)
+        ended = time.monotonic()
+    finally:
+        await http.close()
+        await runner.cleanup()
+    assert caught.value.status == 0 and caught.value.back_off
+    assert len(tries) == 2 and ended - tries[0] < 2.6
+
 
 async def test_own_work_first_and_an_unreachable_peer_is_backed_off(peer: Harness, tmp_path: Path) -> None:
     await peer.done_task()
