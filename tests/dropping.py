@@ -12,7 +12,11 @@ sending again is safe only for a request the server recognises as a repeat.
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+
+from aiohttp import web
 
 
 async def read_message(reader: asyncio.StreamReader) -> tuple[bytes, str, dict[str, str]]:
@@ -72,3 +76,22 @@ class DroppingProxy:
         finally:
             up_writer.close()
             writer.close()
+
+
+def drop_then_hang(tries: list[float], *, hold_s: float,
+                   clock: Callable[[], float] = time.time) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """An aiohttp handler for the other side of a resend: the first request is held ``hold_s``, then
+    its connection is closed without an answer; every later one hangs for a minute. ``tries``: when
+    each arrived, by ``clock``."""
+
+    async def handle(request: web.Request) -> web.Response:
+        tries.append(clock())
+        await request.read()
+        if len(tries) == 1:
+            await asyncio.sleep(hold_s)
+            assert request.transport is not None
+            request.transport.close()
+        await asyncio.sleep(60)
+        return web.Response()
+
+    return handle

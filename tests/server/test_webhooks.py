@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 
 import pytest
 from aiohttp import web
@@ -13,7 +12,7 @@ from aiohttp.test_utils import TestServer
 from subnet_proxy.cli import main as cli_main
 from subnet_proxy.client import ProxyClient, WebhookSignatureError, verify_webhook
 from subnet_proxy.tasks import FinalResult, TaskKind, TaskStatus
-from tests.dropping import DroppingProxy
+from tests.dropping import DroppingProxy, drop_then_hang
 from tests.server.conftest import ADMIN_KEY, CLIENT_KEY, Harness, auth, error_of, start_harness, stop_harness
 from tests.webhook_receiver import Receiver, until_webhooks
 
@@ -127,19 +126,8 @@ async def test_a_receiver_that_never_answers_costs_one_timeout_an_attempt_then_a
     ends at ``--proxy.webhook_timeout_s`` (the lease it holds the event under is sized for one) and
     is recorded as a timeout, to be retried."""
     tries: list[float] = []
-
-    async def hang(request: web.Request) -> web.Response:
-        tries.append(time.time())
-        await request.read()
-        if len(tries) == 1:  # the first: held, then the connection dropped without an answer
-            await asyncio.sleep(1.2)
-            assert request.transport is not None
-            request.transport.close()
-        await asyncio.sleep(60)
-        return web.Response()
-
     app = web.Application()
-    app.router.add_post("/hook", hang)
+    app.router.add_post("/hook", drop_then_hang(tries, hold_s=1.2))
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     h = await start_harness(tmp_path, local=True, webhook_timeout_s=2.0, webhook_backoff_s=30.0)

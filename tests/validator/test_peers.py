@@ -32,7 +32,7 @@ from subnet_proxy.validator.peer_loop import PeerEvaluationLoop
 from subnet_proxy.validator.peers import PUBLISH_SETTLE_S, Peer, PeerDirectory, find_peers, peer_url
 from subnet_proxy.validator.scores import ScoreBook
 from tests.conftest import free_port, make_wallet
-from tests.dropping import DroppingProxy
+from tests.dropping import DroppingProxy, drop_then_hang
 from tests.server.conftest import Harness, error_of, start_harness, stop_harness
 
 LOCAL = OutboundPolicy(allow_private=True)
@@ -211,19 +211,8 @@ async def test_a_call_whose_retry_hangs_ends_at_the_clients_timeout(tmp_path: Pa
     """The peer holds the first try, drops it, then hangs on the one sent again: the call, both tries
     together, gives up at ``timeout_s`` as unreachable (a timeout for each try would run to 1.2 + 2 s)."""
     tries: list[float] = []
-
-    async def hang(request: web.Request) -> web.Response:
-        tries.append(time.monotonic())
-        await request.read()
-        if len(tries) == 1:
-            await asyncio.sleep(1.2)
-            assert request.transport is not None
-            request.transport.close()
-        await asyncio.sleep(60)
-        return web.Response()
-
     app = web.Application()
-    app.router.add_post("/api/v1/validator/evaluation", hang)
+    app.router.add_post("/api/v1/validator/evaluation", drop_then_hang(tries, hold_s=1.2, clock=time.monotonic))
     runner = web.AppRunner(app, shutdown_timeout=0.5)  # not a minute for the hanging handler
     await runner.setup()
     port = free_port()
