@@ -129,7 +129,8 @@ async def submit(client: ProxyClient, run: Run, rng: random.Random, n: int, audi
 
 async def at_rest(store: SQLiteTaskStore, pid: int) -> float:
     """The validator's RSS once it has no task in work (nothing is submitted meanwhile): the lowest of
-    ``REST_SAMPLES`` readings, so a model call it starts of its own (a synthetic challenge) is not read."""
+    ``REST_SAMPLES`` readings, so a model call it starts of its own (a synthetic challenge) counts only
+    if it lasts through all of them."""
     while True:
         counts = await store.count_by_status()
         if not any(counts[s] for s in IN_WORK):
