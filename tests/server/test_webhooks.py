@@ -8,6 +8,7 @@ import json
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from yarl import URL
 
 from subnet_proxy.cli import main as cli_main
 from subnet_proxy.client import ProxyClient, WebhookSignatureError, verify_webhook
@@ -98,8 +99,7 @@ async def test_an_event_written_on_a_connection_the_receiver_drops_is_sent_again
     written on it: nothing was answered, so the POST goes again at once on a new connection, within
     the same attempt: no back-off, no failed try on the record."""
     h = local_harness
-    port = int(receiver.url.split(":")[2].split("/")[0])
-    proxy = DroppingProxy(port, answered=1)  # every connection's second request: dropped
+    proxy = DroppingProxy(URL(receiver.url).port or 0, answered=1)  # every connection's second request: dropped
     callback = f"http://127.0.0.1:{await proxy.start()}/hook"
     try:
         async with client(h) as c:

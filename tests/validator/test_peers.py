@@ -207,7 +207,7 @@ async def test_an_evaluation_written_on_a_connection_the_peer_drops_is_sent_agai
     [evaluation] = await peer.store.list_evaluations(task.task_id)
     assert evaluation.validator_hotkey == peer.neurons.validator_a.ss58_address
 
-async def test_a_call_whose_retry_hangs_ends_at_the_clients_timeout(tmp_path: Path) -> None:
+async def test_a_call_whose_retry_hangs_ends_at_the_clients_timeout() -> None:
     """The peer holds the first try, drops it, then hangs on the one sent again: the call, both tries
     together, gives up at ``timeout_s`` as unreachable (a timeout for each try would run to 1.2 + 2 s)."""
     tries: list[float] = []
@@ -218,7 +218,7 @@ async def test_a_call_whose_retry_hangs_ends_at_the_clients_timeout(tmp_path: Pa
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     me = Keypair.create_from_uri("//PeerTimeout")
-    http = OutboundHTTP(OutboundPolicy(allow_private=True))
+    http = OutboundHTTP(LOCAL)
     client = PeerClient(me, http, max_blob_bytes=1 << 20, timeout_s=2.0)
     peer = Peer(hotkey=me.ss58_address, url=f"http://127.0.0.1:{port}", stake=1.0)
     request = EvaluationRequest(task_id="t" * 32, rewards=[MinerReward(uid=1, hotkey=me.ss58_address, reward=0.5)])
